@@ -1,0 +1,161 @@
+//! The command line: `bt <subcommand>`, parsed with argh. Raw arguments only; each command
+//! validates and resolves them itself.
+
+use std::path::PathBuf;
+
+use argh::FromArgs;
+
+#[derive(FromArgs, Debug)]
+/// bt: a BitTorrent tracker, seeding peer and downloading client in one binary.
+#[argh(
+    note = "Profiles (folder + port per peer) and the tracker address live in peers.toml.",
+    example = "bt create data/sample.txt\nbt info data/sample.txt.torrent --pieces"
+)]
+pub struct Cli {
+    /// print debug logs (RUST_LOG=debug does the same, with finer control)
+    #[argh(switch, short = 'v')]
+    pub verbose: bool,
+    /// the command to run
+    #[argh(subcommand)]
+    pub command: Command,
+}
+
+/// Every subcommand.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    /// `bt create`
+    Create(CreateArgs),
+    /// `bt edit`
+    Edit(EditArgs),
+    /// `bt info`
+    Info(InfoArgs),
+    /// `bt import`
+    Import(ImportArgs),
+    /// `bt show`
+    Show(ShowArgs),
+}
+
+#[derive(FromArgs, Debug)]
+/// make a .torrent from a file or a whole folder.
+#[argh(
+    subcommand,
+    name = "create",
+    example = "bt create data/album --tracker http://192.168.1.10:6969/announce -o album.torrent",
+    note = "Files of a folder are taken in sorted order, nested folders included. Without \
+            --tracker, the announce URL of peers.toml is used. The piece length is chosen to give \
+            1,000-2,000 pieces (16 KiB to 16 MiB) unless --piece-length is given."
+)]
+pub struct CreateArgs {
+    /// the file or folder to share
+    #[argh(positional)]
+    pub path: PathBuf,
+    /// tracker announce URL; repeat for a BEP 12 announce-list (one tier each)
+    #[argh(option)]
+    pub tracker: Vec<String>,
+    /// where to write the torrent (default: NAME.torrent in the current folder)
+    #[argh(option, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// bytes per piece, a power of two: 262144, 256k, 1m ...
+    #[argh(option)]
+    pub piece_length: Option<String>,
+    /// set the private flag (BEP 27): peers only from the tracker
+    #[argh(switch)]
+    pub private: bool,
+    /// a comment stored in the torrent
+    #[argh(option)]
+    pub comment: Option<String>,
+    /// overwrite the output file if it exists
+    #[argh(switch)]
+    pub force: bool,
+    /// config file for the default tracker URL (default: peers.toml)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(FromArgs, Debug)]
+/// change the tracker URL(s) of a .torrent; its info-hash stays the same.
+#[argh(
+    subcommand,
+    name = "edit",
+    example = "bt edit data/album.torrent --tracker http://192.168.1.10:6969/announce"
+)]
+pub struct EditArgs {
+    /// the torrent to edit
+    #[argh(positional)]
+    pub torrent: PathBuf,
+    /// new announce URL; repeat for an announce-list (one tier each)
+    #[argh(option)]
+    pub tracker: Vec<String>,
+    /// write the result here instead of replacing the torrent
+    #[argh(option, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// replace the comment
+    #[argh(option)]
+    pub comment: Option<String>,
+}
+
+#[derive(FromArgs, Debug)]
+/// show what a .torrent holds: name, size, pieces, info-hash, trackers, files.
+#[argh(
+    subcommand,
+    name = "info",
+    example = "bt info data/album.torrent --files --pieces\nbt info data/album.torrent --json"
+)]
+pub struct InfoArgs {
+    /// the torrent to read
+    #[argh(positional)]
+    pub torrent: PathBuf,
+    /// list every file (by default only the first 20)
+    #[argh(switch)]
+    pub files: bool,
+    /// list the SHA-1 of every piece
+    #[argh(switch)]
+    pub pieces: bool,
+    /// print one JSON object instead of text
+    #[argh(switch)]
+    pub json: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// put a .torrent into a profile's library (its folder).
+#[argh(
+    subcommand,
+    name = "import",
+    example = "bt import data/album.torrent --profile client"
+)]
+pub struct ImportArgs {
+    /// the torrent to import
+    #[argh(positional)]
+    pub torrent: PathBuf,
+    /// the config file (default: peers.toml)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the profile whose library receives the torrent
+    #[argh(option)]
+    pub profile: String,
+    /// use this folder instead of the profile's
+    #[argh(option)]
+    pub folder: Option<PathBuf>,
+    /// use this port instead of the profile's (accepted for symmetry; unused here)
+    #[argh(option)]
+    pub port: Option<u16>,
+}
+
+#[derive(FromArgs, Debug)]
+/// list a profile's library: torrents, sizes, info-hashes, data present.
+#[argh(subcommand, name = "show", example = "bt show --profile peer1")]
+pub struct ShowArgs {
+    /// the config file (default: peers.toml)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the profile to list
+    #[argh(option)]
+    pub profile: String,
+    /// use this folder instead of the profile's
+    #[argh(option)]
+    pub folder: Option<PathBuf>,
+    /// use this port instead of the profile's (accepted for symmetry; unused here)
+    #[argh(option)]
+    pub port: Option<u16>,
+}

@@ -1,0 +1,249 @@
+//! `peers.toml`: the tracker section and the named profiles (a folder and a port each), plus the
+//! command-line overrides that every profile-taking subcommand shares.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// The default config file name, looked up in the current folder.
+pub const DEFAULT_CONFIG: &str = "peers.toml";
+
+/// The whole `peers.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the tracker listens and how peers reach it.
+    pub tracker: TrackerConfig,
+    /// Named profiles: `peer1`, `peer2`, `client`, ...
+    pub profiles: BTreeMap<String, ProfileConfig>,
+}
+
+/// The `[tracker]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackerConfig {
+    /// Address `bt tracker` listens on (`0.0.0.0:6969` serves the whole LAN).
+    pub bind: SocketAddr,
+    /// Announce URL that peers use and that `bt create` writes by default.
+    pub announce: String,
+    /// Seconds between announces that the tracker asks of peers.
+    pub interval: u64,
+}
+
+/// One `[profiles.NAME]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// The profile's library and download folder, relative to the config file's folder.
+    pub folder: PathBuf,
+    /// TCP port for the peer wire protocol.
+    pub port: u16,
+    /// Address to listen on (default `0.0.0.0`, every interface).
+    #[serde(default = "any_ip")]
+    pub ip: IpAddr,
+}
+
+fn any_ip() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            bind: SocketAddr::from(([0, 0, 0, 0], 6969)),
+            announce: "http://127.0.0.1:6969/announce".into(),
+            interval: 30,
+        }
+    }
+}
+
+impl Default for Config {
+    /// The same three profiles as the shipped `peers.toml`.
+    fn default() -> Self {
+        let profile = |folder: &str, port| ProfileConfig {
+            folder: folder.into(),
+            port,
+            ip: any_ip(),
+        };
+        Config {
+            tracker: TrackerConfig::default(),
+            profiles: BTreeMap::from([
+                ("peer1".to_string(), profile("peer1", 6881)),
+                ("peer2".to_string(), profile("peer2", 6882)),
+                ("client".to_string(), profile("client", 6883)),
+            ]),
+        }
+    }
+}
+
+impl Config {
+    /// Parse TOML text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config> {
+        let config: Config = toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", origin.display(), one_line(&e.to_string())))?;
+        let mut ports = BTreeMap::new();
+        for (name, p) in &config.profiles {
+            if let Some(other) = ports.insert((p.ip, p.port), name) {
+                bail!(
+                    "{}: profiles `{other}` and `{name}` both use port {}",
+                    origin.display(),
+                    p.port
+                );
+            }
+        }
+        Ok(config)
+    }
+
+    /// Load a config file. A missing file is an error only if the user named it: without
+    /// `--config`, a missing `peers.toml` means the built-in defaults.
+    pub fn load(path: Option<&Path>) -> Result<(Config, PathBuf)> {
+        let (path, explicit) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((Config::parse(&text, &path)?, base_dir(&path))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                Ok((Config::default(), PathBuf::new()))
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot read config {}", path.display())),
+        }
+    }
+}
+
+/// The folder that relative profile folders are resolved against.
+fn base_dir(config_path: &Path) -> PathBuf {
+    match config_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::new(),
+    }
+}
+
+/// toml's messages span several lines with a source excerpt; keep them to one.
+fn one_line(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    // toml puts "TOML parse error at line X, column Y" first and the reason last.
+    match (lines.first(), lines.last()) {
+        (Some(first), Some(last)) if lines.len() > 1 => {
+            format!(
+                "{}: {}",
+                first.trim_start_matches("TOML parse error "),
+                last
+            )
+        }
+        _ => s.trim().to_string(),
+    }
+}
+
+/// A profile with overrides applied and its folder resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// Profile name.
+    pub name: String,
+    /// Library and download folder.
+    pub folder: PathBuf,
+    /// Listen port.
+    pub port: u16,
+    /// Listen address.
+    pub ip: IpAddr,
+    /// The whole config it came from (for the tracker URL).
+    pub config: Config,
+}
+
+/// Resolve a profile from a config file and command-line overrides.
+pub fn resolve(
+    config_path: Option<&Path>,
+    name: &str,
+    folder: Option<&Path>,
+    port: Option<u16>,
+) -> Result<Profile> {
+    let (config, base) = Config::load(config_path)?;
+    let shown = config_path.unwrap_or(Path::new(DEFAULT_CONFIG)).display();
+    let found = config.profiles.get(name).cloned();
+    let (folder, port, ip) = match (found, folder, port) {
+        (Some(p), f, o) => (
+            f.map(Path::to_path_buf)
+                .unwrap_or_else(|| base.join(&p.folder)),
+            o.unwrap_or(p.port),
+            p.ip,
+        ),
+        // Both overrides given: the profile need not exist (scripts, benchmarks).
+        (None, Some(f), Some(o)) => (f.to_path_buf(), o, any_ip()),
+        (None, _, _) => {
+            let known: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
+            bail!(
+                "{shown}: no profile `{name}` (known: {}); add a [profiles.{name}] section or pass --folder and --port",
+                known.join(", ")
+            )
+        }
+    };
+    Ok(Profile {
+        name: name.to_string(),
+        folder,
+        port,
+        ip,
+        config,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_file_matches_defaults() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/peers.toml")).unwrap();
+        let c = Config::parse(&text, Path::new("peers.toml")).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn defaults_survive_a_round_trip() {
+        let text = toml::to_string(&Config::default()).unwrap();
+        assert_eq!(
+            Config::parse(&text, Path::new("x")).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_clashing_ports_are_named() {
+        let e = Config::parse("[tracker]\nbindd = \"1.2.3.4:1\"\n", Path::new("p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("p.toml: ") && e.contains("bindd"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        let e = Config::parse(
+            "[profiles.a]\nfolder = \"a\"\nport = 1\n[profiles.b]\nfolder = \"b\"\nport = 1\n",
+            Path::new("p.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("both use port 1"), "{e}");
+    }
+
+    #[test]
+    fn resolve_applies_overrides_and_names_missing_profiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[profiles.x]\nfolder = \"xdir\"\nport = 7000\n").unwrap();
+        let p = resolve(Some(&path), "x", None, None).unwrap();
+        assert_eq!(p.folder, dir.path().join("xdir"));
+        assert_eq!(p.port, 7000);
+        let p = resolve(Some(&path), "x", Some(Path::new("/tmp/o")), Some(7001)).unwrap();
+        assert_eq!((p.folder.as_path(), p.port), (Path::new("/tmp/o"), 7001));
+        let e = resolve(Some(&path), "nope", None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no profile `nope`") && e.contains("c.toml"),
+            "{e}"
+        );
+        let e = resolve(Some(&dir.path().join("missing.toml")), "x", None, None).unwrap_err();
+        assert!(format!("{e:#}").contains("missing.toml"));
+    }
+}

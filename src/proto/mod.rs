@@ -1,0 +1,9 @@
+//! Pure BitTorrent formats: bytes in, values out.
+//!
+//! Nothing in here touches a socket, a file or a clock, so every decoder can be tested and fuzzed
+//! on plain byte slices. The engine and the modes build on these types; this module imports
+//! nothing else of ours.
+
+pub mod bencode;
+pub mod layout;
+pub mod metainfo;
