@@ -34,6 +34,10 @@ pub enum Command {
     Import(ImportArgs),
     /// `bt show`
     Show(ShowArgs),
+    /// `bt peer`
+    Peer(PeerArgs),
+    /// `bt client`
+    Client(ClientArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -158,4 +162,81 @@ pub struct ShowArgs {
     /// use this port instead of the profile's (accepted for symmetry; unused here)
     #[argh(option)]
     pub port: Option<u16>,
+}
+
+#[derive(FromArgs, Debug)]
+/// serve a profile's library to the swarm, and fetch whatever it lacks.
+#[argh(
+    subcommand,
+    name = "peer",
+    example = "bt peer --profile peer1\nbt peer --profile peer2 --tracker http://192.168.1.10:6969/announce",
+    note = "Loads every .torrent in the profile's folder, checks the data on disk, announces to the \
+            tracker, listens on the profile's port and serves every peer that asks. Runs until \
+            Ctrl-C, then tells the tracker it stopped."
+)]
+pub struct PeerArgs {
+    /// the config file (default: peers.toml)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the profile to run, a [profiles.NAME] section of the config
+    #[argh(option)]
+    pub profile: String,
+    /// use this folder instead of the profile's
+    #[argh(option)]
+    pub folder: Option<PathBuf>,
+    /// use this port instead of the profile's
+    #[argh(option)]
+    pub port: Option<u16>,
+    /// announce here instead of the torrents' own trackers (repeatable)
+    #[argh(option)]
+    pub tracker: Vec<String>,
+    /// also connect to this peer directly, ADDR:PORT (repeatable)
+    #[argh(option)]
+    pub peer: Vec<String>,
+    /// upload slots: peers served at once, plus one optimistic (default 0: every interested peer)
+    #[argh(option, default = "0")]
+    pub upload_slots: usize,
+}
+
+#[derive(FromArgs, Debug)]
+/// download torrents into a profile's folder, showing progress, then keep seeding.
+#[argh(
+    subcommand,
+    name = "client",
+    example = "bt client --profile client data/album.torrent\nbt client --profile client --exit-when-done data/book.txt.torrent",
+    note = "Imports the given torrents into the profile's library (plus any already there), \
+            downloads them from every peer the tracker knows, verifying each piece's SHA-1, then \
+            seeds until Ctrl-C. Exits 1 with the reason if a torrent cannot complete."
+)]
+pub struct ClientArgs {
+    /// torrents to download (imported into the profile's library first)
+    #[argh(positional)]
+    pub torrents: Vec<PathBuf>,
+    /// the config file (default: peers.toml)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the profile to run, a [profiles.NAME] section of the config
+    #[argh(option)]
+    pub profile: String,
+    /// use this folder instead of the profile's
+    #[argh(option)]
+    pub folder: Option<PathBuf>,
+    /// use this port instead of the profile's
+    #[argh(option)]
+    pub port: Option<u16>,
+    /// announce here instead of the torrents' own trackers (repeatable)
+    #[argh(option)]
+    pub tracker: Vec<String>,
+    /// also connect to this peer directly, ADDR:PORT (repeatable)
+    #[argh(option)]
+    pub peer: Vec<String>,
+    /// exit 0 once every torrent is complete and verified, instead of seeding
+    #[argh(switch)]
+    pub exit_when_done: bool,
+    /// give up (exit 1) when a download has had no peer and no progress for this many seconds
+    #[argh(option, default = "60")]
+    pub stall_timeout: u64,
+    /// upload slots: peers served at once, plus one optimistic (default 0: every interested peer)
+    #[argh(option, default = "0")]
+    pub upload_slots: usize,
 }

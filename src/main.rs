@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use bt::cli::{Cli, Command};
-use bt::commands;
+use bt::{commands, modes};
 
 fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
@@ -17,6 +17,8 @@ fn main() -> ExitCode {
         Command::Info(a) => commands::info::run(a),
         Command::Import(a) => commands::library::import(a),
         Command::Show(a) => commands::library::show(a),
+        Command::Peer(a) => modes::peer::run(a),
+        Command::Client(a) => modes::client::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -94,6 +94,18 @@ pub fn rate(bytes: u64, elapsed: Duration) -> u64 {
     }
 }
 
+/// A short duration: "850 ms", "12.3 s", "4 min 05 s".
+pub fn duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} min {:02} s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
 /// "1.5 MiB (1,572,864 bytes)".
 pub fn size_both(bytes: u64) -> String {
     format!("{} ({} bytes)", HumanBytes(bytes), grouped(bytes))
@@ -124,5 +136,8 @@ mod tests {
         assert_eq!(size_both(1536), "1.50 KiB (1,536 bytes)");
         assert_eq!(percent(1, 4), 25.0);
         assert_eq!(percent(0, 0), 100.0);
+        assert_eq!(duration(Duration::from_millis(5)), "5 ms");
+        assert_eq!(duration(Duration::from_millis(12_345)), "12.3 s");
+        assert_eq!(duration(Duration::from_secs(245)), "4 min 05 s");
     }
 }

@@ -5,5 +5,7 @@
 //! nothing else of ours.
 
 pub mod bencode;
+pub mod bitfield;
 pub mod layout;
 pub mod metainfo;
+pub mod wire;

@@ -1,0 +1,217 @@
+//! One peer connection: the handshake, then a reader loop (decode frames, hand them to the
+//! torrent) and a writer task (control messages, and blocks read from the piece cache).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_std::channel::{unbounded, Receiver, TryRecvError};
+use async_std::io::{prelude::*, BufWriter};
+use async_std::net::{Shutdown, TcpStream};
+use async_std::task;
+
+use super::peer::Out;
+use super::picker::PeerKey;
+use super::torrent::Torrent;
+use crate::proto::layout::BLOCK;
+use crate::proto::wire::{self, Handshake, Limits, Message, HANDSHAKE_LEN};
+
+/// Time allowed to connect and to complete the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A peer silent this long (not even a keep-alive) is dropped.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
+/// We send a keep-alive after this long without writing.
+const KEEPALIVE: Duration = Duration::from_secs(60);
+/// Receive buffer: room for many blocks per read.
+const READ_BUF: usize = 256 * 1024;
+/// Send buffer.
+const WRITE_BUF: usize = 128 * 1024;
+
+async fn timed<T>(
+    d: Duration,
+    what: &str,
+    f: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Result<T, String> {
+    match async_std::future::timeout(d, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!("{what}: timed out after {} s", d.as_secs())),
+    }
+}
+
+/// Read a handshake from `stream`.
+pub async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, String> {
+    let mut buf = [0u8; HANDSHAKE_LEN];
+    timed(HANDSHAKE_TIMEOUT, "handshake", stream.read_exact(&mut buf)).await?;
+    Handshake::decode(&buf).map_err(|e| e.to_string())
+}
+
+/// Call `addr` for `torrent`. Returns how long the connection lived once set up.
+pub async fn outgoing(torrent: Arc<Torrent>, addr: SocketAddr) -> Result<Duration, String> {
+    let mut stream = timed(HANDSHAKE_TIMEOUT, "connect", TcpStream::connect(addr)).await?;
+    let ours = Handshake::new(torrent.info_hash(), torrent.peer_id);
+    timed(
+        HANDSHAKE_TIMEOUT,
+        "handshake",
+        stream.write_all(&ours.encode()),
+    )
+    .await?;
+    let theirs = read_handshake(&mut stream).await?;
+    if theirs.info_hash != torrent.info_hash() {
+        return Err("peer answered for another torrent".into());
+    }
+    run(torrent, stream, addr, theirs.peer_id, false).await
+}
+
+/// Serve a connection that sent us `theirs` for `torrent`: answer the handshake and run.
+pub async fn incoming(
+    torrent: Arc<Torrent>,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    theirs: Handshake,
+) -> Result<Duration, String> {
+    let ours = Handshake::new(torrent.info_hash(), torrent.peer_id);
+    timed(
+        HANDSHAKE_TIMEOUT,
+        "handshake",
+        stream.write_all(&ours.encode()),
+    )
+    .await?;
+    run(torrent, stream, addr, theirs.peer_id, true).await
+}
+
+async fn run(
+    torrent: Arc<Torrent>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    peer_id: [u8; 20],
+    incoming: bool,
+) -> Result<Duration, String> {
+    let _ = stream.set_nodelay(true);
+    let (tx, rx) = unbounded();
+    let key = torrent.register(addr, peer_id, incoming, tx)?;
+    let started = Instant::now();
+    log::info!(
+        "{addr}: connected ({})",
+        super::peer::peer_id_text(&peer_id)
+    );
+    let writer = task::spawn(write_loop(Arc::clone(&torrent), stream.clone(), rx, key));
+    let result = read_loop(&torrent, stream.clone(), key).await;
+    torrent.unregister(key);
+    let _ = stream.shutdown(Shutdown::Both);
+    let write_result = writer.await;
+    let why = result
+        .err()
+        .or(write_result.err())
+        .unwrap_or_else(|| "closed".into());
+    log::info!("{addr}: disconnected: {why}");
+    Ok(started.elapsed())
+}
+
+async fn read_loop(
+    torrent: &Arc<Torrent>,
+    mut stream: TcpStream,
+    key: PeerKey,
+) -> Result<(), String> {
+    let limits = Limits::for_pieces(torrent.layout.piece_count());
+    let mut buf = vec![0u8; READ_BUF.max(limits.max_frame as usize + 4)];
+    let (mut start, mut end) = (0usize, 0usize);
+    loop {
+        let mut got_data = false;
+        while let Some((msg, used)) =
+            wire::decode(&buf[start..end], limits).map_err(|e| e.to_string())?
+        {
+            match msg {
+                Message::Piece { index, begin, data } => {
+                    torrent.on_block(key, index, begin, data)?;
+                    got_data = true;
+                }
+                other => {
+                    let refill = matches!(
+                        other,
+                        Message::Unchoke | Message::Have(_) | Message::Bitfield(_)
+                    );
+                    torrent.handle(key, other)?;
+                    got_data |= refill;
+                }
+            }
+            start += used;
+        }
+        if got_data {
+            torrent.fill(key);
+        }
+        // Keep room for a whole frame after `end`.
+        if start == end {
+            start = 0;
+            end = 0;
+        } else if buf.len() - end < BLOCK as usize + 13 {
+            buf.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+        }
+        let n = match async_std::future::timeout(IDLE_TIMEOUT, stream.read(&mut buf[end..])).await {
+            Ok(Ok(0)) => return Err("peer closed the connection".into()),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(format!("read: {e}")),
+            Err(_) => return Err(format!("silent for {} s", IDLE_TIMEOUT.as_secs())),
+        };
+        end += n;
+    }
+}
+
+async fn write_loop(
+    torrent: Arc<Torrent>,
+    stream: TcpStream,
+    rx: Receiver<Out>,
+    key: PeerKey,
+) -> Result<(), String> {
+    let mut out = BufWriter::with_capacity(WRITE_BUF, stream.clone());
+    let result = async {
+        loop {
+            let item = match rx.try_recv() {
+                Ok(item) => item,
+                Err(TryRecvError::Closed) => return Ok(()),
+                Err(TryRecvError::Empty) => {
+                    out.flush().await.map_err(|e| format!("write: {e}"))?;
+                    match async_std::future::timeout(KEEPALIVE, rx.recv()).await {
+                        Ok(Ok(item)) => item,
+                        Ok(Err(_)) => return Ok(()),
+                        Err(_) => Out::Raw(0u32.to_be_bytes().to_vec()),
+                    }
+                }
+            };
+            match item {
+                Out::Raw(bytes) => out
+                    .write_all(&bytes)
+                    .await
+                    .map_err(|e| format!("write: {e}"))?,
+                Out::Serve(b) => {
+                    if !torrent.take_request(key, b) {
+                        continue; // cancelled, or we choked them meanwhile
+                    }
+                    let piece = torrent
+                        .piece_for_upload(b.index)
+                        .await
+                        .map_err(|e| format!("cannot read piece {}: {e}", b.index))?;
+                    let range = b.begin as usize..(b.begin + b.len) as usize;
+                    let data = piece.get(range).ok_or("request outside the piece")?;
+                    out.write_all(&wire::piece_header(b.index, b.begin, data.len()))
+                        .await
+                        .map_err(|e| format!("write: {e}"))?;
+                    out.write_all(data)
+                        .await
+                        .map_err(|e| format!("write: {e}"))?;
+                    torrent.count_upload(key, data.len() as u64);
+                }
+                Out::Close(why) => {
+                    let _ = out.flush().await;
+                    return Err(why);
+                }
+            }
+        }
+    }
+    .await;
+    // Wake the reader so the connection ends as a whole.
+    let _ = stream.shutdown(Shutdown::Both);
+    result
+}

@@ -1,0 +1,136 @@
+//! The peers a torrent may call: addresses from the tracker (or the command line), each with
+//! its state and a backoff so that a dead peer is retried less and less often.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// First retry delay after a failed or ended connection; doubles per failure.
+const BACKOFF: Duration = Duration::from_secs(5);
+/// Longest retry delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Most addresses remembered per torrent (a tracker cannot flood us).
+const MAX_KNOWN: usize = 2000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Idle,
+    Busy,
+    Banned,
+}
+
+#[derive(Debug, Clone)]
+struct Known {
+    state: State,
+    fails: u32,
+    next_try: Instant,
+}
+
+/// Addresses to call, with backoff.
+#[derive(Debug, Default)]
+pub struct Dialer {
+    known: HashMap<SocketAddr, Known>,
+}
+
+impl Dialer {
+    /// Remember an address (no-op if known or over the limit).
+    pub fn add(&mut self, addr: SocketAddr, now: Instant) {
+        if self.known.len() >= MAX_KNOWN || addr.port() == 0 {
+            return;
+        }
+        self.known.entry(addr).or_insert(Known {
+            state: State::Idle,
+            fails: 0,
+            next_try: now,
+        });
+    }
+
+    /// Never call this address again (bad data, or it is ourselves).
+    pub fn ban(&mut self, addr: SocketAddr) {
+        if let Some(k) = self.known.get_mut(&addr) {
+            k.state = State::Banned;
+        }
+    }
+
+    /// Whether an address is banned.
+    pub fn is_banned(&self, addr: SocketAddr) -> bool {
+        self.known
+            .get(&addr)
+            .is_some_and(|k| k.state == State::Banned)
+    }
+
+    /// Addresses due for a call, at most `limit`; they are marked busy until [`Dialer::finished`].
+    pub fn due(&mut self, now: Instant, limit: usize) -> Vec<SocketAddr> {
+        let mut out: Vec<SocketAddr> = self
+            .known
+            .iter()
+            .filter(|(_, k)| k.state == State::Idle && k.next_try <= now)
+            .map(|(a, _)| *a)
+            .collect();
+        out.sort();
+        out.truncate(limit);
+        for a in &out {
+            if let Some(k) = self.known.get_mut(a) {
+                k.state = State::Busy;
+            }
+        }
+        out
+    }
+
+    /// Number of calls under way or connected.
+    pub fn busy(&self) -> usize {
+        self.known
+            .values()
+            .filter(|k| k.state == State::Busy)
+            .count()
+    }
+
+    /// A call ended. `useful` is true when the connection got past the handshake and lasted;
+    /// then the peer is called again soon, else later and later. `retry` false parks it (e.g.
+    /// both sides are seeds) until a new tracker answer lists it again.
+    pub fn finished(&mut self, addr: SocketAddr, useful: bool, now: Instant) {
+        let Some(k) = self.known.get_mut(&addr) else {
+            return;
+        };
+        if k.state == State::Banned {
+            return;
+        }
+        k.state = State::Idle;
+        k.fails = if useful { 0 } else { k.fails + 1 };
+        let delay = BACKOFF.saturating_mul(1 << k.fails.min(6)).min(MAX_BACKOFF);
+        k.next_try = now + delay;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_bans_stick() {
+        let a: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:1001".parse().unwrap();
+        let t0 = Instant::now();
+        let mut d = Dialer::default();
+        d.add(a, t0);
+        d.add(b, t0);
+        assert_eq!(d.due(t0, 1), vec![a]);
+        assert_eq!(d.due(t0, 5), vec![b]);
+        assert_eq!(d.busy(), 2);
+        d.finished(a, false, t0);
+        assert!(d.due(t0 + Duration::from_secs(9), 5).is_empty());
+        assert_eq!(d.due(t0 + Duration::from_secs(11), 5), vec![a]);
+        d.finished(a, false, t0);
+        assert!(
+            d.due(t0 + Duration::from_secs(11), 5).is_empty(),
+            "20 s after two failures"
+        );
+        d.ban(b);
+        d.finished(b, true, t0);
+        assert!(d.is_banned(b));
+        assert!(d
+            .due(t0 + Duration::from_secs(1000), 5)
+            .iter()
+            .all(|x| *x != b));
+    }
+}

@@ -1,0 +1,557 @@
+//! Which block to ask for next: rarest-first over the peers' bitfields, pieces finished before
+//! new ones are started, and an endgame that asks a second peer for the last blocks.
+//!
+//! Pure bookkeeping (no I/O): the torrent calls it under its lock. Peers are named by a small
+//! integer key; times are passed in so tests can drive the clock.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::proto::bitfield::Bitfield;
+use crate::proto::layout::{Layout, BLOCK};
+use crate::proto::wire::BlockRef;
+
+/// A connection's key inside one torrent.
+pub type PeerKey = u64;
+
+/// Most peers that may hold a request for the same block (in endgame).
+const MAX_HOLDERS: usize = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Block {
+    Free,
+    Requested { by: Vec<PeerKey>, at: Instant },
+    Received,
+}
+
+/// A piece being downloaded: block states, the bytes so far, and who sent them.
+#[derive(Debug)]
+struct Partial {
+    blocks: Vec<Block>,
+    received: u32,
+    buf: Vec<u8>,
+    contributors: Vec<PeerKey>,
+}
+
+/// What happened to a received block.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BlockOutcome {
+    /// Stored; the piece still lacks blocks. Other peers that also had it requested (endgame)
+    /// should get a `cancel`.
+    Stored {
+        /// Peers to cancel the same block at.
+        cancel: Vec<PeerKey>,
+    },
+    /// Stored and the piece is complete: hash it. The buffer is handed over.
+    Complete {
+        /// Peers to cancel the same block at.
+        cancel: Vec<PeerKey>,
+        /// The whole piece.
+        data: Vec<u8>,
+        /// Every peer that sent part of it (to blame if the hash fails).
+        contributors: Vec<PeerKey>,
+    },
+    /// Not something we asked this peer for (or already have): ignored.
+    Unrequested,
+}
+
+/// The download state of a torrent's pieces.
+#[derive(Debug)]
+pub struct Picker {
+    layout: Layout,
+    have: Bitfield,
+    /// Complete pieces waiting for their hash check.
+    verifying: Bitfield,
+    availability: Vec<u32>,
+    partial: HashMap<u32, Partial>,
+    /// Peers that sent bad data for a piece: asked for it again only if nobody else has it.
+    avoid: HashMap<u32, Vec<PeerKey>>,
+    spare_buffers: Vec<Vec<u8>>,
+}
+
+impl Picker {
+    /// A picker for a torrent of `layout`, with `have` already verified.
+    pub fn new(layout: Layout, have: Bitfield) -> Picker {
+        let n = layout.piece_count();
+        Picker {
+            layout,
+            verifying: Bitfield::new(n),
+            availability: vec![0; n],
+            partial: HashMap::new(),
+            avoid: HashMap::new(),
+            have,
+            spare_buffers: Vec::new(),
+        }
+    }
+
+    /// Verified pieces.
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    /// True when every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.have.is_full()
+    }
+
+    /// Bytes verified.
+    pub fn bytes_have(&self) -> u64 {
+        self.have
+            .ones()
+            .map(|i| self.layout.piece_size(i) as u64)
+            .sum()
+    }
+
+    /// Whether we lack piece `i` (not verified, not being verified).
+    pub fn wants(&self, i: usize) -> bool {
+        i < self.have.len() && !self.have.get(i) && !self.verifying.get(i)
+    }
+
+    /// Whether a peer with `bits` has any piece we lack.
+    pub fn interesting(&self, bits: &Bitfield) -> bool {
+        !self.is_complete() && bits.ones().any(|i| self.wants(i))
+    }
+
+    /// Count a peer's pieces in the availability (on bitfield).
+    pub fn add_peer_pieces(&mut self, bits: &Bitfield) {
+        for i in bits.ones() {
+            self.availability[i] += 1;
+        }
+    }
+
+    /// Remove a departed peer's pieces from the availability.
+    pub fn remove_peer_pieces(&mut self, bits: &Bitfield) {
+        for i in bits.ones() {
+            self.availability[i] = self.availability[i].saturating_sub(1);
+        }
+    }
+
+    /// Count one `have`.
+    pub fn add_have(&mut self, i: usize) {
+        if let Some(a) = self.availability.get_mut(i) {
+            *a += 1;
+        }
+    }
+
+    /// Choose up to `max` blocks to request from `peer`, which has `bits`.
+    pub fn pick(
+        &mut self,
+        peer: PeerKey,
+        bits: &Bitfield,
+        max: usize,
+        now: Instant,
+    ) -> Vec<BlockRef> {
+        let mut out = Vec::new();
+        if max == 0 || self.is_complete() {
+            return out;
+        }
+        // 1. Blocks of pieces already started, most complete first: finish before starting.
+        let mut started: Vec<(u32, u32)> = self
+            .partial
+            .iter()
+            .filter(|(i, _)| bits.get(**i as usize) && !self.avoided(**i, peer, bits))
+            .map(|(i, p)| (*i, p.received))
+            .collect();
+        started.sort_by_key(|&(i, received)| (std::cmp::Reverse(received), i));
+        for (i, _) in started {
+            self.take_free(i, peer, max, now, &mut out);
+            if out.len() >= max {
+                return out;
+            }
+        }
+        // 2. New pieces, rarest first.
+        while out.len() < max {
+            let Some(i) = self.rarest_new_piece(peer, bits) else {
+                break;
+            };
+            self.start(i);
+            self.take_free(i, peer, max, now, &mut out);
+        }
+        // 3. Endgame: nothing free anywhere; double up on blocks held by a single other peer.
+        if out.is_empty() {
+            self.take_endgame(peer, bits, max, now, &mut out);
+        }
+        out
+    }
+
+    fn avoided(&self, i: u32, peer: PeerKey, _bits: &Bitfield) -> bool {
+        let listed = self.avoid.get(&i).is_some_and(|v| v.contains(&peer));
+        // Only avoid while someone else could serve it.
+        listed && self.availability[i as usize] > 1
+    }
+
+    fn start(&mut self, i: u32) {
+        let size = self.layout.piece_size(i as usize) as usize;
+        let mut buf = self.spare_buffers.pop().unwrap_or_default();
+        buf.clear();
+        buf.resize(size, 0);
+        let blocks = vec![Block::Free; self.layout.block_count(i as usize) as usize];
+        self.partial.insert(
+            i,
+            Partial {
+                blocks,
+                received: 0,
+                buf,
+                contributors: Vec::new(),
+            },
+        );
+    }
+
+    fn block_ref(&self, i: u32, b: usize) -> BlockRef {
+        BlockRef {
+            index: i,
+            begin: b as u32 * BLOCK,
+            len: self.layout.block_size(i as usize, b as u32),
+        }
+    }
+
+    fn take_free(
+        &mut self,
+        i: u32,
+        peer: PeerKey,
+        max: usize,
+        now: Instant,
+        out: &mut Vec<BlockRef>,
+    ) {
+        let Some(p) = self.partial.get_mut(&i) else {
+            return;
+        };
+        let mut picked = Vec::new();
+        for (b, state) in p.blocks.iter_mut().enumerate() {
+            if out.len() + picked.len() >= max {
+                break;
+            }
+            if *state == Block::Free {
+                *state = Block::Requested {
+                    by: vec![peer],
+                    at: now,
+                };
+                picked.push(b);
+            }
+        }
+        for b in picked {
+            out.push(self.block_ref(i, b));
+        }
+    }
+
+    fn rarest_new_piece(&self, peer: PeerKey, bits: &Bitfield) -> Option<u32> {
+        let n = self.have.len();
+        if n == 0 {
+            return None;
+        }
+        // Scan from a random start so that equally rare pieces are spread among peers; stop
+        // early at availability 1 (nothing can be rarer) to keep large torrents cheap.
+        let start = rand::thread_rng().gen_range(0..n);
+        let mut best: Option<(u32, usize)> = None;
+        for k in 0..n {
+            let i = (start + k) % n;
+            if !bits.get(i) || !self.wants(i) || self.partial.contains_key(&(i as u32)) {
+                continue;
+            }
+            if self.avoided(i as u32, peer, bits) {
+                continue;
+            }
+            let a = self.availability[i];
+            if best.is_none_or(|(ba, _)| a < ba) {
+                best = Some((a, i));
+                if a <= 1 {
+                    break;
+                }
+            }
+        }
+        best.map(|(_, i)| i as u32)
+    }
+
+    fn take_endgame(
+        &mut self,
+        peer: PeerKey,
+        bits: &Bitfield,
+        max: usize,
+        now: Instant,
+        out: &mut Vec<BlockRef>,
+    ) {
+        let mut picks = Vec::new();
+        for (&i, p) in self.partial.iter_mut() {
+            if !bits.get(i as usize) {
+                continue;
+            }
+            for (b, state) in p.blocks.iter_mut().enumerate() {
+                if picks.len() >= max {
+                    break;
+                }
+                if let Block::Requested { by, at } = state {
+                    if !by.contains(&peer) && by.len() < MAX_HOLDERS {
+                        by.push(peer);
+                        *at = now;
+                        picks.push((i, b));
+                    }
+                }
+            }
+        }
+        for (i, b) in picks {
+            out.push(self.block_ref(i, b));
+        }
+    }
+
+    /// A block arrived from `peer`. Copies it into the piece buffer.
+    pub fn on_block(&mut self, peer: PeerKey, index: u32, begin: u32, data: &[u8]) -> BlockOutcome {
+        let Some(p) = self.partial.get_mut(&index) else {
+            return BlockOutcome::Unrequested;
+        };
+        if !begin.is_multiple_of(BLOCK) {
+            return BlockOutcome::Unrequested;
+        }
+        let b = (begin / BLOCK) as usize;
+        let expected = self.layout.block_size(index as usize, b as u32) as usize;
+        let cancel = match p.blocks.get(b) {
+            Some(Block::Requested { by, .. }) if by.contains(&peer) && data.len() == expected => {
+                by.iter().copied().filter(|&k| k != peer).collect()
+            }
+            _ => return BlockOutcome::Unrequested,
+        };
+        p.buf[begin as usize..begin as usize + expected].copy_from_slice(data);
+        p.blocks[b] = Block::Received;
+        p.received += 1;
+        if !p.contributors.contains(&peer) {
+            p.contributors.push(peer);
+        }
+        if p.received as usize == p.blocks.len() {
+            let p = self.partial.remove(&index).expect("present");
+            self.verifying.set(index as usize);
+            BlockOutcome::Complete {
+                cancel,
+                data: p.buf,
+                contributors: p.contributors,
+            }
+        } else {
+            BlockOutcome::Stored { cancel }
+        }
+    }
+
+    /// The hash check of piece `i` passed. `buf` may be given back for reuse.
+    pub fn on_verified(&mut self, i: usize, buf: Option<Vec<u8>>) {
+        self.verifying.clear(i);
+        self.have.set(i);
+        self.avoid.remove(&(i as u32));
+        self.recycle(buf);
+    }
+
+    /// The hash check of piece `i` failed: fetch it again, avoiding `culprits` when possible.
+    pub fn on_failed(&mut self, i: usize, culprits: &[PeerKey], buf: Option<Vec<u8>>) {
+        self.verifying.clear(i);
+        let list = self.avoid.entry(i as u32).or_default();
+        for c in culprits {
+            if !list.contains(c) {
+                list.push(*c);
+            }
+        }
+        self.recycle(buf);
+    }
+
+    fn recycle(&mut self, buf: Option<Vec<u8>>) {
+        // Keep a few buffers to avoid reallocating a piece for every piece.
+        if let Some(b) = buf {
+            if self.spare_buffers.len() < 4 {
+                self.spare_buffers.push(b);
+            }
+        }
+    }
+
+    /// Give back every request held by `peer` (it choked us or left).
+    pub fn release_peer(&mut self, peer: PeerKey) {
+        for p in self.partial.values_mut() {
+            for state in p.blocks.iter_mut() {
+                if let Block::Requested { by, .. } = state {
+                    by.retain(|&k| k != peer);
+                    if by.is_empty() {
+                        *state = Block::Free;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Give back one request (the peer rejected or we cancelled it).
+    pub fn release(&mut self, peer: PeerKey, block: BlockRef) {
+        if let Some(p) = self.partial.get_mut(&block.index) {
+            if let Some(state) = p.blocks.get_mut((block.begin / BLOCK) as usize) {
+                if let Block::Requested { by, .. } = state {
+                    by.retain(|&k| k != peer);
+                    if by.is_empty() {
+                        *state = Block::Free;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Requests older than `timeout`: released, returned as (peer, block) so the caller can
+    /// cancel them and slow that peer down.
+    pub fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<(PeerKey, BlockRef)> {
+        let mut out = Vec::new();
+        for (&i, p) in self.partial.iter_mut() {
+            for (b, state) in p.blocks.iter_mut().enumerate() {
+                if let Block::Requested { by, at } = state {
+                    if now.saturating_duration_since(*at) > timeout {
+                        for &k in by.iter() {
+                            out.push((k, (i, b)));
+                        }
+                        *state = Block::Free;
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|(k, (i, b))| (k, self.block_ref(i, b)))
+            .collect()
+    }
+
+    /// Number of pieces started but not complete.
+    pub fn partial_count(&self) -> usize {
+        self.partial.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        // 4 pieces of 2 blocks, the last piece one short block
+        Layout::new(2 * BLOCK as u64, [3 * 2 * BLOCK as u64 + 100]).unwrap()
+    }
+
+    fn fill(p: &mut Picker, peer: PeerKey, blocks: &[BlockRef]) -> Vec<BlockOutcome> {
+        blocks
+            .iter()
+            .map(|b| p.on_block(peer, b.index, b.begin, &vec![7u8; b.len as usize]))
+            .collect()
+    }
+
+    #[test]
+    fn rarest_first_and_finish_before_start() {
+        let l = Layout::new(2 * BLOCK as u64, [8 * BLOCK as u64]).unwrap();
+        let mut p = Picker::new(l, Bitfield::new(4));
+        let all = Bitfield::full(4);
+        let mut some = Bitfield::new(4);
+        some.set(2);
+        p.add_peer_pieces(&all);
+        p.add_peer_pieces(&all);
+        p.add_peer_pieces(&some);
+        // piece 3 is held by two peers... make piece 1 the rarest: remove one holder's bits
+        let mut only1 = Bitfield::new(4);
+        only1.set(0);
+        only1.set(2);
+        only1.set(3);
+        p.remove_peer_pieces(&only1);
+        // availability: 0:1, 1:2, 2:2, 3:1 -> first pick is 0 or 3
+        let now = Instant::now();
+        let got = p.pick(1, &all, 2, now);
+        assert_eq!(got.len(), 2);
+        assert!(got[0].index == 0 || got[0].index == 3, "{got:?}");
+        assert_eq!(got[0].index, got[1].index, "both blocks of one piece first");
+        // A second peer continues nothing (blocks taken) and starts the other rare piece.
+        let got2 = p.pick(2, &all, 1, now);
+        assert!(got2[0].index == 0 || got2[0].index == 3);
+        assert_ne!(got2[0].index, got[0].index);
+    }
+
+    #[test]
+    fn complete_piece_goes_to_verification_and_failures_are_refetched_elsewhere() {
+        let mut p = Picker::new(layout(), Bitfield::new(4));
+        let all = Bitfield::full(4);
+        p.add_peer_pieces(&all);
+        p.add_peer_pieces(&all);
+        let now = Instant::now();
+        let reqs = p.pick(1, &all, 100, now);
+        assert_eq!(reqs.len(), 7, "2+2+2+1 blocks");
+        let outcomes = fill(&mut p, 1, &reqs);
+        let complete: Vec<_> = outcomes
+            .into_iter()
+            .filter_map(|o| match o {
+                BlockOutcome::Complete {
+                    data, contributors, ..
+                } => Some((data.len(), contributors)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(complete.len(), 4);
+        assert!(complete.iter().all(|(_, c)| c == &vec![1]));
+        assert!(p.pick(1, &all, 10, now).is_empty(), "all pieces verifying");
+        for i in 0..3 {
+            p.on_verified(i, None);
+        }
+        p.on_failed(3, &[1], None);
+        assert!(!p.is_complete());
+        // peer 1 is avoided for piece 3 while peer 2 can serve it
+        assert!(p.pick(1, &all, 10, now).is_empty());
+        let again = p.pick(2, &all, 10, now);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].len, 100);
+        fill(&mut p, 2, &again);
+        p.on_verified(3, None);
+        assert!(p.is_complete());
+        assert_eq!(p.bytes_have(), 3 * 2 * BLOCK as u64 + 100);
+    }
+
+    #[test]
+    fn unrequested_and_wrong_sized_blocks_are_ignored() {
+        let mut p = Picker::new(layout(), Bitfield::new(4));
+        let all = Bitfield::full(4);
+        p.add_peer_pieces(&all);
+        let now = Instant::now();
+        let r = p.pick(1, &all, 1, now)[0];
+        assert_eq!(
+            p.on_block(2, r.index, r.begin, &vec![0; r.len as usize]),
+            BlockOutcome::Unrequested
+        );
+        assert_eq!(
+            p.on_block(1, r.index, r.begin, &[0; 5]),
+            BlockOutcome::Unrequested
+        );
+        assert_eq!(
+            p.on_block(1, r.index, r.begin + 1, &[0; 5]),
+            BlockOutcome::Unrequested
+        );
+        assert_eq!(p.on_block(1, 99, 0, &[0; 5]), BlockOutcome::Unrequested);
+        assert!(matches!(
+            p.on_block(1, r.index, r.begin, &vec![0; r.len as usize]),
+            BlockOutcome::Stored { .. }
+        ));
+    }
+
+    #[test]
+    fn endgame_doubles_up_and_release_frees_blocks() {
+        let mut p = Picker::new(
+            Layout::new(BLOCK as u64, [BLOCK as u64]).unwrap(),
+            Bitfield::new(1),
+        );
+        let all = Bitfield::full(1);
+        p.add_peer_pieces(&all);
+        p.add_peer_pieces(&all);
+        let now = Instant::now();
+        let a = p.pick(1, &all, 5, now);
+        assert_eq!(a.len(), 1);
+        let b = p.pick(2, &all, 5, now);
+        assert_eq!(b, a, "endgame: the same block from a second peer");
+        assert!(p.pick(3, &all, 5, now).is_empty(), "at most two holders");
+        match p.on_block(2, b[0].index, 0, &vec![1; BLOCK as usize]) {
+            BlockOutcome::Complete { cancel, .. } => assert_eq!(cancel, vec![1]),
+            other => panic!("{other:?}"),
+        }
+        // release and expiry
+        let mut p = Picker::new(
+            Layout::new(BLOCK as u64, [BLOCK as u64]).unwrap(),
+            Bitfield::new(1),
+        );
+        p.add_peer_pieces(&all);
+        let a = p.pick(1, &all, 5, now);
+        p.release_peer(1);
+        assert_eq!(p.pick(2, &all, 5, now), a);
+        let expired = p.expire(now + Duration::from_secs(60), Duration::from_secs(30));
+        assert_eq!(expired, vec![(2, a[0])]);
+        assert_eq!(p.pick(3, &all, 5, now), a);
+    }
+}

@@ -1,0 +1,211 @@
+//! A running engine: one listening socket, the torrents it serves, and for each torrent a loop
+//! that ticks its state and calls the peers it knows.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use async_std::net::{TcpListener, TcpStream};
+use async_std::task;
+use rand::Rng;
+
+use super::connection;
+use super::hashing::hash_pieces;
+use super::storage::{Access, Storage};
+use super::torrent::Torrent;
+use super::EngineConfig;
+use crate::proto::bitfield::Bitfield;
+use crate::proto::metainfo::Metainfo;
+use crate::ui::Progress;
+
+/// Client prefix of our peer ids (Azureus style).
+pub const PEER_ID_PREFIX: &[u8; 8] = b"-BT0001-";
+/// Handshakes we wait on at once; more incoming connections are refused until some finish.
+const MAX_PENDING_HANDSHAKES: usize = 64;
+
+/// A fresh peer id: `-BT0001-` and 12 random printable bytes.
+pub fn new_peer_id() -> [u8; 20] {
+    const CHARS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut id = [0u8; 20];
+    id[..8].copy_from_slice(PEER_ID_PREFIX);
+    let mut rng = rand::thread_rng();
+    for b in &mut id[8..] {
+        *b = CHARS[rng.gen_range(0..CHARS.len())];
+    }
+    id
+}
+
+/// Hash what is on disk for `meta` under `folder`: the pieces already there and correct.
+/// Missing or short files simply count as missing pieces.
+pub fn check_existing(meta: &Metainfo, folder: &Path) -> Bitfield {
+    let storage = Storage::new(folder, meta, Access::ReadOnly);
+    let have = Mutex::new(Bitfield::new(meta.info.pieces.len()));
+    let total = meta.total_length();
+    // Skip the work entirely when no file exists yet (a fresh download).
+    let any = (0..meta.info.files.len()).any(|i| folder.join(meta.relative_path(i)).exists());
+    if !any {
+        return have.into_inner().unwrap_or_else(|e| e.into_inner());
+    }
+    let progress = Progress::bytes(total, &format!("checking {}", meta.info.name));
+    hash_pieces(&storage, |i, r| {
+        if matches!(r, Ok(h) if h == meta.info.pieces[i]) {
+            have.lock().unwrap_or_else(|e| e.into_inner()).set(i);
+        }
+        progress.inc(storage.layout().piece_size(i) as u64);
+        true
+    });
+    progress.finish();
+    have.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The engine: a listener and the torrents behind it.
+pub struct Session {
+    /// Our peer id (one per process).
+    pub peer_id: [u8; 20],
+    /// The address we listen on.
+    pub listen: SocketAddr,
+    /// Tunables.
+    pub config: EngineConfig,
+    torrents: Mutex<HashMap<[u8; 20], Arc<Torrent>>>,
+    pending: AtomicUsize,
+}
+
+impl Session {
+    /// Bind the listening socket.
+    pub async fn bind(
+        addr: SocketAddr,
+        config: EngineConfig,
+    ) -> Result<(Arc<Session>, TcpListener)> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let listen = listener.local_addr()?;
+        let session = Arc::new(Session {
+            peer_id: new_peer_id(),
+            listen,
+            config,
+            torrents: Mutex::new(HashMap::new()),
+            pending: AtomicUsize::new(0),
+        });
+        Ok((session, listener))
+    }
+
+    /// Check `meta`'s data under `folder` and add it; starts its maintenance loop.
+    pub async fn add(self: &Arc<Self>, meta: Metainfo, folder: &Path) -> Result<Arc<Torrent>> {
+        let meta = Arc::new(meta);
+        let folder = folder.to_path_buf();
+        let (m, f) = (Arc::clone(&meta), folder.clone());
+        let have = task::spawn_blocking(move || check_existing(&m, &f)).await;
+        let access = if have.is_full() {
+            Access::ReadOnly
+        } else {
+            Access::ReadWrite
+        };
+        let storage = Arc::new(Storage::new(&folder, &meta, access));
+        let torrent = Torrent::new(meta, storage, have, self.peer_id, self.config.clone());
+        self.torrents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(torrent.info_hash(), Arc::clone(&torrent));
+        task::spawn(maintain(Arc::clone(&torrent)));
+        Ok(torrent)
+    }
+
+    /// Every torrent.
+    pub fn torrents(&self) -> Vec<Arc<Torrent>> {
+        self.torrents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn find(&self, info_hash: &[u8; 20]) -> Option<Arc<Torrent>> {
+        self.torrents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(info_hash)
+            .cloned()
+    }
+
+    /// Accept connections until the process ends.
+    pub async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, addr) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    log::warn!("accept: {e}");
+                    task::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if self.pending.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING_HANDSHAKES {
+                self.pending.fetch_sub(1, Ordering::SeqCst);
+                log::debug!("{addr}: refused, too many handshakes under way");
+                continue;
+            }
+            let session = Arc::clone(&self);
+            task::spawn(async move {
+                let r = session.serve_incoming(stream, addr).await;
+                if let Err(e) = r {
+                    log::debug!("{addr}: {e}");
+                }
+            });
+        }
+    }
+
+    async fn serve_incoming(
+        self: Arc<Self>,
+        mut stream: TcpStream,
+        addr: SocketAddr,
+    ) -> Result<(), String> {
+        let hs = connection::read_handshake(&mut stream).await;
+        self.pending.fetch_sub(1, Ordering::SeqCst);
+        let hs = hs?;
+        let torrent = self
+            .find(&hs.info_hash)
+            .ok_or("handshake for a torrent we do not serve")?;
+        connection::incoming(torrent, stream, addr, hs)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Once a second: tick the torrent and call the peers that are due.
+async fn maintain(torrent: Arc<Torrent>) {
+    loop {
+        torrent.tick();
+        let now = Instant::now();
+        let due = {
+            let mut d = torrent.dialer.lock().unwrap_or_else(|e| e.into_inner());
+            let room = torrent.config.max_peers.saturating_sub(d.busy());
+            d.due(now, room)
+        };
+        for addr in due {
+            let t = Arc::clone(&torrent);
+            task::spawn(async move {
+                let result = connection::outgoing(Arc::clone(&t), addr).await;
+                let seed_pair = t.is_complete() && t.peer_is_seed(addr);
+                let useful = matches!(result, Ok(d) if d > Duration::from_secs(10)) && !seed_pair;
+                if let Err(e) = &result {
+                    log::debug!("{addr}: {e}");
+                    if e.contains("ourselves") {
+                        t.dialer.lock().unwrap_or_else(|e| e.into_inner()).ban(addr);
+                    }
+                }
+                t.dialer.lock().unwrap_or_else(|e| e.into_inner()).finished(
+                    addr,
+                    useful,
+                    Instant::now(),
+                );
+            });
+        }
+        task::sleep(Duration::from_secs(1)).await;
+    }
+}
