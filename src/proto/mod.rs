@@ -8,4 +8,5 @@ pub mod bencode;
 pub mod bitfield;
 pub mod layout;
 pub mod metainfo;
+pub mod tracker;
 pub mod wire;
