@@ -196,6 +196,9 @@ pub struct PeerArgs {
     /// upload slots: peers served at once, plus one optimistic (default 0: every interested peer)
     #[argh(option, default = "0")]
     pub upload_slots: usize,
+    /// upload limit in KiB/s for the whole process (default: unlimited)
+    #[argh(option)]
+    pub upload_limit: Option<u64>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -239,4 +242,7 @@ pub struct ClientArgs {
     /// upload slots: peers served at once, plus one optimistic (default 0: every interested peer)
     #[argh(option, default = "0")]
     pub upload_slots: usize,
+    /// upload limit in KiB/s for the whole process (default: unlimited)
+    #[argh(option)]
+    pub upload_limit: Option<u64>,
 }

@@ -8,9 +8,18 @@ use bt::{commands, modes};
 fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
     let level = if cli.verbose { "debug" } else { "warn" };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_timestamp_millis()
-        .init();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    if cli.verbose || std::env::var_os("RUST_LOG").is_some() {
+        logger.format_timestamp_millis();
+    } else {
+        // Quiet by default: warnings read as one plain line, like our errors.
+        logger.format(|f, r| {
+            use std::io::Write;
+            writeln!(f, "bt: {}: {}", r.level().as_str().to_lowercase(), r.args())
+        });
+    }
+    logger.init();
     let result = match cli.command {
         Command::Create(a) => commands::create::run(a),
         Command::Edit(a) => commands::edit::run(a),

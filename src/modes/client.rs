@@ -50,6 +50,7 @@ pub fn run(args: ClientArgs) -> Result<()> {
         peers: args.peer.clone(),
         engine: EngineConfig {
             upload_slots: args.upload_slots,
+            upload_limit: args.upload_limit.map(|k| k * 1024),
             ..EngineConfig::default()
         },
     };
@@ -118,9 +119,10 @@ pub fn run(args: ClientArgs) -> Result<()> {
                     progress_at[i] = (Instant::now(), s.have_bytes);
                 } else if at.elapsed() >= stall {
                     failed = Some(format!(
-                        "{}: no peer and no progress for {} s; is the tracker running and does a peer have the files?",
+                        "{}: no peer and no progress for {} s (tracker: {}); is a peer with the files running?",
                         t.meta.info.name,
-                        stall.as_secs()
+                        stall.as_secs(),
+                        running.announcers[i].status()
                     ));
                 }
             }
@@ -135,9 +137,7 @@ pub fn run(args: ClientArgs) -> Result<()> {
         if result.is_ok() && !args.exit_when_done {
             println!("stopping");
         }
-        for t in &running.torrents {
-            t.close_all("shutting down");
-        }
+        running.shutdown().await;
         result
     })
 }

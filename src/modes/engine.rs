@@ -10,6 +10,7 @@ use async_std::channel::{bounded, Receiver};
 
 use crate::config::Profile;
 use crate::proto::metainfo::Metainfo;
+use crate::swarm::announce::Announcer;
 use crate::swarm::session::Session;
 use crate::swarm::torrent::Torrent;
 use crate::swarm::EngineConfig;
@@ -31,6 +32,28 @@ pub struct Running {
     pub session: Arc<Session>,
     /// Its torrents, in the order given.
     pub torrents: Vec<Arc<Torrent>>,
+    /// The tracker side of each torrent (same order).
+    pub announcers: Vec<Arc<Announcer>>,
+}
+
+impl Running {
+    /// Close every connection and tell the trackers we leave (all at once, bounded).
+    pub async fn shutdown(&self) {
+        for t in &self.torrents {
+            t.close_all("shutting down");
+        }
+        let stops: Vec<_> = self
+            .announcers
+            .iter()
+            .map(|a| {
+                let a = Arc::clone(a);
+                async_std::task::spawn(async move { a.stopped().await })
+            })
+            .collect();
+        for s in stops {
+            s.await;
+        }
+    }
 }
 
 /// Resolve `ADDR:PORT` strings (host names allowed).
@@ -64,8 +87,23 @@ pub async fn start(profile: &Profile, metas: Vec<Metainfo>, opts: &Options) -> R
         })?;
     async_std::task::spawn(Arc::clone(&session).accept_loop(listener));
     let mut torrents = Vec::new();
+    let mut announcers = Vec::new();
     for meta in metas {
+        let trackers = if opts.trackers.is_empty() {
+            meta.trackers()
+        } else {
+            opts.trackers.clone()
+        };
+        if trackers.is_empty() && direct.is_empty() {
+            eprintln!(
+                "bt: warning: {} names no tracker; give --tracker URL or --peer ADDR",
+                meta.info.name
+            );
+        }
         let t = session.add(meta, &profile.folder).await?;
+        let a = Announcer::new(Arc::clone(&t), trackers, session.listen.port());
+        async_std::task::spawn(Arc::clone(&a).run());
+        announcers.push(a);
         {
             let mut d = t.dialer.lock().unwrap_or_else(|e| e.into_inner());
             for a in &direct {
@@ -74,7 +112,11 @@ pub async fn start(profile: &Profile, metas: Vec<Metainfo>, opts: &Options) -> R
         }
         torrents.push(t);
     }
-    Ok(Running { session, torrents })
+    Ok(Running {
+        session,
+        torrents,
+        announcers,
+    })
 }
 
 /// A channel that receives once on Ctrl-C or SIGTERM.

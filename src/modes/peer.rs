@@ -39,6 +39,7 @@ pub fn run(args: PeerArgs) -> Result<()> {
         peers: args.peer,
         engine: EngineConfig {
             upload_slots: args.upload_slots,
+            upload_limit: args.upload_limit.map(|k| k * 1024),
             ..EngineConfig::default()
         },
     };
@@ -96,9 +97,7 @@ pub fn run(args: PeerArgs) -> Result<()> {
             }
         }
         println!("stopping");
-        for t in &running.torrents {
-            t.close_all("shutting down");
-        }
+        running.shutdown().await;
         Ok(())
     })
 }

@@ -195,6 +195,13 @@ async fn write_loop(
                         .map_err(|e| format!("cannot read piece {}: {e}", b.index))?;
                     let range = b.begin as usize..(b.begin + b.len) as usize;
                     let data = piece.get(range).ok_or("request outside the piece")?;
+                    if let Some(l) = &torrent.limiter {
+                        let wait = l.take(data.len() as u64);
+                        if !wait.is_zero() {
+                            out.flush().await.map_err(|e| format!("write: {e}"))?;
+                            task::sleep(wait).await;
+                        }
+                    }
                     out.write_all(&wire::piece_header(b.index, b.begin, data.len()))
                         .await
                         .map_err(|e| format!("write: {e}"))?;

@@ -3,11 +3,13 @@
 //!
 //! A client is a peer whose folder starts empty; both run this same code.
 
+pub mod announce;
 pub mod connection;
 pub mod dialer;
 pub mod hashing;
 pub mod peer;
 pub mod picker;
+pub mod ratelimit;
 pub mod session;
 pub mod storage;
 pub mod torrent;
@@ -25,6 +27,8 @@ pub struct EngineConfig {
     pub upload_slots: usize,
     /// A request unanswered this long is given to another peer.
     pub request_timeout: Duration,
+    /// Upload limit in bytes per second for the whole process (`None`: unlimited).
+    pub upload_limit: Option<u64>,
 }
 
 impl Default for EngineConfig {
@@ -33,6 +37,7 @@ impl Default for EngineConfig {
             max_peers: 50,
             upload_slots: 0,
             request_timeout: Duration::from_secs(20),
+            upload_limit: None,
         }
     }
 }

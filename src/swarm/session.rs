@@ -15,6 +15,7 @@ use rand::Rng;
 
 use super::connection;
 use super::hashing::hash_pieces;
+use super::ratelimit::RateLimiter;
 use super::storage::{Access, Storage};
 use super::torrent::Torrent;
 use super::EngineConfig;
@@ -72,6 +73,7 @@ pub struct Session {
     pub config: EngineConfig,
     torrents: Mutex<HashMap<[u8; 20], Arc<Torrent>>>,
     pending: AtomicUsize,
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 impl Session {
@@ -87,9 +89,10 @@ impl Session {
         let session = Arc::new(Session {
             peer_id: new_peer_id(),
             listen,
-            config,
             torrents: Mutex::new(HashMap::new()),
             pending: AtomicUsize::new(0),
+            limiter: config.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
+            config,
         });
         Ok((session, listener))
     }
@@ -106,7 +109,14 @@ impl Session {
             Access::ReadWrite
         };
         let storage = Arc::new(Storage::new(&folder, &meta, access));
-        let torrent = Torrent::new(meta, storage, have, self.peer_id, self.config.clone());
+        let torrent = Torrent::new(
+            meta,
+            storage,
+            have,
+            self.peer_id,
+            self.config.clone(),
+            self.limiter.clone(),
+        );
         self.torrents
             .lock()
             .unwrap_or_else(|e| e.into_inner())

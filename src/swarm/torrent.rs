@@ -13,6 +13,7 @@ use async_std::channel::Sender;
 use super::hashing::sha1;
 use super::peer::{Out, PeerSlot, MAX_PEER_REQUESTS, MAX_QUEUE};
 use super::picker::{BlockOutcome, PeerKey, Picker};
+use super::ratelimit::RateLimiter;
 use super::storage::Storage;
 use super::{dialer::Dialer, verifier, EngineConfig};
 use crate::proto::bitfield::Bitfield;
@@ -122,6 +123,8 @@ pub struct Torrent {
     pub config: EngineConfig,
     /// Peers we may call.
     pub dialer: Mutex<Dialer>,
+    /// The process-wide upload limit, if any.
+    pub limiter: Option<Arc<RateLimiter>>,
     state: Mutex<State>,
     cache: Mutex<Vec<(u32, Arc<Vec<u8>>)>>,
     downloaded: AtomicU64,
@@ -138,6 +141,7 @@ impl Torrent {
         have: Bitfield,
         peer_id: [u8; 20],
         config: EngineConfig,
+        limiter: Option<Arc<RateLimiter>>,
     ) -> Arc<Torrent> {
         let layout = meta.layout();
         let now = Instant::now();
@@ -155,6 +159,7 @@ impl Torrent {
                 last_optimistic: now,
             }),
             dialer: Mutex::new(Dialer::default()),
+            limiter,
             meta,
             layout,
             storage,

@@ -1,0 +1,259 @@
+//! Talking to the tracker: `started`, then an announce every interval, `completed` when the
+//! last piece is verified, `stopped` on the way out. Trackers are tried in order (BEP 12
+//! tiers, flattened) and the first that answers is kept.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_std::io::ReadExt;
+use async_std::task;
+
+use super::torrent::Torrent;
+use crate::proto::tracker::{AnnounceRequest, AnnounceResponse, Event};
+
+/// Time allowed for one announce.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest tracker answer we read (a 200-peer dictionary list is ~15 KiB).
+const MAX_BODY: u64 = 1024 * 1024;
+/// Peers asked for per announce.
+const NUMWANT: u32 = 80;
+/// Announce interval while a download has no peer at all.
+const LONELY_INTERVAL: Duration = Duration::from_secs(10);
+/// Retry delays after every tracker failed: 2 s, 4 s, ... up to a minute.
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// The tracker side of one torrent.
+pub struct Announcer {
+    torrent: Arc<Torrent>,
+    trackers: Vec<String>,
+    port: u16,
+    key: String,
+    /// Index of the tracker that answered last.
+    current: Mutex<usize>,
+    /// What the last announce said, for the display.
+    status: Mutex<String>,
+}
+
+/// Why an announce failed.
+pub type AnnounceError = String;
+
+impl Announcer {
+    /// An announcer for `torrent`, listening on `port`, using `trackers` in order.
+    pub fn new(torrent: Arc<Torrent>, trackers: Vec<String>, port: u16) -> Arc<Announcer> {
+        let key = format!("{:08x}", rand::random::<u32>());
+        Arc::new(Announcer {
+            torrent,
+            trackers,
+            port,
+            key,
+            current: Mutex::new(0),
+            status: Mutex::new("not announced yet".into()),
+        })
+    }
+
+    /// The last announce's outcome, one line.
+    pub fn status(&self) -> String {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_status(&self, s: String) {
+        *self.status.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+
+    fn request(&self, event: Event) -> AnnounceRequest {
+        let (downloaded, uploaded) = self.torrent.transferred();
+        AnnounceRequest {
+            info_hash: self.torrent.info_hash(),
+            peer_id: self.torrent.peer_id,
+            port: self.port,
+            uploaded,
+            downloaded,
+            left: self.torrent.left(),
+            event,
+            compact: true,
+            no_peer_id: true,
+            numwant: Some(if event == Event::Stopped { 0 } else { NUMWANT }),
+            key: Some(self.key.clone()),
+            ip: None,
+        }
+    }
+
+    /// Announce `event`, trying each tracker from the current one on; feeds the dialer.
+    pub async fn announce(&self, event: Event) -> Result<AnnounceResponse, AnnounceError> {
+        if self.trackers.is_empty() {
+            return Err("the torrent names no tracker".into());
+        }
+        let first = *self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let mut errors = Vec::new();
+        for k in 0..self.trackers.len() {
+            let i = (first + k) % self.trackers.len();
+            let url = &self.trackers[i];
+            match announce_to(url, &self.request(event)).await {
+                Ok(resp) => {
+                    *self.current.lock().unwrap_or_else(|e| e.into_inner()) = i;
+                    let now = Instant::now();
+                    let mut d = self
+                        .torrent
+                        .dialer
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    for p in &resp.peers {
+                        d.add(p.addr, now);
+                    }
+                    drop(d);
+                    self.set_status(format!(
+                        "{url}: {} seeders, {} leechers",
+                        resp.complete, resp.incomplete
+                    ));
+                    if let Some(w) = &resp.warning {
+                        log::warn!("{url}: {w}");
+                    }
+                    return Ok(resp);
+                }
+                Err(e) => errors.push(format!("{url}: {e}")),
+            }
+        }
+        let e = errors.join("; ");
+        self.set_status(e.clone());
+        Err(e)
+    }
+
+    /// Announce until the process ends: `started`, then every interval; `completed` as soon
+    /// as the download completes (if it was incomplete at start).
+    pub async fn run(self: Arc<Self>) {
+        let mut event = Event::Started;
+        let mut was_complete = self.torrent.is_complete();
+        let mut retry = Duration::from_secs(2);
+        loop {
+            let wait = match self.announce(event).await {
+                Ok(resp) => {
+                    event = Event::None;
+                    retry = Duration::from_secs(2);
+                    let interval = Duration::from_secs(resp.interval.clamp(5, 3600) as u64);
+                    // A download with nobody to talk to asks again sooner (respecting the
+                    // tracker's minimum), so a late-starting seeder is found quickly.
+                    let lonely =
+                        !self.torrent.is_complete() && self.torrent.snapshot().peers.is_empty();
+                    let floor = Duration::from_secs(resp.min_interval.unwrap_or(5).max(5) as u64);
+                    if lonely {
+                        interval.min(LONELY_INTERVAL.max(floor))
+                    } else {
+                        interval
+                    }
+                }
+                Err(e) => {
+                    log::warn!("announce failed: {e}");
+                    retry = (retry * 2).min(RETRY_MAX);
+                    retry
+                }
+            };
+            let until = Instant::now() + wait;
+            while Instant::now() < until {
+                task::sleep(Duration::from_millis(250)).await;
+                let complete = self.torrent.is_complete();
+                if complete && !was_complete {
+                    was_complete = true;
+                    if event == Event::None {
+                        event = Event::Completed;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Tell the tracker we leave (bounded wait: a dead tracker must not hold up the exit).
+    pub async fn stopped(&self) {
+        let _ =
+            async_std::future::timeout(Duration::from_secs(3), self.announce(Event::Stopped)).await;
+    }
+}
+
+/// Our User-Agent header.
+const USER_AGENT: &str = concat!("bt/", env!("CARGO_PKG_VERSION"));
+
+/// A bare `GET` over HTTP/1.0 (`Connection: close`; the body runs to the end of the stream),
+/// with the answer's head parsed by `httparse`.
+async fn http10_get(url: &str) -> Result<Vec<u8>, String> {
+    use async_std::io::WriteExt;
+    let rest = url.strip_prefix("http://").ok_or("not an http:// URL")?;
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let addr = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:80")
+    };
+    let mut stream = async_std::net::TcpStream::connect(&addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let head = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    (&mut stream)
+        .take(MAX_BODY + 64 * 1024)
+        .read_to_end(&mut raw)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let body_at = match resp.parse(&raw) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Err("truncated HTTP answer".into()),
+        Err(e) => return Err(format!("bad HTTP answer: {e}")),
+    };
+    match resp.code {
+        Some(200..=299) => Ok(raw[body_at..].to_vec()),
+        code => Err(format!("HTTP {}", code.unwrap_or(0))),
+    }
+}
+
+fn client() -> &'static surf::Client {
+    static CLIENT: std::sync::OnceLock<surf::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        surf::Config::new()
+            .set_timeout(Some(TIMEOUT))
+            .try_into()
+            .unwrap_or_default()
+    })
+}
+
+/// One announce to one tracker.
+async fn announce_to(url: &str, req: &AnnounceRequest) -> Result<AnnounceResponse, String> {
+    if !url.starts_with("http://") {
+        return Err("only http:// trackers are supported".into());
+    }
+    let full = req.url(url);
+    let mut resp = match client().get(&full).header("User-Agent", USER_AGENT).await {
+        Ok(r) => r,
+        // surf's HTTP/1.1-only backend refuses HTTP/1.0 answers, which opentracker and many
+        // small trackers send: ask those again with a plain HTTP/1.0 request.
+        Err(e) if e.to_string().contains("Unsupported HTTP version") => {
+            let body = async_std::future::timeout(TIMEOUT, http10_get(&full))
+                .await
+                .map_err(|_| "timed out".to_string())??;
+            return AnnounceResponse::parse(&body).map_err(|e| e.to_string());
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status()));
+    }
+    let mut body = Vec::new();
+    resp.take_body()
+        .into_reader()
+        .take(MAX_BODY + 1)
+        .read_to_end(&mut body)
+        .await
+        .map_err(|e| e.to_string())?;
+    if body.len() as u64 > MAX_BODY {
+        return Err("answer larger than 1 MiB".into());
+    }
+    AnnounceResponse::parse(&body).map_err(|e| e.to_string())
+}

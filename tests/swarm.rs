@@ -1,0 +1,480 @@
+//! End-to-end: real `bt peer` and `bt client` processes on 127.0.0.1, with direct `--peer`
+//! addresses (the tracker has its own tests). Ports are picked by the OS (`--port 0`) and read
+//! back from each process's first line; every process is killed by its guard, even on failure.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use bt::proto::metainfo::Metainfo;
+use bt::proto::wire::{self, Handshake, Limits, Message};
+
+const BT: &str = env!("CARGO_BIN_EXE_bt");
+
+/// A child process killed (SIGKILL) and reaped on drop; its stdout lines arrive on a channel.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    fn start(args: &[&str], dir: &Path) -> Proc {
+        let mut child = Command::new(BT)
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start bt");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Wait for a stdout line containing `needle`; returns it.
+    fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(needle) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {needle:?} within {timeout:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The port from "listening on 127.0.0.1:PORT".
+    fn port(&mut self) -> u16 {
+        let l = self.wait_line("listening on", Duration::from_secs(20));
+        let addr = l
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .split([' ', ','])
+            .next()
+            .unwrap();
+        addr.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Wait for exit; returns the status and every stdout line.
+    fn finish(mut self, timeout: Duration) -> (i32, Vec<String>) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                // drain what is left
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(l);
+                }
+                return (st.code().unwrap_or(-1), std::mem::take(&mut self.seen));
+            }
+            while let Ok(l) = self.lines.try_recv() {
+                self.seen.push(l);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bt did not exit within {timeout:?}; saw:\n{}",
+                self.seen.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Deterministic bytes.
+fn bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A seed folder with a multi-file torrent "set": nested folders, odd sizes, an empty file.
+/// Returns (work dir, torrent path).
+fn fixture(dir: &Path, scale: usize) -> PathBuf {
+    let root = dir.join("seed/set");
+    std::fs::create_dir_all(root.join("a/b")).unwrap();
+    std::fs::write(root.join("one.bin"), bytes(1, 1_000_003 * scale)).unwrap();
+    std::fs::write(root.join("a/two.bin"), bytes(2, 777_777 * scale)).unwrap();
+    std::fs::write(root.join("a/b/three.txt"), bytes(3, 12_345)).unwrap();
+    std::fs::write(root.join("a/empty"), b"").unwrap();
+    let torrent = dir.join("set.torrent");
+    let st = Command::new(BT)
+        .args([
+            "create",
+            root.to_str().unwrap(),
+            "--tracker",
+            "http://127.0.0.1:9/announce",
+            "--piece-length",
+            "32k",
+            "-o",
+        ])
+        .arg(&torrent)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    torrent
+}
+
+/// A folder holding a copy of the seed data and the torrent: a peer's profile folder.
+fn peer_folder(dir: &Path, name: &str, torrent: &Path) -> PathBuf {
+    let f = dir.join(name);
+    std::fs::create_dir_all(&f).unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(dir.join("seed/set"))
+        .arg(&f)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::copy(torrent, f.join("set.torrent")).unwrap();
+    f
+}
+
+fn start_peer(dir: &Path, folder: &Path, extra: &[&str]) -> (Proc, u16) {
+    let mut args = vec![
+        "peer",
+        "--profile",
+        "x",
+        "--folder",
+        folder.to_str().unwrap(),
+        "--port",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let mut p = Proc::start(&args, dir);
+    let port = p.port();
+    (p, port)
+}
+
+fn client_args<'a>(folder: &'a str, torrent: &'a str, peers: &'a [String]) -> Vec<&'a str> {
+    let mut a = vec![
+        "client",
+        "--profile",
+        "c",
+        "--folder",
+        folder,
+        "--port",
+        "0",
+        "--exit-when-done",
+        "--stall-timeout",
+        "30",
+    ];
+    for p in peers {
+        a.push("--peer");
+        a.push(p);
+    }
+    a.push(torrent);
+    a
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    let st = Command::new("diff")
+        .arg("-r")
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "downloaded data differs: {}",
+        String::from_utf8_lossy(&st.stdout)
+    );
+}
+
+/// "  from ADDR (...): SIZE (NN%)" lines of the client summary: (addr, percent).
+fn shares(lines: &[String]) -> Vec<(String, f64)> {
+    lines
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("from "))
+        .map(|l| {
+            let addr = l.split(' ').next().unwrap().to_string();
+            let pct = l
+                .rsplit('(')
+                .next()
+                .unwrap()
+                .split('%')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap_or(0.0);
+            (addr, pct)
+        })
+        .collect()
+}
+
+fn allocated(dir: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let m = e.metadata().unwrap();
+        n += if m.is_dir() {
+            allocated(&e.path())
+        } else {
+            m.blocks() * 512
+        };
+    }
+    n
+}
+
+fn total_len(torrent: &Path) -> u64 {
+    Metainfo::from_bytes(&std::fs::read(torrent).unwrap())
+        .unwrap()
+        .total_length()
+}
+
+#[test]
+fn two_peers_both_serve_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let torrent = fixture(d, 2);
+    let (f1, f2) = (
+        peer_folder(d, "p1", &torrent),
+        peer_folder(d, "p2", &torrent),
+    );
+    // Rate limits make the transfer last long enough for both peers to take part.
+    let (_p1, port1) = start_peer(d, &f1, &["--upload-limit", "2000"]);
+    let (_p2, port2) = start_peer(d, &f2, &["--upload-limit", "2000"]);
+    let peers = vec![format!("127.0.0.1:{port1}"), format!("127.0.0.1:{port2}")];
+    let out = d.join("client");
+    let c = Proc::start(
+        &client_args(out.to_str().unwrap(), torrent.to_str().unwrap(), &peers),
+        d,
+    );
+    let (code, lines) = c.finish(Duration::from_secs(60));
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    same_tree(&f1.join("set"), &out.join("set"));
+    let s = shares(&lines);
+    assert_eq!(s.len(), 2, "{}", lines.join("\n"));
+    for (addr, pct) in &s {
+        assert!(
+            *pct >= 15.0,
+            "{addr} sent only {pct}%:\n{}",
+            lines.join("\n")
+        );
+    }
+}
+
+#[test]
+fn a_killed_peer_is_replaced_by_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let torrent = fixture(d, 2);
+    let total = total_len(&torrent);
+    let (f1, f2) = (
+        peer_folder(d, "p1", &torrent),
+        peer_folder(d, "p2", &torrent),
+    );
+    let (p1, port1) = start_peer(d, &f1, &["--upload-limit", "1000"]);
+    let (_p2, port2) = start_peer(d, &f2, &["--upload-limit", "1000"]);
+    let peers = vec![format!("127.0.0.1:{port1}"), format!("127.0.0.1:{port2}")];
+    let out = d.join("client");
+    let c = Proc::start(
+        &client_args(out.to_str().unwrap(), torrent.to_str().unwrap(), &peers),
+        d,
+    );
+    // Kill peer 1 (SIGKILL, no goodbye) once a fifth of the data is on disk.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while allocated(&out.join("set")) < total / 5 {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        allocated(&out.join("set")) < total,
+        "finished before the kill; slow the peers down"
+    );
+    drop(p1);
+    let (code, lines) = c.finish(Duration::from_secs(60));
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    same_tree(&f2.join("set"), &out.join("set"));
+    let s = shares(&lines);
+    assert!(
+        s.iter()
+            .any(|(a, p)| a.ends_with(&format!(":{port2}")) && *p > 20.0),
+        "{}",
+        lines.join("\n")
+    );
+}
+
+#[test]
+fn a_restarted_client_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let torrent = fixture(d, 2);
+    let total = total_len(&torrent);
+    let f1 = peer_folder(d, "p1", &torrent);
+    let (_p1, port1) = start_peer(d, &f1, &["--upload-limit", "1500"]);
+    let peers = vec![format!("127.0.0.1:{port1}")];
+    let out = d.join("client");
+    let args = client_args(out.to_str().unwrap(), torrent.to_str().unwrap(), &peers);
+    let c = Proc::start(&args, d);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while allocated(&out.join("set")) < total / 2 {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(c); // SIGKILL mid-transfer
+    let c = Proc::start(&args, d);
+    let (code, lines) = c.finish(Duration::from_secs(60));
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    same_tree(&f1.join("set"), &out.join("set"));
+    // The second run fetched only what was missing: its summary counts what it received.
+    let summary = lines
+        .iter()
+        .find(|l| l.contains("complete:"))
+        .expect("summary");
+    let got = shares(&lines).first().map(|s| s.1).unwrap_or(100.0);
+    assert!(got > 0.0);
+    let received: f64 = summary
+        .split(" received")
+        .next()
+        .unwrap()
+        .rsplit(", ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let unit = summary
+        .split(" received")
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap();
+    let bytes = received
+        * match unit {
+            "MiB" => 1048576.0,
+            "KiB" => 1024.0,
+            _ => 1.0,
+        };
+    assert!(bytes < total as f64 * 0.7, "refetched too much: {summary}");
+}
+
+/// A seeder that answers every request with garbage. Counts its connections.
+fn corrupt_seeder(torrent: &Path) -> (u16, Arc<AtomicUsize>) {
+    let meta = Metainfo::from_bytes(&std::fs::read(torrent).unwrap()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let c2 = Arc::clone(&conns);
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            c2.fetch_add(1, Ordering::SeqCst);
+            let meta = meta.clone();
+            std::thread::spawn(move || serve_garbage(s, &meta));
+        }
+    });
+    (port, conns)
+}
+
+fn serve_garbage(mut s: TcpStream, meta: &Metainfo) {
+    let mut hs = [0u8; 68];
+    if s.read_exact(&mut hs).is_err() {
+        return;
+    }
+    let mut out = Handshake::new(meta.info_hash.0, *b"-XX0001-evilevilevil")
+        .encode()
+        .to_vec();
+    let n = meta.info.pieces.len();
+    let full = bt::proto::bitfield::Bitfield::full(n);
+    wire::encode(&Message::Bitfield(full.as_bytes()), &mut out);
+    wire::encode(&Message::Unchoke, &mut out);
+    if s.write_all(&out).is_err() {
+        return;
+    }
+    let limits = Limits::for_pieces(n);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        let k = match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(k) => k,
+        };
+        buf.extend_from_slice(&chunk[..k]);
+        let mut used_total = 0;
+        let mut reply = Vec::new();
+        while let Ok(Some((msg, used))) = wire::decode(&buf[used_total..], limits) {
+            if let Message::Request(b) = msg {
+                let junk = vec![0xA5u8; b.len as usize];
+                wire::encode(
+                    &Message::Piece {
+                        index: b.index,
+                        begin: b.begin,
+                        data: &junk,
+                    },
+                    &mut reply,
+                );
+            }
+            used_total += used;
+        }
+        buf.drain(..used_total);
+        if s.write_all(&reply).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn corrupt_blocks_are_refetched_and_the_liar_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let torrent = fixture(d, 1);
+    let f1 = peer_folder(d, "p1", &torrent);
+    let (_p1, port1) = start_peer(d, &f1, &["--upload-limit", "1500"]);
+    let (evil, conns) = corrupt_seeder(&torrent);
+    let peers = vec![format!("127.0.0.1:{evil}"), format!("127.0.0.1:{port1}")];
+    let out = d.join("client");
+    let c = Proc::start(
+        &client_args(out.to_str().unwrap(), torrent.to_str().unwrap(), &peers),
+        d,
+    );
+    let (code, lines) = c.finish(Duration::from_secs(60));
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    same_tree(&f1.join("set"), &out.join("set"));
+    let text = lines.join("\n");
+    assert!(text.contains("bad pieces thrown away"), "{text}");
+    // Dropped and never called again.
+    assert_eq!(conns.load(Ordering::SeqCst), 1, "{text}");
+}
