@@ -7,3 +7,4 @@
 pub mod bencode;
 pub mod layout;
 pub mod metainfo;
+pub mod tracker;
