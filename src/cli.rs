@@ -1,6 +1,7 @@
 //! The command line: `bt <subcommand>`, parsed with argh. Raw arguments only; each command
 //! validates and resolves them itself.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use argh::FromArgs;
@@ -9,7 +10,7 @@ use argh::FromArgs;
 /// bt: a BitTorrent tracker, seeding peer and downloading client in one binary.
 #[argh(
     note = "Profiles (folder + port per peer) and the tracker address live in peers.toml.",
-    example = "bt create data/sample.txt\nbt info data/sample.txt.torrent --pieces"
+    example = "bt create data/sample.txt\nbt info data/sample.txt.torrent --pieces\nbt tracker\nbt peers"
 )]
 pub struct Cli {
     /// print debug logs (RUST_LOG=debug does the same, with finer control)
@@ -38,6 +39,10 @@ pub enum Command {
     Peer(PeerArgs),
     /// `bt client`
     Client(ClientArgs),
+    /// `bt tracker`
+    Tracker(TrackerArgs),
+    /// `bt peers`
+    Peers(PeersArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -245,4 +250,40 @@ pub struct ClientArgs {
     /// upload limit in KiB/s for the whole process (default: unlimited)
     #[argh(option)]
     pub upload_limit: Option<u64>,
+}
+
+#[derive(FromArgs, Debug)]
+/// run the HTTP tracker: /announce, /scrape, /peers (JSON) and a status page at /.
+#[argh(
+    subcommand,
+    name = "tracker",
+    example = "bt tracker\nbt tracker --bind 127.0.0.1:7070 --config lan.toml",
+    note = "Peers are told to announce every `interval` seconds of the [tracker] section and are \
+            dropped after two intervals of silence. A peer's address is the connection's source \
+            address (the `ip` parameter only with allow_ip_param = true). Started, completed and \
+            stopped events are logged one line each on stderr (-v logs every announce)."
+)]
+pub struct TrackerArgs {
+    /// the config file (default: peers.toml)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// address and port to listen on (default: `bind` of [tracker]); port 0 picks a free one
+    #[argh(option)]
+    pub bind: Option<SocketAddr>,
+}
+
+#[derive(FromArgs, Debug)]
+/// list the torrents a running tracker knows, with their seeders, leechers and peers.
+#[argh(
+    subcommand,
+    name = "peers",
+    example = "bt peers\nbt peers --tracker http://192.168.1.10:6969/announce"
+)]
+pub struct PeersArgs {
+    /// the tracker: its announce URL or http://HOST:PORT (default: `announce` of the config)
+    #[argh(option)]
+    pub tracker: Option<String>,
+    /// the config file (default: peers.toml)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
 }

@@ -29,8 +29,23 @@ pub struct TrackerConfig {
     pub bind: SocketAddr,
     /// Announce URL that peers use and that `bt create` writes by default.
     pub announce: String,
-    /// Seconds between announces that the tracker asks of peers.
+    /// Seconds between announces that the tracker asks of peers. A peer silent for two
+    /// intervals is dropped from the swarm.
     pub interval: u64,
+    /// Seconds a peer must wait at least between two announces (sent as `min interval`;
+    /// 0: not sent).
+    pub min_interval: u64,
+    /// Most torrents tracked at once; announces that would add one more are refused.
+    pub max_torrents: usize,
+    /// Most peers in one torrent; announces from new peers beyond it are refused.
+    pub max_peers_per_torrent: usize,
+    /// Take a peer's address from the announce's `ip` parameter instead of the connection's
+    /// source address. Off by default: it lets anyone point a swarm at a third party.
+    pub allow_ip_param: bool,
+    /// A file of allowed info-hashes (40 hex digits a line, `#` comments), relative to this
+    /// file's folder. When set, announces for any other torrent are refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_list: Option<PathBuf>,
 }
 
 /// One `[profiles.NAME]` section.
@@ -56,6 +71,11 @@ impl Default for TrackerConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 6969)),
             announce: "http://127.0.0.1:6969/announce".into(),
             interval: 30,
+            min_interval: 10,
+            max_torrents: 100_000,
+            max_peers_per_torrent: 50_000,
+            allow_ip_param: false,
+            access_list: None,
         }
     }
 }

@@ -7,10 +7,18 @@ use bt::{commands, modes};
 
 fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
-    let level = if cli.verbose { "debug" } else { "warn" };
+    // The tracker's event lines are info; other commands log only problems unless asked.
+    let level = match (&cli.command, cli.verbose) {
+        (_, true) => "debug",
+        (Command::Tracker(_), false) => "warn,bt=info",
+        _ => "warn",
+    };
     let mut logger =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
-    if cli.verbose || std::env::var_os("RUST_LOG").is_some() {
+    if cli.verbose
+        || matches!(cli.command, Command::Tracker(_))
+        || std::env::var_os("RUST_LOG").is_some()
+    {
         logger.format_timestamp_millis();
     } else {
         // Quiet by default: warnings read as one plain line, like our errors.
@@ -28,6 +36,8 @@ fn main() -> ExitCode {
         Command::Show(a) => commands::library::show(a),
         Command::Peer(a) => modes::peer::run(a),
         Command::Client(a) => modes::client::run(a),
+        Command::Tracker(a) => modes::tracker::run(a),
+        Command::Peers(a) => commands::peers::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,10 +1,12 @@
-//! The file commands: `create`, `edit`, `info`, `import`, `show`. Each takes its parsed
-//! arguments and prints its result; nothing here runs a network service.
+//! The short-lived commands: `create`, `edit`, `info`, `import`, `show` work on files; `peers`
+//! asks a running tracker. Each takes its parsed arguments and prints its result; nothing here
+//! runs a network service.
 
 pub mod create;
 pub mod edit;
 pub mod info;
 pub mod library;
+pub mod peers;
 
 use std::path::Path;
 

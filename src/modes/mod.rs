@@ -1,7 +1,8 @@
-//! The long-running modes: `peer` and `client` (and soon `tracker`). Thin: each wires a profile
-//! to the engine and shows what happens.
+//! The long-running modes: `tracker`, `peer`, `client`. Thin: each wires a config to the engine
+//! or the server and shows what happens.
 
 pub mod client;
 pub mod engine;
 pub mod peer;
 pub mod status;
+pub mod tracker;

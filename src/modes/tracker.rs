@@ -1,0 +1,198 @@
+//! `bt tracker`: the HTTP tracker. A tide server that only moves bytes: it hands each raw query
+//! and the connection's source address to the swarm [`table`], and sends back the bencoded
+//! answer (a `failure reason` with HTTP 200 for anything it refuses). It also serves `/peers`
+//! (JSON) and a status page at `/`, and drops silent peers on a timer.
+//!
+//! The runtime calls of this mode (listen, spawn, sleep, block_on) are all in this file.
+
+mod peer_list;
+pub mod status;
+pub mod table;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use log::{debug, info};
+
+use crate::cli::TrackerArgs;
+use crate::config::Config;
+use crate::proto::metainfo::InfoHash;
+use crate::proto::tracker::{self, AnnounceRequest, AnnounceResponse, Event, ScrapeRequest};
+use status::{peer_id_text, Snapshot};
+use table::{parse_access_list, Limits, Table};
+
+/// Run `bt tracker` until the process is killed.
+pub fn run(args: TrackerArgs) -> Result<()> {
+    let (config, base) = Config::load(args.config.as_deref())?;
+    let tc = &config.tracker;
+    let bind = args.bind.unwrap_or(tc.bind);
+    let access = match &tc.access_list {
+        Some(file) => Some(load_access_list(&base.join(file))?),
+        None => None,
+    };
+    let table = Table::new(Limits::from(tc), access, Instant::now());
+    async_std::task::block_on(serve(bind, table))
+}
+
+fn load_access_list(path: &Path) -> Result<std::collections::HashSet<[u8; 20]>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read access list {}", path.display()))?;
+    let set = parse_access_list(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    println!(
+        "access list {}: {} torrents allowed",
+        path.display(),
+        set.len()
+    );
+    Ok(set)
+}
+
+/// The state every request handler shares.
+#[derive(Clone)]
+struct Shared(Arc<Mutex<Table>>);
+
+impl Shared {
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // A panic elsewhere never leaves the table half-updated in a way that matters more than
+        // stopping the tracker would.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Answer an announce: the bencoded body, a failure reason for anything refused.
+    fn announce(&self, raw_query: &str, source: Option<IpAddr>) -> Vec<u8> {
+        let req = match AnnounceRequest::parse_query(raw_query) {
+            Ok(req) => req,
+            Err(e) => return refuse(source, &e),
+        };
+        let Some(source) = source else {
+            return refuse(source, &"no source address");
+        };
+        let result = self.table().announce(&req, source, Instant::now());
+        match result {
+            Ok(answer) => {
+                log_event(&req, source, &answer);
+                answer.encode(req.compact, req.no_peer_id)
+            }
+            Err(e) => refuse(Some(source), &e),
+        }
+    }
+
+    /// Answer a scrape.
+    fn scrape(&self, raw_query: &str) -> Vec<u8> {
+        match ScrapeRequest::parse_query(raw_query) {
+            Ok(req) => self.table().scrape(&req.info_hashes).encode(),
+            Err(e) => tracker::failure(&e.to_string()),
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::of(&self.table(), Instant::now())
+    }
+}
+
+fn refuse(source: Option<IpAddr>, why: &dyn std::fmt::Display) -> Vec<u8> {
+    debug!("refused an announce from {source:?}: {why}");
+    tracker::failure(&why.to_string())
+}
+
+/// One line per `started`, `completed` and `stopped`; regular announces only at debug level.
+fn log_event(req: &AnnounceRequest, source: IpAddr, answer: &AnnounceResponse) {
+    let line = format!(
+        "{:<9} {} {} {} left {} -> {} seeders, {} leechers",
+        req.event.as_str(),
+        InfoHash(req.info_hash),
+        SocketAddr::new(source, req.port),
+        peer_id_text(&req.peer_id),
+        req.left,
+        answer.complete,
+        answer.incomplete
+    );
+    match req.event {
+        Event::None => debug!("announce  {}", line.trim_start()),
+        _ => info!("{line}"),
+    }
+}
+
+/// Listen on `bind` and serve until the process ends.
+async fn serve(bind: SocketAddr, table: Table) -> Result<()> {
+    let listener = async_std::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the listen address")?;
+    let sweep_every = Duration::from_secs(u64::from(table.limits().interval / 2).max(1));
+    print_urls(local);
+    let shared = Shared(Arc::new(Mutex::new(table)));
+
+    let sweeper = shared.clone();
+    async_std::task::spawn(async move {
+        loop {
+            async_std::task::sleep(sweep_every).await;
+            let gone = sweeper.table().expire(Instant::now());
+            if gone > 0 {
+                debug!("{gone} silent peers dropped");
+            }
+        }
+    });
+
+    let mut app = tide::with_state(shared);
+    app.at("/announce")
+        .get(|req: tide::Request<Shared>| async move {
+            let body = req.state().announce(raw_query(&req), source_ip(&req));
+            Ok(reply(body, "text/plain"))
+        });
+    app.at("/scrape")
+        .get(|req: tide::Request<Shared>| async move {
+            Ok(reply(req.state().scrape(raw_query(&req)), "text/plain"))
+        });
+    app.at("/peers")
+        .get(|req: tide::Request<Shared>| async move {
+            let json = serde_json::to_vec_pretty(&req.state().snapshot())?;
+            Ok(reply(json, "application/json"))
+        });
+    app.at("/").get(|req: tide::Request<Shared>| async move {
+        let html = req.state().snapshot().html();
+        Ok(reply(html.into_bytes(), "text/html; charset=utf-8"))
+    });
+    app.listen(listener)
+        .await
+        .with_context(|| format!("tracker on {local} stopped"))
+}
+
+/// The query exactly as sent, still percent-encoded (tide's own query parsing would mangle the
+/// binary `info_hash`).
+fn raw_query(req: &tide::Request<Shared>) -> &str {
+    req.url().query().unwrap_or("")
+}
+
+/// The connection's source address (never a header: those can be forged).
+fn source_ip(req: &tide::Request<Shared>) -> Option<IpAddr> {
+    req.peer_addr()?.parse::<SocketAddr>().ok().map(|a| a.ip())
+}
+
+fn reply(body: Vec<u8>, mime: &str) -> tide::Response {
+    let mut res = tide::Response::new(200);
+    res.set_body(body);
+    res.insert_header("Content-Type", mime);
+    res.insert_header("Cache-Control", "no-store");
+    res
+}
+
+/// Say where the tracker listens, with every URL a user needs.
+fn print_urls(local: SocketAddr) {
+    let shown = match local.ip().is_unspecified() {
+        true => SocketAddr::new([127, 0, 0, 1].into(), local.port()),
+        false => local,
+    };
+    println!("bt tracker listening on {local}");
+    println!("  announce  http://{shown}/announce");
+    println!("  scrape    http://{shown}/scrape");
+    println!("  peers     http://{shown}/peers  (JSON; `bt peers` prints it as a table)");
+    println!("  status    http://{shown}/");
+    if local.ip().is_unspecified() {
+        println!("  (and the same on every other address of this machine)");
+    }
+}

@@ -1,0 +1,284 @@
+//! What the tracker shows of itself: the `/peers` JSON (also read back by `bt peers`) and the
+//! self-refreshing HTML page at `/`. Both are built from one bounded [`Snapshot`] of the table.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::peer_list::Peer;
+use super::table::Table;
+
+/// Most torrents listed in a snapshot (the counts still cover all).
+pub const MAX_TORRENTS_SHOWN: usize = 500;
+/// Most peers listed per torrent.
+pub const MAX_PEERS_SHOWN: usize = 500;
+
+/// The whole table as `/peers` serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Torrents tracked.
+    pub torrent_count: usize,
+    /// Peers tracked, over all torrents.
+    pub peer_count: usize,
+    /// Seconds between announces asked of peers.
+    pub interval: u32,
+    /// The busiest torrents (most peers first, at most [`MAX_TORRENTS_SHOWN`]).
+    pub torrents: Vec<TorrentStatus>,
+}
+
+/// One torrent in a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TorrentStatus {
+    /// Info-hash, 40 hex digits.
+    pub info_hash: String,
+    /// Peers with the whole torrent.
+    pub seeders: u32,
+    /// Peers still downloading.
+    pub leechers: u32,
+    /// Downloads finished (`completed` events).
+    pub completed: u32,
+    /// Its peers, seeders first, then by address (at most [`MAX_PEERS_SHOWN`]).
+    pub peers: Vec<PeerStatus>,
+}
+
+/// One peer in a [`TorrentStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// IP address.
+    pub address: String,
+    /// Listen port.
+    pub port: u16,
+    /// Peer id: as text when every byte is printable ASCII, else 40 hex digits.
+    pub peer_id: String,
+    /// Bytes it still lacks (0: seeder).
+    pub left: u64,
+    /// Seconds since its last announce.
+    pub last_seen_secs: u32,
+}
+
+impl Snapshot {
+    /// Take a bounded snapshot of `table` as of `now`.
+    pub fn of(table: &Table, now: Instant) -> Snapshot {
+        let (torrent_count, peer_count) = table.counts();
+        let mut torrents: Vec<_> = table.torrents().collect();
+        let size = |t: &super::table::Torrent| t.seeders.len() + t.leechers.len();
+        torrents.sort_by(|a, b| size(b.1).cmp(&size(a.1)).then(a.0.cmp(&b.0)));
+        torrents.truncate(MAX_TORRENTS_SHOWN);
+        let torrents = torrents
+            .into_iter()
+            .map(|(hash, t)| {
+                let mut peers: Vec<&Peer> = t.seeders.as_slice().iter().collect();
+                peers.sort_by_key(|p| p.key);
+                let mut leechers: Vec<&Peer> = t.leechers.as_slice().iter().collect();
+                leechers.sort_by_key(|p| p.key);
+                peers.extend(leechers);
+                peers.truncate(MAX_PEERS_SHOWN);
+                let stats = t.stats();
+                TorrentStatus {
+                    info_hash: hash.hex(),
+                    seeders: stats.complete,
+                    leechers: stats.incomplete,
+                    completed: stats.downloaded,
+                    peers: peers
+                        .into_iter()
+                        .map(|p| PeerStatus {
+                            address: p.key.ip.to_string(),
+                            port: p.key.port,
+                            peer_id: peer_id_text(&p.peer_id),
+                            left: p.left,
+                            last_seen_secs: table.age(p.last_seen, now),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Snapshot {
+            torrent_count,
+            peer_count,
+            interval: table.limits().interval,
+            torrents,
+        }
+    }
+
+    /// The status page: torrents, their counts and peers; reloads itself every few seconds.
+    pub fn html(&self) -> String {
+        let mut h = String::with_capacity(4096);
+        h.push_str(concat!(
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+            "<meta http-equiv=\"refresh\" content=\"5\">",
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+            "<title>bt tracker</title><style>",
+            "body{font:15px/1.4 system-ui,sans-serif;margin:2em auto;max-width:70em;padding:0 1em;color:#222}",
+            "h1{font-size:1.4em}h2{font-size:1.05em;margin:1.6em 0 .3em;font-family:monospace}",
+            "table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.2em .8em .2em 0}",
+            "th{border-bottom:1px solid #aaa;font-weight:600}td.n{font-variant-numeric:tabular-nums}",
+            "code{font-size:.9em}.seed{color:#070}.muted{color:#777}",
+            "</style></head><body>\n<h1>bt tracker</h1>\n"
+        ));
+        let _ = writeln!(
+            h,
+            "<p>{} torrent{}, {} peer{}; peers announce every {} s. This page reloads every 5 s.</p>",
+            self.torrent_count,
+            plural(self.torrent_count),
+            self.peer_count,
+            plural(self.peer_count),
+            self.interval
+        );
+        if self.torrents.is_empty() {
+            h.push_str("<p class=\"muted\">No torrents yet: nobody has announced.</p>\n");
+        }
+        for t in &self.torrents {
+            let _ = writeln!(
+                h,
+                "<h2>{}</h2>\n<p>{} seeder{}, {} leecher{}, {} completed</p>",
+                t.info_hash,
+                t.seeders,
+                plural(t.seeders as usize),
+                t.leechers,
+                plural(t.leechers as usize),
+                t.completed
+            );
+            h.push_str(
+                "<table><tr><th>address</th><th>peer id</th><th>left</th><th>last seen</th></tr>\n",
+            );
+            for p in &t.peers {
+                let addr = match p.address.contains(':') {
+                    true => format!("[{}]:{}", p.address, p.port),
+                    false => format!("{}:{}", p.address, p.port),
+                };
+                let left = match p.left {
+                    0 => "<span class=\"seed\">seeding</span>".to_string(),
+                    n => indicatif::HumanBytes(n).to_string(),
+                };
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td><code>{}</code></td><td class=\"n\">{left}</td><td class=\"n\">{} s ago</td></tr>",
+                    escape(&addr),
+                    escape(&p.peer_id),
+                    p.last_seen_secs
+                );
+            }
+            h.push_str("</table>\n");
+        }
+        h.push_str("</body></html>\n");
+        h
+    }
+}
+
+/// A peer id as text when all of it is printable ASCII, else as hex.
+pub fn peer_id_text(id: &[u8; 20]) -> String {
+    match id.iter().all(|b| (0x20..0x7f).contains(b)) {
+        true => id.iter().map(|&b| b as char).collect(),
+        false => hex::encode(id),
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Escape text for HTML.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrackerConfig;
+    use crate::modes::tracker::table::Limits;
+    use crate::proto::tracker::{AnnounceRequest, Event};
+    use std::time::Duration;
+
+    fn announce(t: &mut Table, hash: u8, port: u16, left: u64, id: &[u8; 20], now: Instant) {
+        let req = AnnounceRequest {
+            info_hash: [hash; 20],
+            peer_id: *id,
+            port,
+            uploaded: 0,
+            downloaded: 0,
+            left,
+            event: Event::Started,
+            compact: true,
+            no_peer_id: false,
+            numwant: None,
+            key: None,
+            ip: None,
+        };
+        t.announce(&req, [127, 0, 0, 1].into(), now).unwrap();
+    }
+
+    #[test]
+    fn snapshot_lists_torrents_and_peers_readably() {
+        let start = Instant::now();
+        let mut t = Table::new(Limits::from(&TrackerConfig::default()), None, start);
+        announce(&mut t, 1, 6882, 100, b"-BT0001-<script>&'\"x", start);
+        announce(
+            &mut t,
+            1,
+            6881,
+            0,
+            &[0xff; 20],
+            start + Duration::from_secs(3),
+        );
+        announce(&mut t, 2, 6883, 5, b"-LT2080-abcdefghijkl", start);
+        let s = Snapshot::of(&t, start + Duration::from_secs(10));
+        assert_eq!((s.torrent_count, s.peer_count, s.interval), (2, 3, 30));
+        let first = &s.torrents[0];
+        assert_eq!(first.info_hash, "01".repeat(20));
+        assert_eq!((first.seeders, first.leechers, first.completed), (1, 1, 0));
+        assert_eq!(first.peers[0].peer_id, "ff".repeat(20));
+        assert_eq!(
+            (
+                first.peers[0].port,
+                first.peers[0].left,
+                first.peers[0].last_seen_secs
+            ),
+            (6881, 0, 7)
+        );
+        assert_eq!(first.peers[1].peer_id, "-BT0001-<script>&'\"x");
+        assert_eq!(first.peers[1].last_seen_secs, 10);
+
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Snapshot>(&json).unwrap(), s);
+
+        let html = s.html();
+        assert!(html.contains(&"01".repeat(20)) && html.contains(&"02".repeat(20)));
+        assert!(html.contains("127.0.0.1:6881") && html.contains("127.0.0.1:6883"));
+        assert!(html.contains("1 seeder, 1 leecher, 0 completed"));
+        assert!(html.contains("-BT0001-&lt;script&gt;&amp;&#39;&quot;x"));
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("http-equiv=\"refresh\""));
+        assert!(
+            !html.contains("src=") && !html.contains("href="),
+            "no external assets"
+        );
+    }
+
+    #[test]
+    fn empty_table_page() {
+        let t = Table::new(
+            Limits::from(&TrackerConfig::default()),
+            None,
+            Instant::now(),
+        );
+        let html = Snapshot::of(&t, Instant::now()).html();
+        assert!(html.contains("0 torrents, 0 peers") && html.contains("nobody has announced"));
+    }
+}

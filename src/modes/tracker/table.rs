@@ -1,0 +1,624 @@
+//! The swarm table: every torrent the tracker knows, with its seeders and leechers. Announce in,
+//! answer out; no sockets and no clock (the caller passes the source address and the time), so
+//! every rule here is tested on plain values.
+//!
+//! Rules: a peer is its (info-hash, IP, port); its address is the connection's source IP unless
+//! the config allows the `ip` parameter; nobody is sent back to itself; `stopped` removes at once;
+//! `completed` counts one download; peers silent for two intervals expire; torrents and peers
+//! per torrent are capped; an access list, when given, refuses every other torrent.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::peer_list::{Peer, PeerKey, PeerList};
+use crate::config::TrackerConfig;
+use crate::proto::metainfo::InfoHash;
+use crate::proto::tracker::{
+    AnnounceRequest, AnnounceResponse, Event, PeerEntry, ScrapeResponse, ScrapeStats,
+};
+
+/// Peers sent when the announce does not say `numwant`.
+pub const DEFAULT_NUMWANT: usize = 50;
+/// Most peers sent in one answer, whatever `numwant` says.
+pub const MAX_NUMWANT: usize = 200;
+/// Most torrents in an answer to a scrape that names none ("all").
+pub const MAX_SCRAPE_ALL: usize = 1000;
+
+/// The table's settings, taken from `[tracker]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Seconds between regular announces.
+    pub interval: u32,
+    /// Seconds at least between announces, if sent.
+    pub min_interval: Option<u32>,
+    /// Seconds of silence after which a peer is dropped.
+    pub peer_timeout: u32,
+    /// Most torrents.
+    pub max_torrents: usize,
+    /// Most peers per torrent.
+    pub max_peers_per_torrent: usize,
+    /// Whether the `ip` parameter sets the peer's address.
+    pub allow_ip_param: bool,
+}
+
+impl From<&TrackerConfig> for Limits {
+    fn from(c: &TrackerConfig) -> Limits {
+        let interval = u32::try_from(c.interval.max(1)).unwrap_or(u32::MAX);
+        Limits {
+            interval,
+            min_interval: u32::try_from(c.min_interval).ok().filter(|&m| m > 0),
+            peer_timeout: interval.saturating_mul(2),
+            max_torrents: c.max_torrents,
+            max_peers_per_torrent: c.max_peers_per_torrent,
+            allow_ip_param: c.allow_ip_param,
+        }
+    }
+}
+
+/// Why an announce was refused; the text is the `failure reason`.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum Refusal {
+    /// The access list does not name the torrent.
+    #[error("torrent not allowed on this tracker")]
+    NotAllowed,
+    /// The table holds `max_torrents` already.
+    #[error("tracker full: it tracks {0} torrents already")]
+    TooManyTorrents(usize),
+    /// The torrent holds `max_peers_per_torrent` already.
+    #[error("torrent full: it has {0} peers already")]
+    TooManyPeers(usize),
+    /// `ip` is allowed but is not an IP address.
+    #[error("ip is not an IP address")]
+    BadIp,
+}
+
+/// One torrent's swarm.
+#[derive(Debug, Default)]
+pub struct Torrent {
+    /// Peers with nothing left to download.
+    pub seeders: PeerList,
+    /// Peers still downloading.
+    pub leechers: PeerList,
+    /// `completed` events seen.
+    pub downloaded: u32,
+}
+
+impl Torrent {
+    fn list(&mut self, seeder: bool) -> &mut PeerList {
+        match seeder {
+            true => &mut self.seeders,
+            false => &mut self.leechers,
+        }
+    }
+
+    /// Seeders, leechers and downloads.
+    pub fn stats(&self) -> ScrapeStats {
+        ScrapeStats {
+            complete: self.seeders.len() as u32,
+            incomplete: self.leechers.len() as u32,
+            downloaded: self.downloaded,
+        }
+    }
+}
+
+/// Every torrent's swarm.
+#[derive(Debug)]
+pub struct Table {
+    torrents: HashMap<[u8; 20], Torrent>,
+    limits: Limits,
+    access: Option<HashSet<[u8; 20]>>,
+    epoch: Instant,
+    rng: u64,
+}
+
+impl Table {
+    /// An empty table. `now` is its epoch; `access`, when given, lists the only torrents served.
+    pub fn new(limits: Limits, access: Option<HashSet<[u8; 20]>>, now: Instant) -> Table {
+        Table {
+            torrents: HashMap::new(),
+            limits,
+            access,
+            epoch: now,
+            rng: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    /// Record an announce from a connection whose source address is `source`, and answer it.
+    pub fn announce(
+        &mut self,
+        req: &AnnounceRequest,
+        source: IpAddr,
+        now: Instant,
+    ) -> Result<AnnounceResponse, Refusal> {
+        let ip = match (&req.ip, self.limits.allow_ip_param) {
+            (Some(claimed), true) => claimed.parse().map_err(|_| Refusal::BadIp)?,
+            _ => source,
+        };
+        let me = PeerKey::new(ip, req.port);
+        if !self.allowed(&req.info_hash) {
+            return Err(Refusal::NotAllowed);
+        }
+        let count = self.torrents.len();
+        let torrent = match self.torrents.entry(req.info_hash) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(_) if req.event == Event::Stopped => return Ok(self.answer(None)),
+            Entry::Vacant(_) if count >= self.limits.max_torrents => {
+                return Err(Refusal::TooManyTorrents(count))
+            }
+            Entry::Vacant(e) => e.insert(Torrent::default()),
+        };
+        let was_seeder = match (
+            torrent.seeders.contains(&me),
+            torrent.leechers.contains(&me),
+        ) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        };
+        if req.event == Event::Stopped {
+            if let Some(seeder) = was_seeder {
+                torrent.list(seeder).remove(&me);
+            }
+            let stats = torrent.stats();
+            return Ok(self.answer(Some(stats)));
+        }
+        let peers = torrent.seeders.len() + torrent.leechers.len();
+        if was_seeder.is_none() && peers >= self.limits.max_peers_per_torrent {
+            return Err(Refusal::TooManyPeers(peers));
+        }
+        if req.event == Event::Completed && was_seeder != Some(true) {
+            torrent.downloaded = torrent.downloaded.saturating_add(1);
+        }
+        let seeder = req.left == 0;
+        let peer = Peer {
+            key: me,
+            peer_id: req.peer_id,
+            left: req.left,
+            last_seen: seconds_since(self.epoch, now),
+        };
+        match was_seeder {
+            Some(was) if was == seeder => torrent.list(seeder).insert(peer),
+            Some(was) => {
+                torrent.list(was).remove(&me);
+                torrent.list(seeder).insert(peer);
+            }
+            None => torrent.list(seeder).insert(peer),
+        }
+        let want = req
+            .numwant
+            .map_or(DEFAULT_NUMWANT, |n| (n as usize).min(MAX_NUMWANT));
+        self.rng = xorshift(self.rng);
+        let torrent = &self.torrents[&req.info_hash];
+        let mut answer = self.answer(Some(torrent.stats()));
+        answer.peers = pick(torrent, seeder, me, want, self.rng);
+        Ok(answer)
+    }
+
+    /// The counts of the torrents named, or of every torrent (at most [`MAX_SCRAPE_ALL`]) when
+    /// none is named. Unknown torrents count zero.
+    pub fn scrape(&self, info_hashes: &[[u8; 20]]) -> ScrapeResponse {
+        let files = if info_hashes.is_empty() {
+            self.torrents
+                .iter()
+                .take(MAX_SCRAPE_ALL)
+                .map(|(h, t)| (*h, t.stats()))
+                .collect()
+        } else {
+            info_hashes
+                .iter()
+                .map(|h| {
+                    (
+                        *h,
+                        self.torrents.get(h).map(Torrent::stats).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        };
+        ScrapeResponse { files }
+    }
+
+    /// Drop peers silent for longer than the peer timeout, and torrents left without peers.
+    /// Returns how many peers went.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let now = seconds_since(self.epoch, now);
+        let timeout = self.limits.peer_timeout;
+        let fresh = |p: &Peer| now.saturating_sub(p.last_seen) <= timeout;
+        let mut removed = 0;
+        self.torrents.retain(|_, t| {
+            removed += t.seeders.retain(fresh) + t.leechers.retain(fresh);
+            !(t.seeders.is_empty() && t.leechers.is_empty())
+        });
+        if self.torrents.capacity() > 4 * self.torrents.len().max(64) {
+            self.torrents.shrink_to_fit();
+        }
+        removed
+    }
+
+    /// Every torrent, in no particular order.
+    pub fn torrents(&self) -> impl Iterator<Item = (InfoHash, &Torrent)> {
+        self.torrents.iter().map(|(h, t)| (InfoHash(*h), t))
+    }
+
+    /// How many torrents and peers the table holds.
+    pub fn counts(&self) -> (usize, usize) {
+        let peers = self
+            .torrents
+            .values()
+            .map(|t| t.seeders.len() + t.leechers.len())
+            .sum();
+        (self.torrents.len(), peers)
+    }
+
+    /// Seconds since `last_seen` (a [`Peer`] field), as of `now`.
+    pub fn age(&self, last_seen: u32, now: Instant) -> u32 {
+        seconds_since(self.epoch, now).saturating_sub(last_seen)
+    }
+
+    /// The settings.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn allowed(&self, info_hash: &[u8; 20]) -> bool {
+        self.access.as_ref().is_none_or(|a| a.contains(info_hash))
+    }
+
+    fn answer(&self, stats: Option<ScrapeStats>) -> AnnounceResponse {
+        let stats = stats.unwrap_or_default();
+        AnnounceResponse {
+            interval: self.limits.interval,
+            min_interval: self.limits.min_interval,
+            complete: stats.complete,
+            incomplete: stats.incomplete,
+            peers: Vec::new(),
+            warning: None,
+        }
+    }
+}
+
+/// Up to `want` peers for `me`: a seeder gets leechers only (seeders have nothing to trade),
+/// a leecher gets both. A window at a random start keeps answers varied at O(want) cost.
+fn pick(t: &Torrent, seeder: bool, me: PeerKey, want: usize, random: u64) -> Vec<PeerEntry> {
+    let (first, second) = match seeder {
+        true => (t.leechers.as_slice(), &[][..]),
+        false => (t.seeders.as_slice(), t.leechers.as_slice()),
+    };
+    let total = first.len() + second.len();
+    let mut out = Vec::with_capacity(want.min(total));
+    let start = if total > want + 1 {
+        (random % total as u64) as usize
+    } else {
+        0
+    };
+    for i in 0..total {
+        if out.len() == want {
+            break;
+        }
+        let at = (start + i) % total;
+        let p = first.get(at).unwrap_or_else(|| &second[at - first.len()]);
+        if p.key != me {
+            out.push(PeerEntry {
+                addr: p.key.addr(),
+                peer_id: Some(p.peer_id),
+            });
+        }
+    }
+    out
+}
+
+/// Whole seconds from `epoch` to `now` (0 if `now` is earlier), saturating at `u32::MAX`
+/// (136 years).
+fn seconds_since(epoch: Instant, now: Instant) -> u32 {
+    u32::try_from(now.saturating_duration_since(epoch).as_secs()).unwrap_or(u32::MAX)
+}
+
+/// A step of xorshift64: cheap, good enough to vary which peers an answer shows.
+fn xorshift(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}
+
+/// Parse an access list: one info-hash in hex a line; blank lines and `#` comments ignored.
+/// The error names the line.
+pub fn parse_access_list(text: &str) -> Result<HashSet<[u8; 20]>, String> {
+    let mut set = HashSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let hash = InfoHash::from_hex(line)
+            .ok_or_else(|| format!("line {}: {line:?} is not a 40-digit hex info-hash", n + 1))?;
+        set.insert(hash.0);
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const IP: [u8; 4] = [127, 0, 0, 1];
+
+    fn limits() -> Limits {
+        Limits::from(&TrackerConfig::default())
+    }
+
+    fn req(hash: u8, port: u16, left: u64, event: Event) -> AnnounceRequest {
+        AnnounceRequest {
+            info_hash: [hash; 20],
+            peer_id: [port as u8; 20],
+            port,
+            uploaded: 0,
+            downloaded: 0,
+            left,
+            event,
+            compact: true,
+            no_peer_id: false,
+            numwant: None,
+            key: None,
+            ip: None,
+        }
+    }
+
+    fn ports(r: &AnnounceResponse) -> Vec<u16> {
+        let mut p: Vec<u16> = r.peers.iter().map(|p| p.addr.port()).collect();
+        p.sort();
+        p
+    }
+
+    #[test]
+    fn peers_on_one_ip_see_each_other_but_not_themselves() {
+        let now = Instant::now();
+        let mut t = Table::new(limits(), None, now);
+        let a = t
+            .announce(&req(1, 6881, 0, Event::Started), IP.into(), now)
+            .unwrap();
+        assert_eq!((a.complete, a.incomplete, a.peers.len()), (1, 0, 0));
+        let b = t
+            .announce(&req(1, 6882, 10, Event::Started), IP.into(), now)
+            .unwrap();
+        assert_eq!((b.complete, b.incomplete), (1, 1));
+        assert_eq!(ports(&b), [6881]);
+        assert_eq!(b.peers[0].addr.ip(), IpAddr::from(IP));
+        assert_eq!(b.peers[0].peer_id, Some([6881u16 as u8; 20]));
+        let c = t
+            .announce(&req(1, 6883, 10, Event::None), IP.into(), now)
+            .unwrap();
+        assert_eq!(ports(&c), [6881, 6882]);
+        // The seeder gets leechers only.
+        let a = t
+            .announce(&req(1, 6881, 0, Event::None), IP.into(), now)
+            .unwrap();
+        assert_eq!(ports(&a), [6882, 6883]);
+        // Another torrent is another swarm.
+        let other = t
+            .announce(&req(2, 6881, 5, Event::None), IP.into(), now)
+            .unwrap();
+        assert_eq!(
+            (other.complete, other.incomplete, other.peers.len()),
+            (0, 1, 0)
+        );
+        assert_eq!(t.counts(), (2, 4));
+    }
+
+    #[test]
+    fn stopped_removes_and_completed_counts_once() {
+        let now = Instant::now();
+        let mut t = Table::new(limits(), None, now);
+        t.announce(&req(1, 1, 10, Event::Started), IP.into(), now)
+            .unwrap();
+        t.announce(&req(1, 2, 10, Event::Started), IP.into(), now)
+            .unwrap();
+        let r = t
+            .announce(&req(1, 1, 0, Event::Completed), IP.into(), now)
+            .unwrap();
+        assert_eq!((r.complete, r.incomplete), (1, 1));
+        // A repeated `completed` from a peer already seeding is not another download.
+        t.announce(&req(1, 1, 0, Event::Completed), IP.into(), now)
+            .unwrap();
+        assert_eq!(
+            t.scrape(&[[1; 20]]).get(&[1; 20]).unwrap(),
+            ScrapeStats {
+                complete: 1,
+                incomplete: 1,
+                downloaded: 1
+            }
+        );
+        let r = t
+            .announce(&req(1, 2, 10, Event::Stopped), IP.into(), now)
+            .unwrap();
+        assert_eq!((r.complete, r.incomplete, r.peers.len()), (1, 0, 0));
+        // Stopping an unknown torrent creates nothing.
+        let r = t
+            .announce(&req(9, 2, 10, Event::Stopped), IP.into(), now)
+            .unwrap();
+        assert_eq!((r.complete, r.incomplete), (0, 0));
+        assert_eq!(t.counts(), (1, 1));
+        // Scrape of everything, and of an unknown torrent.
+        let all = t.scrape(&[]);
+        assert_eq!(
+            all.files,
+            vec![(
+                [1; 20],
+                ScrapeStats {
+                    complete: 1,
+                    incomplete: 0,
+                    downloaded: 1
+                }
+            )]
+        );
+        assert_eq!(
+            t.scrape(&[[7; 20]]).get(&[7; 20]),
+            Some(ScrapeStats::default())
+        );
+    }
+
+    #[test]
+    fn numwant_defaults_caps_and_varies() {
+        let now = Instant::now();
+        let mut t = Table::new(limits(), None, now);
+        for port in 1..=300 {
+            t.announce(&req(1, port, 0, Event::None), IP.into(), now)
+                .unwrap();
+        }
+        let mut asker = req(1, 1000, 5, Event::None);
+        assert_eq!(
+            t.announce(&asker, IP.into(), now).unwrap().peers.len(),
+            DEFAULT_NUMWANT
+        );
+        asker.numwant = Some(1_000_000);
+        let first = t.announce(&asker, IP.into(), now).unwrap();
+        assert_eq!(first.peers.len(), MAX_NUMWANT);
+        let second = t.announce(&asker, IP.into(), now).unwrap();
+        assert_ne!(ports(&first), ports(&second), "answers should vary");
+        asker.numwant = Some(0);
+        assert!(t.announce(&asker, IP.into(), now).unwrap().peers.is_empty());
+        // All 300 when asking for all but yourself: nobody twice, never yourself.
+        let mut me = req(1, 150, 0, Event::None);
+        me.left = 3;
+        me.numwant = Some(200);
+        let mut t2 = Table::new(limits(), None, now);
+        for port in 1..=201 {
+            t2.announce(&req(1, port, 0, Event::None), IP.into(), now)
+                .unwrap();
+        }
+        let r = t2.announce(&me, IP.into(), now).unwrap();
+        let p = ports(&r);
+        assert_eq!(p.len(), 200);
+        assert!(!p.contains(&150));
+        assert!(p.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn peers_expire_after_two_intervals() {
+        let start = Instant::now();
+        let mut t = Table::new(limits(), None, start);
+        let interval = u64::from(limits().interval);
+        t.announce(&req(1, 1, 0, Event::None), IP.into(), start)
+            .unwrap();
+        let later = start + Duration::from_secs(interval);
+        t.announce(&req(1, 2, 0, Event::None), IP.into(), later)
+            .unwrap();
+        assert_eq!(t.expire(start + Duration::from_secs(2 * interval)), 0);
+        assert_eq!(t.expire(start + Duration::from_secs(2 * interval + 1)), 1);
+        assert_eq!(t.counts(), (1, 1));
+        assert_eq!(t.expire(start + Duration::from_secs(3 * interval + 1)), 1);
+        assert_eq!(t.counts(), (0, 0));
+        // An announce keeps a peer alive.
+        let mut t = Table::new(limits(), None, start);
+        for step in 0..10 {
+            let at = start + Duration::from_secs(step * interval);
+            t.announce(&req(1, 1, 0, Event::None), IP.into(), at)
+                .unwrap();
+            assert_eq!(t.expire(at), 0);
+        }
+    }
+
+    #[test]
+    fn caps_refuse_with_clear_reasons() {
+        let now = Instant::now();
+        let l = Limits {
+            max_torrents: 2,
+            max_peers_per_torrent: 3,
+            ..limits()
+        };
+        let mut t = Table::new(l, None, now);
+        for hash in 1..=2 {
+            t.announce(&req(hash, 1, 0, Event::None), IP.into(), now)
+                .unwrap();
+        }
+        let e = t
+            .announce(&req(3, 1, 0, Event::None), IP.into(), now)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "tracker full: it tracks 2 torrents already");
+        for port in 2..=3 {
+            t.announce(&req(1, port, 5, Event::None), IP.into(), now)
+                .unwrap();
+        }
+        let e = t
+            .announce(&req(1, 4, 0, Event::None), IP.into(), now)
+            .unwrap_err();
+        assert_eq!(e, Refusal::TooManyPeers(3));
+        assert_eq!(e.to_string(), "torrent full: it has 3 peers already");
+        // Known peers still announce, and may change state.
+        let r = t
+            .announce(&req(1, 3, 0, Event::Completed), IP.into(), now)
+            .unwrap();
+        assert_eq!((r.complete, r.incomplete), (2, 1));
+        assert_eq!(t.counts(), (2, 4));
+    }
+
+    #[test]
+    fn access_list_and_ip_parameter() {
+        let now = Instant::now();
+        let list =
+            parse_access_list(&format!("# ok\n\n{}  # one\n", hex::encode([1u8; 20]))).unwrap();
+        let mut t = Table::new(limits(), Some(list), now);
+        t.announce(&req(1, 1, 0, Event::None), IP.into(), now)
+            .unwrap();
+        let e = t
+            .announce(&req(2, 1, 0, Event::None), IP.into(), now)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "torrent not allowed on this tracker");
+        let e = parse_access_list("0123\n").unwrap_err();
+        assert_eq!(e, "line 1: \"0123\" is not a 40-digit hex info-hash");
+
+        // `ip` is ignored by default...
+        let mut claim = req(1, 2, 5, Event::None);
+        claim.ip = Some("10.9.8.7".into());
+        let r = t.announce(&claim, IP.into(), now).unwrap();
+        assert_eq!(r.peers[0].addr.to_string(), "127.0.0.1:1");
+        let mut t = Table::new(limits(), None, now);
+        t.announce(&claim, IP.into(), now).unwrap();
+        let r = t
+            .announce(&req(1, 3, 5, Event::None), IP.into(), now)
+            .unwrap();
+        assert_eq!(r.peers[0].addr.to_string(), "127.0.0.1:2");
+        // ... and used when allowed.
+        let mut t = Table::new(
+            Limits {
+                allow_ip_param: true,
+                ..limits()
+            },
+            None,
+            now,
+        );
+        t.announce(&claim, IP.into(), now).unwrap();
+        let r = t
+            .announce(&req(1, 3, 5, Event::None), IP.into(), now)
+            .unwrap();
+        assert_eq!(r.peers[0].addr.to_string(), "10.9.8.7:2");
+        claim.ip = Some("example.com".into());
+        assert_eq!(t.announce(&claim, IP.into(), now), Err(Refusal::BadIp));
+    }
+
+    #[test]
+    fn ipv6_peers_are_kept_apart_from_ipv4_ones() {
+        let now = Instant::now();
+        let mut t = Table::new(limits(), None, now);
+        let v6: IpAddr = "::1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        t.announce(&req(1, 7000, 0, Event::None), v6, now).unwrap();
+        t.announce(&req(1, 7000, 0, Event::None), IP.into(), now)
+            .unwrap();
+        // The same IPv4 peer seen over a dual-stack socket is the same peer.
+        t.announce(&req(1, 7000, 0, Event::None), mapped, now)
+            .unwrap();
+        assert_eq!(t.counts(), (1, 2));
+        let r = t
+            .announce(&req(1, 7001, 3, Event::None), IP.into(), now)
+            .unwrap();
+        let mut addrs: Vec<String> = r.peers.iter().map(|p| p.addr.to_string()).collect();
+        addrs.sort();
+        assert_eq!(addrs, ["127.0.0.1:7000", "[::1]:7000"]);
+        let body = r.encode(true, false);
+        let back = AnnounceResponse::parse(&body).unwrap();
+        assert_eq!(back.peers.len(), 2);
+    }
+}

@@ -1,0 +1,199 @@
+//! Helpers shared by the tracker tests: run `bt tracker` on a free loopback port (killed on drop,
+//! also when a test fails), plain HTTP/1.1 over a std socket, and waiting on conditions.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bt::proto::tracker::{AnnounceRequest, Event};
+
+/// The built binary.
+pub const BT: &str = env!("CARGO_BIN_EXE_bt");
+
+/// A child process killed and reaped when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running `bt tracker`.
+pub struct Tracker {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its stderr lines so far (the event log).
+    pub log: Arc<Mutex<Vec<String>>>,
+    /// Its config folder (holds the access list, if any).
+    pub dir: tempfile::TempDir,
+    /// The process.
+    pub process: Guard,
+}
+
+impl Tracker {
+    /// Start `bt tracker --bind 127.0.0.1:0` with `config` as its config file; `files` are
+    /// written beside the config first. Returns once it has printed its address.
+    pub fn start(config: &str, files: &[(&str, &str)]) -> Tracker {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("tracker.toml");
+        std::fs::write(&config_path, config).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let child = Command::new(BT)
+            .args(["tracker", "--bind", "127.0.0.1:0", "--config"])
+            .arg(&config_path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start bt tracker");
+        let mut process = Guard(child);
+        let stdout = process.0.stdout.take().unwrap();
+        let stderr = process.0.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let addr = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "bt tracker printed no address; stderr: {:?}",
+                        log.lock().unwrap()
+                    )
+                });
+            if let Some(addr) = line.strip_prefix("bt tracker listening on ") {
+                break addr.trim().parse().unwrap();
+            }
+        };
+        Tracker {
+            addr,
+            log,
+            dir,
+            process,
+        }
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// GET `target` (path and query) and return status and body.
+    pub fn get(&self, target: &str) -> (u16, Vec<u8>) {
+        http_get(self.addr, target).unwrap_or_else(|e| panic!("GET {target}: {e}"))
+    }
+
+    /// The event log so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.process.0.try_wait(), Ok(None))
+    }
+}
+
+/// One HTTP/1.1 GET with `Connection: close`; returns the status code and body.
+pub fn http_get(addr: SocketAddr, target: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP head in {} bytes", raw.len())))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
+    let body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return Ok((status, dechunk(&body)));
+    }
+    Ok((status, body))
+}
+
+/// Undo chunked transfer encoding (tide streams some bodies).
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 4 + size..];
+    }
+    out
+}
+
+/// An announce for peer `port` of torrent `[hash; 20]`.
+pub fn announce(hash: u8, port: u16, left: u64, event: Event) -> AnnounceRequest {
+    let mut peer_id = *b"-TT0001-000000000000";
+    peer_id[8..].copy_from_slice(format!("{port:012}").as_bytes());
+    AnnounceRequest {
+        info_hash: [hash; 20],
+        peer_id,
+        port,
+        uploaded: 0,
+        downloaded: 0,
+        left,
+        event,
+        compact: true,
+        no_peer_id: false,
+        numwant: None,
+        key: None,
+        ip: None,
+    }
+}
+
+/// Poll `cond` every 50 ms until it is true or `timeout` passes; returns its last answer.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `tests/clients/NAME` in this repository.
+pub fn client_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(name)
+}
