@@ -65,7 +65,7 @@ pub struct CreateArgs {
     /// where to write the torrent (default: NAME.torrent in the current folder)
     #[argh(option, short = 'o')]
     pub output: Option<PathBuf>,
-    /// bytes per piece, a power of two: 262144, 256k, 1m ...
+    /// bytes per piece, a power of two up to 64 MiB: 262144, 256k, 1m ...
     #[argh(option)]
     pub piece_length: Option<String>,
     /// set the private flag (BEP 27): peers only from the tracker

@@ -27,7 +27,11 @@ pub fn run(args: CreateArgs) -> Result<()> {
     for t in &trackers {
         check_tracker_url(t)?;
     }
-    let piece_length = args.piece_length.as_deref().map(parse_size).transpose()?;
+    let piece_length = args
+        .piece_length
+        .as_deref()
+        .map(parse_piece_length)
+        .transpose()?;
     let source = Source::scan(&args.path)?;
     let output = args
         .output
@@ -237,6 +241,16 @@ pub fn parse_size(text: &str) -> Result<u64> {
         .ok_or_else(|| anyhow!("`{text}` is too large"))
 }
 
+/// Parse `--piece-length`: a size that is a power of two, at most what a torrent may use.
+/// Checked before any hashing, so a bad value costs nothing.
+pub fn parse_piece_length(text: &str) -> Result<u64> {
+    let n = parse_size(text)?;
+    if !n.is_power_of_two() || n > metainfo::MAX_PIECE_LENGTH {
+        bail!("piece length `{text}` should be a power of two up to 64 MiB (16k, 256k, 1m ...)");
+    }
+    Ok(n)
+}
+
 fn check_tracker_url(url: &str) -> Result<()> {
     let ok =
         (url.starts_with("http://") || url.starts_with("https://") || url.starts_with("udp://"))
@@ -260,6 +274,16 @@ mod tests {
         assert!(parse_size("1x").is_err());
         assert!(parse_size("").is_err());
         assert!(parse_size("99999999999g").is_err());
+    }
+
+    #[test]
+    fn piece_lengths_are_powers_of_two_up_to_64_mib() {
+        assert_eq!(parse_piece_length("16k").unwrap(), 16384);
+        assert_eq!(parse_piece_length("64m").unwrap(), 64 << 20);
+        for bad in ["0", "10000", "3k", "128m"] {
+            let e = parse_piece_length(bad).unwrap_err().to_string();
+            assert!(e.contains(bad) && e.contains("power of two"), "{e}");
+        }
     }
 
     #[test]

@@ -103,8 +103,9 @@ pub struct Metainfo {
 /// Why a `.torrent` was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MetainfoError {
-    /// Not bencode, or a key of the wrong type.
-    #[error("{0}")]
+    /// Not bencode, or a key of the wrong type. Transparent: the inner error is this error's
+    /// message, not also its source (else a `{:#}` chain prints it twice).
+    #[error(transparent)]
     Bencode(#[from] BencodeError),
     /// The file is not a dictionary at the top.
     #[error("not a torrent: the top level is not a dictionary")]
@@ -684,6 +685,13 @@ mod tests {
             multi(&[&["A"], &["a"]]).unwrap_err(),
             MetainfoError::PathClash(_)
         ));
+    }
+
+    #[test]
+    fn bencode_errors_are_not_repeated_as_their_own_source() {
+        let e = Metainfo::from_bytes(b"").unwrap_err();
+        assert_eq!(e.to_string(), "empty input");
+        assert!(std::error::Error::source(&e).is_none(), "{e:?}");
     }
 
     #[test]

@@ -1,0 +1,188 @@
+//! Helpers shared by the integration tests: run `bt` (or any program) with a time limit under a
+//! guard that kills it when the test ends, make deterministic test data, find real tools.
+
+// Each test crate uses its own subset of these helpers.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The `bt` binary under test.
+pub const BT: &str = env!("CARGO_BIN_EXE_bt");
+
+/// How long one short command (`bt info`, `mktorrent` on a few MB) may take.
+pub const SHORT: Duration = Duration::from_secs(60);
+
+/// A child process that is killed and reaped when dropped, so that a failing test leaves no
+/// process behind.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What a finished program left behind.
+#[derive(Debug)]
+pub struct Output {
+    /// How it ended.
+    pub status: ExitStatus,
+    /// Everything it wrote to stdout (lossy UTF-8).
+    pub stdout: String,
+    /// Everything it wrote to stderr (lossy UTF-8).
+    pub stderr: String,
+    /// The command line, for messages.
+    pub what: String,
+}
+
+impl Output {
+    /// Panic with everything the program said unless it exited 0.
+    #[track_caller]
+    pub fn success(self) -> Output {
+        assert!(
+            self.status.success(),
+            "{} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            self.what,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut bytes);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Run `cmd` to completion with stdin closed, waiting at most `limit`; panic (after killing
+/// it) when it takes longer.
+#[track_caller]
+pub fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let what = format!("{cmd:?}");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = ChildGuard(
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}")),
+    );
+    let stdout = drain(child.0.stdout.take());
+    let stderr = drain(child.0.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait for a child") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not finish within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+        what,
+    }
+}
+
+/// Run `bt ARGS` in folder `cwd` (so that no `peers.toml` of the repository is picked up).
+#[track_caller]
+pub fn bt<I, S>(cwd: &Path, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run(
+        Command::new(BT)
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("RUST_LOG"),
+        SHORT,
+    )
+}
+
+/// `bt info TORRENT --json --pieces`, parsed.
+#[track_caller]
+pub fn bt_info(torrent: &Path) -> serde_json::Value {
+    let dir = torrent.parent().expect("torrent in a folder");
+    let args = [
+        OsStr::new("info"),
+        torrent.as_os_str(),
+        OsStr::new("--json"),
+        OsStr::new("--pieces"),
+    ];
+    let out = bt(dir, args).success();
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("bt info --json printed no JSON ({e}):\n{}", out.stdout))
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*); each seed gives a different stream.
+pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// One file of test data: its path below the root (`/`-separated) and its length.
+pub type Spec = (&'static str, usize);
+
+/// Write `files` under `root` with pseudo-random contents (seeded by position), creating
+/// folders as needed. Returns each file's bytes, in the order given.
+pub fn write_files(root: &Path, files: &[Spec]) -> Vec<Vec<u8>> {
+    files
+        .iter()
+        .enumerate()
+        .map(|(i, (path, len))| {
+            let bytes = pseudo_random(i as u64 + 1, *len);
+            let disk = root.join(path);
+            std::fs::create_dir_all(disk.parent().expect("a parent folder")).expect("mkdir");
+            std::fs::write(&disk, &bytes).expect("write test data");
+            bytes
+        })
+        .collect()
+}
+
+/// A loopback TCP port that nothing listens on (bound, then released), for tracker URLs that
+/// must lead nowhere.
+pub fn unused_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local address").port()
+}
+
+/// The path of `program` on PATH; panics naming the Debian package to install otherwise.
+#[track_caller]
+pub fn require_tool(program: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{program}` is not installed: install the Debian package `{package}` \
+                 (scripts/test.sh does)"
+            )
+        })
+}
