@@ -43,6 +43,8 @@ pub enum Command {
     Tracker(TrackerArgs),
     /// `bt peers`
     Peers(PeersArgs),
+    /// `bt demo`
+    Demo(DemoArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -286,4 +288,32 @@ pub struct PeersArgs {
     /// the config file (default: peers.toml)
     #[argh(option)]
     pub config: Option<PathBuf>,
+}
+
+#[derive(FromArgs, Debug)]
+/// run the whole exercise in one process: tracker, peer1, peer2 and a client that downloads
+/// from both.
+#[argh(
+    subcommand,
+    name = "demo",
+    example = "bt demo\nbt demo --size 1GiB",
+    note = "Works in a scratch copy (default: bt-demo in the system temp folder, wiped first), so \
+            the repository stays as it is: peer1 and peer2 get copies of their folders from \
+            peers.toml, the client starts empty. Everything listens on 127.0.0.1 on free ports. \
+            With --size, both peers share one random file of that size instead of the samples. \
+            Exits 0 when the client has every piece verified, 1 with the reason otherwise."
+)]
+pub struct DemoArgs {
+    /// the config file whose peer1 and peer2 folders are copied (default: peers.toml)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// share one random file of this size instead of the samples: 100m, 1GiB, ...
+    #[argh(option)]
+    pub size: Option<String>,
+    /// scratch folder (default: bt-demo in the system temp folder); wiped first
+    #[argh(option)]
+    pub dir: Option<PathBuf>,
+    /// give up after this many seconds (default 300)
+    #[argh(option, default = "300")]
+    pub timeout: u64,
 }

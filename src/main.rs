@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Command::Client(a) => modes::client::run(a),
         Command::Tracker(a) => modes::tracker::run(a),
         Command::Peers(a) => commands::peers::run(a),
+        Command::Demo(a) => modes::demo::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! or the server and shows what happens.
 
 pub mod client;
+pub mod demo;
 pub mod engine;
 pub mod peer;
 pub mod status;

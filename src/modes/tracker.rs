@@ -34,7 +34,17 @@ pub fn run(args: TrackerArgs) -> Result<()> {
         None => None,
     };
     let table = Table::new(Limits::from(tc), access, Instant::now());
-    async_std::task::block_on(serve(bind, table))
+    async_std::task::block_on(async {
+        let listener = async_std::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind}"))?;
+        print_urls(
+            listener
+                .local_addr()
+                .context("cannot read the listen address")?,
+        );
+        serve(listener, table).await
+    })
 }
 
 fn load_access_list(path: &Path) -> Result<std::collections::HashSet<[u8; 20]>> {
@@ -115,16 +125,12 @@ fn log_event(req: &AnnounceRequest, source: IpAddr, answer: &AnnounceResponse) {
     }
 }
 
-/// Listen on `bind` and serve until the process ends.
-async fn serve(bind: SocketAddr, table: Table) -> Result<()> {
-    let listener = async_std::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("cannot listen on {bind}"))?;
+/// Serve on `listener` until the process ends (`bt demo` runs this beside its peers).
+pub async fn serve(listener: async_std::net::TcpListener, table: Table) -> Result<()> {
     let local = listener
         .local_addr()
         .context("cannot read the listen address")?;
     let sweep_every = Duration::from_secs(u64::from(table.limits().interval / 2).max(1));
-    print_urls(local);
     let shared = Shared(Arc::new(Mutex::new(table)));
 
     let sweeper = shared.clone();

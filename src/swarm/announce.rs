@@ -104,6 +104,7 @@ impl Announcer {
                         d.add(p.addr, now);
                     }
                     drop(d);
+                    super::session::dial_due(&self.torrent);
                     self.set_status(format!(
                         "{url}: {} seeders, {} leechers",
                         resp.complete, resp.incomplete

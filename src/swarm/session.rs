@@ -191,31 +191,36 @@ impl Session {
 async fn maintain(torrent: Arc<Torrent>) {
     loop {
         torrent.tick();
-        let now = Instant::now();
-        let due = {
-            let mut d = torrent.dialer.lock().unwrap_or_else(|e| e.into_inner());
-            let room = torrent.config.max_peers.saturating_sub(d.busy());
-            d.due(now, room)
-        };
-        for addr in due {
-            let t = Arc::clone(&torrent);
-            task::spawn(async move {
-                let result = connection::outgoing(Arc::clone(&t), addr).await;
-                let seed_pair = t.is_complete() && t.peer_is_seed(addr);
-                let useful = matches!(result, Ok(d) if d > Duration::from_secs(10)) && !seed_pair;
-                if let Err(e) = &result {
-                    log::debug!("{addr}: {e}");
-                    if e.contains("ourselves") {
-                        t.dialer.lock().unwrap_or_else(|e| e.into_inner()).ban(addr);
-                    }
-                }
-                t.dialer.lock().unwrap_or_else(|e| e.into_inner()).finished(
-                    addr,
-                    useful,
-                    Instant::now(),
-                );
-            });
-        }
+        dial_due(&torrent);
         task::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Call every known peer that is due, up to the connection limit. Also run right after a
+/// tracker answer, so that new peers are called at once rather than at the next tick.
+pub fn dial_due(torrent: &Arc<Torrent>) {
+    let due = {
+        let mut d = torrent.dialer.lock().unwrap_or_else(|e| e.into_inner());
+        let room = torrent.config.max_peers.saturating_sub(d.busy());
+        d.due(Instant::now(), room)
+    };
+    for addr in due {
+        let t = Arc::clone(torrent);
+        task::spawn(async move {
+            let result = connection::outgoing(Arc::clone(&t), addr).await;
+            let seed_pair = t.is_complete() && t.peer_is_seed(addr);
+            let useful = matches!(result, Ok(d) if d > Duration::from_secs(10)) && !seed_pair;
+            if let Err(e) = &result {
+                log::debug!("{addr}: {e}");
+                if e.contains("ourselves") {
+                    t.dialer.lock().unwrap_or_else(|e| e.into_inner()).ban(addr);
+                }
+            }
+            t.dialer.lock().unwrap_or_else(|e| e.into_inner()).finished(
+                addr,
+                useful,
+                Instant::now(),
+            );
+        });
     }
 }

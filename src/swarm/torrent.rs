@@ -37,6 +37,8 @@ pub struct PeerTotals {
     pub uploaded: u64,
     /// Pieces it sent that failed their hash check.
     pub strikes: u32,
+    /// Verified pieces it sent (all or part of).
+    pub pieces: u32,
 }
 
 /// A point-in-time view of one connection.
@@ -436,6 +438,11 @@ impl Torrent {
             return;
         }
         st.picker.on_verified(index, Some(data));
+        for k in &contributors {
+            if let Some(p) = st.peers.get(k) {
+                st.history.entry(p.addr).or_default().pieces += 1;
+            }
+        }
         for p in st.peers.values() {
             p.send(&Message::Have(index as u32));
         }

@@ -1,0 +1,324 @@
+//! `bt demo`: the classic exercise in one process. A tracker, two peers that have the files and
+//! a client that starts empty, all on 127.0.0.1 in a scratch folder; the client downloads from
+//! both peers while one line per role shows what happens, then a summary.
+
+use std::io::IsTerminal;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::RngCore;
+
+use super::engine::{self, Options, Running};
+use super::tracker::table::{Limits, Table};
+use crate::cli::DemoArgs;
+use crate::config::{Config, Profile};
+use crate::library;
+use crate::proto::metainfo::Metainfo;
+use crate::swarm::peer::peer_id_text;
+use crate::ui;
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Run `bt demo`.
+pub fn run(args: DemoArgs) -> Result<()> {
+    let (config, base) = Config::load(args.config.as_deref())?;
+    let work = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("bt-demo"));
+    prepare_dir(&work)?;
+    let (p1, p2, client) = (work.join("peer1"), work.join("peer2"), work.join("client"));
+    match &args.size {
+        Some(size) => random_sample(size, &p1, &p2, &config.tracker.announce)?,
+        None => {
+            for (name, dest) in [("peer1", &p1), ("peer2", &p2)] {
+                let p = config
+                    .profiles
+                    .get(name)
+                    .ok_or_else(|| anyhow!("the config has no [profiles.{name}] to copy"))?;
+                copy_tree(&base.join(&p.folder), dest)?;
+            }
+        }
+    }
+    std::fs::create_dir_all(&client)?;
+    let metas: Vec<Metainfo> = library::list(&p1)?
+        .into_iter()
+        .filter_map(|e| e.meta.ok())
+        .collect();
+    if metas.is_empty() {
+        bail!(
+            "{} holds no torrents to share; run scripts/make-samples.sh",
+            p1.display()
+        );
+    }
+    for e in library::list(&p1)? {
+        library::import(&e.path, &client)?;
+    }
+    println!(
+        "bt demo in {} (tracker, peer1, peer2 and client on 127.0.0.1)",
+        work.display()
+    );
+    async_std::task::block_on(demo(
+        &config,
+        metas,
+        [p1, p2, client],
+        Duration::from_secs(args.timeout),
+    ))
+}
+
+fn profile(name: &str, folder: &Path, config: &Config) -> Profile {
+    Profile {
+        name: name.into(),
+        folder: folder.to_path_buf(),
+        port: 0,
+        ip: LOOPBACK,
+        config: config.clone(),
+    }
+}
+
+async fn demo(
+    config: &Config,
+    metas: Vec<Metainfo>,
+    folders: [PathBuf; 3],
+    timeout: Duration,
+) -> Result<()> {
+    // The tracker, on a free port.
+    let listener = async_std::net::TcpListener::bind(SocketAddr::new(LOOPBACK, 0)).await?;
+    let tracker_addr = listener.local_addr()?;
+    let table = Table::new(Limits::from(&config.tracker), None, Instant::now());
+    async_std::task::spawn(super::tracker::serve(listener, table));
+    let opts = Options {
+        trackers: vec![format!("http://{tracker_addr}/announce")],
+        ..Options::default()
+    };
+    let peer1 = engine::start(&profile("peer1", &folders[0], config), metas.clone(), &opts).await?;
+    let peer2 = engine::start(&profile("peer2", &folders[1], config), metas.clone(), &opts).await?;
+    let client = engine::start(&profile("client", &folders[2], config), metas, &opts).await?;
+    let roles = [("peer1", &peer1), ("peer2", &peer2)];
+    let names: Vec<(String, &str)> = roles
+        .iter()
+        .map(|(n, r)| (peer_id_text(&r.session.peer_id), *n))
+        .collect();
+
+    let view = View::new();
+    view.line(
+        0,
+        format!("tracker  http://{tracker_addr}/announce  (status page http://{tracker_addr}/)"),
+    );
+    let started = Instant::now();
+    let result = loop {
+        let snaps: Vec<_> = client.torrents.iter().map(|t| t.snapshot()).collect();
+        for (i, (name, r)) in roles.iter().enumerate() {
+            let sent: u64 = r.torrents.iter().map(|t| t.snapshot().uploaded).sum();
+            let conns: usize = r.torrents.iter().map(|t| t.snapshot().peers.len()).sum();
+            view.line(
+                i + 1,
+                format!(
+                    "{name:<8} {:<21} sent {:>10}  connections {conns}",
+                    r.session.listen.to_string(),
+                    HumanBytes(sent).to_string()
+                ),
+            );
+        }
+        let (have, total): (u64, u64) = snaps
+            .iter()
+            .fold((0, 0), |a, s| (a.0 + s.have_bytes, a.1 + s.total_bytes));
+        let got: u64 = snaps.iter().map(|s| s.downloaded).sum();
+        view.line(
+            3,
+            format!(
+                "client   {:<21} {:>5.1}%  {} of {}  {}/s",
+                client.session.listen.to_string(),
+                ui::percent(have, total),
+                HumanBytes(have),
+                HumanBytes(total),
+                HumanBytes(ui::rate(got, started.elapsed()))
+            ),
+        );
+        if let Some(f) = snaps.iter().find_map(|s| s.failure.clone()) {
+            break Err(anyhow!(f));
+        }
+        if snaps.iter().all(|s| s.complete()) {
+            break Ok(());
+        }
+        if started.elapsed() > timeout {
+            break Err(anyhow!(
+                "the client did not finish within {} s",
+                timeout.as_secs()
+            ));
+        }
+        async_std::task::sleep(Duration::from_millis(100)).await;
+    };
+    view.done();
+    if result.is_ok() {
+        print_summary(&client, &names, &folders[2], started.elapsed());
+    }
+    for r in [&client, &peer1, &peer2] {
+        r.shutdown().await;
+    }
+    result
+}
+
+fn print_summary(client: &Running, names: &[(String, &str)], folder: &Path, elapsed: Duration) {
+    let snaps: Vec<_> = client.torrents.iter().map(|t| t.snapshot()).collect();
+    let bytes: u64 = snaps.iter().map(|s| s.total_bytes).sum();
+    let pieces: usize = snaps.iter().map(|s| s.pieces).sum();
+    let bad: u32 = snaps.iter().map(|s| s.bad_pieces).sum();
+    println!(
+        "\ndone: {} in {} ({}/s); all {pieces} pieces verified by SHA-1{}",
+        HumanBytes(bytes),
+        ui::duration(elapsed),
+        HumanBytes(ui::rate(bytes, elapsed)),
+        if bad > 0 {
+            format!(" ({bad} bad pieces fetched again)")
+        } else {
+            String::new()
+        }
+    );
+    for (id, role) in names {
+        let (mut got, mut n) = (0u64, 0u32);
+        for s in &snaps {
+            for (_, t) in s.history.iter().filter(|(_, t)| &t.client == id) {
+                got += t.downloaded;
+                n += t.pieces;
+            }
+        }
+        println!(
+            "  from {role}: {n} pieces, {} ({:.0}%)",
+            HumanBytes(got),
+            ui::percent(got, bytes.max(1))
+        );
+    }
+    for t in &client.torrents {
+        println!("  downloaded: {}", folder.join(&t.meta.info.name).display());
+    }
+}
+
+/// One line per role: live lines on a terminal, a plain block each second otherwise.
+struct View {
+    bars: Option<(MultiProgress, Vec<ProgressBar>)>,
+    lines: std::sync::Mutex<(Vec<String>, Instant)>,
+}
+
+impl View {
+    fn new() -> View {
+        let bars = std::io::stdout().is_terminal().then(|| {
+            let m = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+            let style = ProgressStyle::with_template("{msg}").expect("valid template");
+            let bars = (0..4)
+                .map(|_| m.add(ProgressBar::new(1).with_style(style.clone())))
+                .collect();
+            (m, bars)
+        });
+        View {
+            bars,
+            lines: std::sync::Mutex::new((vec![String::new(); 4], Instant::now())),
+        }
+    }
+
+    fn line(&self, i: usize, text: String) {
+        match &self.bars {
+            Some((_, bars)) => bars[i].set_message(text),
+            None => self.lines.lock().unwrap_or_else(|e| e.into_inner()).0[i] = text,
+        }
+        if i == 3 && self.bars.is_none() {
+            let mut st = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+            if st.1.elapsed() >= Duration::from_secs(1) {
+                st.1 = Instant::now();
+                println!("{}", st.0.join("\n"));
+            }
+        }
+    }
+
+    fn done(&self) {
+        match &self.bars {
+            Some((_, bars)) => bars.iter().for_each(|b| b.finish()),
+            None => {
+                let st = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+                // The last block may have gone out on this same tick; do not print it twice.
+                if st.1.elapsed() > Duration::from_millis(50) {
+                    println!("{}", st.0.join("\n"));
+                }
+            }
+        }
+    }
+}
+
+/// Wipe and recreate the scratch folder, refusing anything that looks like it holds other data.
+fn prepare_dir(work: &Path) -> Result<()> {
+    if work.exists() {
+        let ours = ["peer1", "peer2", "client"];
+        for e in
+            std::fs::read_dir(work).with_context(|| format!("cannot list {}", work.display()))?
+        {
+            let name = e?.file_name();
+            if !ours.iter().any(|o| name == *o) {
+                bail!(
+                    "{} holds {:?}, which bt demo did not make; choose another --dir",
+                    work.display(),
+                    name
+                );
+            }
+        }
+        std::fs::remove_dir_all(work)
+            .with_context(|| format!("cannot clear {}", work.display()))?;
+    }
+    std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+        let e = e?;
+        let dest = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &dest)?;
+        } else {
+            std::fs::copy(e.path(), &dest)
+                .with_context(|| format!("cannot copy {}", e.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// One random file of `size` in peer1 (hard-linked into peer2), with its torrent in both.
+fn random_sample(size: &str, p1: &Path, p2: &Path, announce: &str) -> Result<()> {
+    let bytes = crate::commands::create::parse_size(size)?;
+    if bytes == 0 {
+        bail!("--size must be more than 0");
+    }
+    std::fs::create_dir_all(p1)?;
+    std::fs::create_dir_all(p2)?;
+    let name = format!("random-{}.bin", size.to_ascii_lowercase());
+    let path = p1.join(&name);
+    println!(
+        "writing {} of random data to {}",
+        HumanBytes(bytes),
+        path.display()
+    );
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        let mut rng = rand::thread_rng();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            rng.fill_bytes(&mut buf[..n]);
+            f.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+        f.flush()?;
+    }
+    std::fs::hard_link(&path, p2.join(&name))
+        .or_else(|_| std::fs::copy(&path, p2.join(&name)).map(|_| ()))?;
+    let source = crate::commands::create::Source::scan(&path)?;
+    let meta = crate::commands::create::build(&source, None, &[announce.to_string()], false, None)?;
+    for p in [p1, p2] {
+        std::fs::write(p.join(format!("{name}.torrent")), meta.to_bytes())?;
+    }
+    Ok(())
+}
