@@ -18,6 +18,9 @@ pub type PeerKey = u64;
 
 /// Most peers that may hold a request for the same block (in endgame).
 const MAX_HOLDERS: usize = 2;
+/// Piece buffers (started plus waiting for their hash check) may hold at most this much; no
+/// new piece is started past it. This bounds a download's memory whatever the peers' speed.
+const MAX_BUFFERED: u64 = 12 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Block {
@@ -161,8 +164,8 @@ impl Picker {
                 return out;
             }
         }
-        // 2. New pieces, rarest first.
-        while out.len() < max {
+        // 2. New pieces, rarest first, while the buffers allow.
+        while out.len() < max && self.buffered_pieces() < self.max_buffered_pieces() {
             let Some(i) = self.rarest_new_piece(peer, bits) else {
                 break;
             };
@@ -176,6 +179,14 @@ impl Picker {
         out
     }
 
+    fn buffered_pieces(&self) -> usize {
+        self.partial.len() + self.verifying.count()
+    }
+
+    fn max_buffered_pieces(&self) -> usize {
+        ((MAX_BUFFERED / self.layout.piece_length()) as usize).max(2)
+    }
+
     fn avoided(&self, i: u32, peer: PeerKey, _bits: &Bitfield) -> bool {
         let listed = self.avoid.get(&i).is_some_and(|v| v.contains(&peer));
         // Only avoid while someone else could serve it.
@@ -184,8 +195,9 @@ impl Picker {
 
     fn start(&mut self, i: u32) {
         let size = self.layout.piece_size(i as usize) as usize;
+        // A reused buffer keeps its old bytes: every one is overwritten by a block before the
+        // piece is hashed, so zeroing it again would only cost time.
         let mut buf = self.spare_buffers.pop().unwrap_or_default();
-        buf.clear();
         buf.resize(size, 0);
         let blocks = vec![Block::Free; self.layout.block_count(i as usize) as usize];
         self.partial.insert(

@@ -139,16 +139,6 @@ impl Storage {
         }
         Ok(())
     }
-
-    /// Flush written data of every open file to disk.
-    pub fn sync(&self) -> io::Result<()> {
-        for h in &self.handles {
-            if let Some(f) = h.get() {
-                f.sync_data()?;
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

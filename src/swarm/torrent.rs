@@ -448,11 +448,9 @@ impl Torrent {
         }
         if st.picker.is_complete() {
             st.completed_at = Some(Instant::now());
-            if let Err(e) = self
-                .storage
-                .finish_files()
-                .and_then(|()| self.storage.sync())
-            {
+            // No fsync: it would hold the exit for seconds, and a crash is covered by the
+            // start-up check, which hashes what is on disk.
+            if let Err(e) = self.storage.finish_files() {
                 st.failure = Some(format!("cannot finish the files: {e}"));
             }
             for p in st.peers.values_mut() {
