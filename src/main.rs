@@ -24,7 +24,12 @@ fn main() -> ExitCode {
         // Quiet by default: warnings read as one plain line, like our errors.
         logger.format(|f, r| {
             use std::io::Write;
-            writeln!(f, "bt: {}: {}", r.level().as_str().to_lowercase(), r.args())
+            let level = match r.level() {
+                log::Level::Error => "error",
+                log::Level::Warn => "warning",
+                _ => "note",
+            };
+            writeln!(f, "bt: {level}: {}", r.args())
         });
     }
     logger.init();

@@ -241,7 +241,12 @@ async fn announce_to(url: &str, req: &AnnounceRequest) -> Result<AnnounceRespons
                 .map_err(|_| "timed out".to_string())??;
             return AnnounceResponse::parse(&body).map_err(|e| e.to_string());
         }
-        Err(e) => return Err(e.to_string()),
+        // surf wraps the cause in "An error occured while ...: <cause>"; the cause is what
+        // a person needs.
+        Err(e) => {
+            let text = e.to_string();
+            return Err(text.rsplit(": ").next().unwrap_or(&text).to_string());
+        }
     };
     if !resp.status().is_success() {
         return Err(format!("HTTP {}", resp.status()));

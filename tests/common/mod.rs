@@ -4,6 +4,8 @@
 // Each test crate uses its own subset of these helpers.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::ffi::OsStr;
 use std::io::Read;
 use std::net::TcpListener;

@@ -1,0 +1,264 @@
+//! Live `bt` processes for end-to-end tests: start one, read its stdout lines as they come,
+//! learn the port it chose (`--port 0`), and kill it when the guard drops.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bt::proto::metainfo::Metainfo;
+
+use super::BT;
+
+/// A child process killed (SIGKILL) and reaped on drop; its stdout lines arrive on a channel.
+pub struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    pub fn start(args: &[&str], dir: &Path) -> Proc {
+        let mut child = Command::new(BT)
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start bt");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for a stdout line containing `needle`; returns it.
+    pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(needle) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {needle:?} within {timeout:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The port from "listening on 127.0.0.1:PORT".
+    pub fn port(&mut self) -> u16 {
+        let l = self.wait_line("listening on", Duration::from_secs(20));
+        let addr = l
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .split([' ', ','])
+            .next()
+            .unwrap();
+        addr.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Wait for exit; returns the status and every stdout line.
+    pub fn finish(mut self, timeout: Duration) -> (i32, Vec<String>) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                // drain what is left
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(l);
+                }
+                return (st.code().unwrap_or(-1), std::mem::take(&mut self.seen));
+            }
+            while let Ok(l) = self.lines.try_recv() {
+                self.seen.push(l);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bt did not exit within {timeout:?}; saw:\n{}",
+                self.seen.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Deterministic bytes.
+pub fn bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A seed folder with a multi-file torrent "set": nested folders, odd sizes, an empty file.
+/// Returns (work dir, torrent path).
+pub fn fixture(dir: &Path, scale: usize) -> PathBuf {
+    let root = dir.join("seed/set");
+    std::fs::create_dir_all(root.join("a/b")).unwrap();
+    std::fs::write(root.join("one.bin"), bytes(1, 1_000_003 * scale)).unwrap();
+    std::fs::write(root.join("a/two.bin"), bytes(2, 777_777 * scale)).unwrap();
+    std::fs::write(root.join("a/b/three.txt"), bytes(3, 12_345)).unwrap();
+    std::fs::write(root.join("a/empty"), b"").unwrap();
+    let torrent = dir.join("set.torrent");
+    let st = Command::new(BT)
+        .args([
+            "create",
+            root.to_str().unwrap(),
+            "--tracker",
+            "http://127.0.0.1:9/announce",
+            "--piece-length",
+            "32k",
+            "-o",
+        ])
+        .arg(&torrent)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    torrent
+}
+
+/// A folder holding a copy of the seed data and the torrent: a peer's profile folder.
+pub fn peer_folder(dir: &Path, name: &str, torrent: &Path) -> PathBuf {
+    let f = dir.join(name);
+    std::fs::create_dir_all(&f).unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(dir.join("seed/set"))
+        .arg(&f)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::copy(torrent, f.join("set.torrent")).unwrap();
+    f
+}
+
+pub fn start_peer(dir: &Path, folder: &Path, extra: &[&str]) -> (Proc, u16) {
+    let mut args = vec![
+        "peer",
+        "--profile",
+        "x",
+        "--folder",
+        folder.to_str().unwrap(),
+        "--port",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let mut p = Proc::start(&args, dir);
+    let port = p.port();
+    (p, port)
+}
+
+pub fn client_args<'a>(folder: &'a str, torrent: &'a str, peers: &'a [String]) -> Vec<&'a str> {
+    let mut a = vec![
+        "client",
+        "--profile",
+        "c",
+        "--folder",
+        folder,
+        "--port",
+        "0",
+        "--exit-when-done",
+        "--stall-timeout",
+        "30",
+    ];
+    for p in peers {
+        a.push("--peer");
+        a.push(p);
+    }
+    a.push(torrent);
+    a
+}
+
+pub fn same_tree(a: &Path, b: &Path) {
+    let st = Command::new("diff")
+        .arg("-r")
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "downloaded data differs: {}",
+        String::from_utf8_lossy(&st.stdout)
+    );
+}
+
+/// "  from ADDR (...): SIZE (NN%)" lines of the client summary: (addr, percent).
+pub fn shares(lines: &[String]) -> Vec<(String, f64)> {
+    lines
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("from "))
+        .map(|l| {
+            let addr = l.split(' ').next().unwrap().to_string();
+            let pct = l
+                .rsplit('(')
+                .next()
+                .unwrap()
+                .split('%')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap_or(0.0);
+            (addr, pct)
+        })
+        .collect()
+}
+
+pub fn allocated(dir: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let m = e.metadata().unwrap();
+        n += if m.is_dir() {
+            allocated(&e.path())
+        } else {
+            m.blocks() * 512
+        };
+    }
+    n
+}
+
+pub fn total_len(torrent: &Path) -> u64 {
+    Metainfo::from_bytes(&std::fs::read(torrent).unwrap())
+        .unwrap()
+        .total_length()
+}
