@@ -45,6 +45,8 @@ pub enum Command {
     Peers(PeersArgs),
     /// `bt demo`
     Demo(DemoArgs),
+    /// `bt check`
+    Check(CheckArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -316,4 +318,20 @@ pub struct DemoArgs {
     /// give up after this many seconds (default 300)
     #[argh(option, default = "300")]
     pub timeout: u64,
+}
+
+#[derive(FromArgs, Debug)]
+/// hash the data of a torrent on disk and say how much of it is complete and correct.
+#[argh(
+    subcommand,
+    name = "check",
+    example = "bt check peer1/album.torrent\nbt check data/album.torrent --folder client"
+)]
+pub struct CheckArgs {
+    /// the torrent
+    #[argh(positional)]
+    pub torrent: PathBuf,
+    /// the folder holding the data (default: the torrent's own folder)
+    #[argh(option)]
+    pub folder: Option<PathBuf>,
 }

@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         Command::Tracker(a) => modes::tracker::run(a),
         Command::Peers(a) => commands::peers::run(a),
         Command::Demo(a) => modes::demo::run(a),
+        Command::Check(a) => commands::check::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! asks a running tracker. Each takes its parsed arguments and prints its result; nothing here
 //! runs a network service.
 
+pub mod check;
 pub mod create;
 pub mod edit;
 pub mod info;

@@ -1,0 +1,293 @@
+#!/usr/bin/python3
+"""Loopback download benchmark: bt against libtorrent and aria2, in the same run.
+
+    bench/swarm.py                      # 1 GiB, 3 repetitions, every scenario
+    bench/swarm.py --size 256m --reps 1 --only bt-bt,lt-lt
+
+Per scenario and torrent: a fresh `bt tracker` on 127.0.0.1, the seeders, then one downloader
+into an empty folder, timed from its start to its exit (it exits once every piece is verified),
+with its CPU time and peak RSS from wait4(); the bytes are then compared with the original.
+Prints a Markdown table (median MB/s, min-max, CPU s, peak RSS, ratio to the anchors of the same
+run) and appends it to bench/results.md. Also times `bt check` (hashing the data on disk) against
+`sha1sum`. Every client runs on 127.0.0.1 with DHT, PEX, LPD, UPnP/NAT-PMP and uTP off.
+"""
+import argparse
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PY = "/usr/bin/python3"  # Debian's python, where python3-libtorrent lives
+ARIA2 = ["aria2c", "--no-conf=true", "--enable-dht=false", "--enable-dht6=false",
+         "--enable-peer-exchange=false", "--bt-enable-lpd=false", "--interface=127.0.0.1",
+         "--disable-ipv6=true", "--bt-external-ip=127.0.0.1", "--async-dns=false",
+         "--console-log-level=warn", "--summary-interval=0", "--download-result=hide",
+         "--auto-save-interval=0", "--allow-overwrite=true"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def size_of(text):
+    t = text.lower().rstrip("ib")
+    mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(t[-1:], 1)
+    return int(t.rstrip("kmg")) * mult
+
+
+class Proc:
+    """A command in its own process group, stopped (TERM, then KILL) by stop()."""
+
+    def __init__(self, cmd, log):
+        self.log = open(log, "wb")
+        self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def stop(self):
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 2)):
+            try:
+                os.killpg(self.p.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.p.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+        self.log.close()
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def seeds_on_tracker(tracker_port):
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{tracker_port}/scrape", timeout=2).read()
+    except OSError:
+        return 0
+    # bencoded: count "8:completei<N>e" values; one torrent per run
+    i = body.find(b"8:completei")
+    return int(body[i + 11:body.index(b"e", i + 11)]) if i >= 0 else 0
+
+
+def seeder_cmd(kind, bt, torrent, folder, port):
+    if kind == "bt":
+        return [bt, "peer", "--profile", "seed", "--folder", folder, "--port", str(port)]
+    if kind == "lt":
+        return [PY, os.path.join(HERE, "clients/lt.py"), "seed", torrent, folder, str(port)]
+    if kind == "aria2":
+        return ARIA2 + [f"--listen-port={port}", f"--dht-listen-port={port + 1000}", "-d", folder,
+                        "--check-integrity=false", "--bt-seed-unverified=true", "--seed-ratio=0.0",
+                        "--seed-time=100", torrent]
+    raise ValueError(kind)
+
+
+def getter_cmd(kind, bt, torrent, folder, port):
+    if kind == "bt":
+        return [bt, "client", "--profile", "get", "--folder", folder, "--port", str(port),
+                "--exit-when-done", torrent]
+    if kind == "lt":
+        return [PY, os.path.join(HERE, "clients/lt.py"), "get", torrent, folder, str(port)]
+    if kind == "aria2":
+        return ARIA2 + [f"--listen-port={port}", f"--dht-listen-port={port + 1000}", "-d", folder,
+                        "--file-allocation=none", "--seed-time=0", "--bt-hash-check-seed=false",
+                        torrent]
+    raise ValueError(kind)
+
+
+def run_once(bt, work, name, files, seeders, getter):
+    """One timed download. Returns (seconds, cpu seconds, peak RSS MiB)."""
+    run = os.path.join(work, "run")
+    shutil.rmtree(run, ignore_errors=True)
+    os.makedirs(run)
+    tport = free_port()
+    torrent = os.path.join(run, name + ".torrent")
+    subprocess.run([bt, "edit", os.path.join(work, name + ".torrent"), "--tracker",
+                    f"http://127.0.0.1:{tport}/announce", "-o", torrent], check=True,
+                   stdout=subprocess.DEVNULL)
+    cfg = os.path.join(run, "tracker.toml")
+    open(cfg, "w").write("[tracker]\ninterval = 30\n")
+    procs = [Proc([bt, "tracker", "--config", cfg, "--bind", f"127.0.0.1:{tport}"],
+                  os.path.join(run, "tracker.log"))]
+    try:
+        wait_for(lambda: listening(tport), 10, "the tracker")
+        for k, kind in enumerate(seeders):
+            folder = os.path.join(run, f"seed{k}")
+            os.makedirs(folder)
+            for f in files:  # hard links: the same cached pages for every seeder
+                src = os.path.join(work, "data", f)
+                dst = os.path.join(folder, f)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                os.link(src, dst)
+            shutil.copy(torrent, folder)
+            port = free_port()
+            procs.append(Proc(seeder_cmd(kind, bt, torrent, folder, port), os.path.join(run, f"seed{k}.log")))
+            wait_for(lambda: listening(port), 120, f"seeder {k}")
+        wait_for(lambda: seeds_on_tracker(tport) >= len(seeders), 120, "the tracker to list the seeders")
+        out = os.path.join(run, "out")
+        os.makedirs(out)
+        cmd = getter_cmd(getter, bt, torrent, out, free_port())
+        log = open(os.path.join(run, "get.log"), "wb")
+        t0 = time.monotonic()
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+        deadline = t0 + 600
+        status = ru = None
+        while time.monotonic() < deadline:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.005)
+        seconds = time.monotonic() - t0
+        if not ru:
+            os.killpg(p.pid, signal.SIGKILL)
+            raise RuntimeError(f"{getter} did not finish; see {run}/get.log")
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{getter} failed; see {run}/get.log")
+        for f in files:
+            if subprocess.run(["cmp", "-s", os.path.join(work, "data", f), os.path.join(out, f)]).returncode:
+                raise RuntimeError(f"{f} differs after {getter}")
+        return seconds, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+    finally:
+        for pr in reversed(procs):
+            pr.stop()
+
+
+SCENARIOS = {  # name: (seeders, downloader)
+    "bt-bt": (["bt"], "bt"),
+    "bt+bt-bt": (["bt", "bt"], "bt"),
+    "lt-lt": (["lt"], "lt"),
+    "lt+lt-lt": (["lt", "lt"], "lt"),
+    "aria2-aria2": (["aria2"], "aria2"),
+    "lt-bt": (["lt"], "bt"),
+    "bt-lt": (["bt"], "lt"),
+}
+
+
+def make_data(bt, work, size):
+    data = os.path.join(work, "data")
+    os.makedirs(os.path.join(data, "multi/sub"), exist_ok=True)
+    specs = [("big.bin", size), ("multi/a.bin", 48 << 20), ("multi/sub/b.bin", 23456789), ("multi/c.txt", 1234)]
+    for f, n in specs:
+        path = os.path.join(data, f)
+        if not os.path.exists(path) or os.path.getsize(path) != n:
+            with open(path, "wb") as out:
+                left = n
+                while left:
+                    chunk = os.urandom(min(left, 1 << 22))
+                    out.write(chunk)
+                    left -= len(chunk)
+    torrents = {}
+    for label, src, plen in (("big-256k", "big.bin", "256k"), ("big-1m", "big.bin", "1m"), ("multi-256k", "multi", "256k")):
+        t = os.path.join(work, label + ".torrent")
+        subprocess.run([bt, "create", os.path.join(data, src), "--piece-length", plen, "-o", t, "--force",
+                        "--tracker", "http://127.0.0.1:9/announce"], check=True, stdout=subprocess.DEVNULL)
+        files = ["big.bin"] if src == "big.bin" else ["multi/a.bin", "multi/sub/b.bin", "multi/c.txt"]
+        torrents[label] = files
+    return torrents
+
+
+def recheck(bt, work):
+    data = os.path.join(work, "data")
+    t = os.path.join(work, "big-1m.torrent")
+    subprocess.run(["cat", os.path.join(data, "big.bin")], stdout=subprocess.DEVNULL)  # warm cache
+    rows = []
+    for label, cmd in (("bt check", [bt, "check", t, "--folder", data]),
+                       ("sha1sum", ["sha1sum", os.path.join(data, "big.bin")])):
+        times = []
+        for _ in range(3):
+            t0 = time.monotonic()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            times.append(time.monotonic() - t0)
+        rows.append((label, statistics.median(times)))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="1g")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--only", default="", help="comma list of scenarios: " + ",".join(SCENARIOS))
+    ap.add_argument("--torrents", default="big-256k,big-1m,multi-256k")
+    ap.add_argument("--work", default="/tmp/bt-swarm-bench")
+    args = ap.parse_args()
+    for tool, pkg in (("aria2c", "aria2"), ("sha1sum", "coreutils")):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is missing: apt-get install {pkg}")
+    if subprocess.run([PY, "-c", "import libtorrent"], capture_output=True).returncode:
+        sys.exit("python3-libtorrent is missing: apt-get install python3-libtorrent")
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    bt = os.path.join(ROOT, "target/release/bt")
+    os.makedirs(args.work, exist_ok=True)
+    torrents = make_data(bt, args.work, size_of(args.size))
+    scenarios = [s for s in args.only.split(",") if s] or list(SCENARIOS)
+    results = {}
+    for tname in args.torrents.split(","):
+        for sname in scenarios:
+            seeders, getter = SCENARIOS[sname]
+            runs = []
+            for rep in range(args.reps):
+                try:
+                    runs.append(run_once(bt, args.work, tname, torrents[tname], seeders, getter))
+                except RuntimeError as e:
+                    print(f"{tname} {sname} rep {rep + 1}: {e}", flush=True)
+            results[(tname, sname)] = runs
+            if runs:
+                total = sum(os.path.getsize(os.path.join(args.work, "data", f)) for f in torrents[tname])
+                mbs = [total / 1e6 / r[0] for r in runs]
+                print(f"{tname:11} {sname:12} {statistics.median(mbs):8.1f} MB/s  ({min(mbs):.1f}-{max(mbs):.1f})  "
+                      f"cpu {statistics.median(r[1] for r in runs):.2f} s  rss {max(r[2] for r in runs):.1f} MiB", flush=True)
+    lines = [f"\n## {time.strftime('%Y-%m-%d %H:%M')} — {args.size}, {args.reps} reps, {os.cpu_count()} cores\n",
+             "| torrent | seeders -> downloader | MB/s median (min-max) | downloader CPU s | peak RSS MiB | vs lt-lt | vs aria2-aria2 |",
+             "|---|---|---|---|---|---|---|"]
+    for (tname, sname), runs in results.items():
+        if not runs:
+            lines.append(f"| {tname} | {sname} | failed | | | | |")
+            continue
+        total = sum(os.path.getsize(os.path.join(args.work, "data", f)) for f in torrents[tname])
+        med = statistics.median(total / 1e6 / r[0] for r in runs)
+        mbs = [total / 1e6 / r[0] for r in runs]
+
+        def ratio(anchor):
+            a = results.get((tname, anchor))
+            return f"{med / statistics.median(total / 1e6 / r[0] for r in a):.2f}x" if a else "-"
+        lines.append(f"| {tname} | {sname} | {med:.1f} ({min(mbs):.1f}-{max(mbs):.1f}) | "
+                     f"{statistics.median(r[1] for r in runs):.2f} | {max(r[2] for r in runs):.1f} | "
+                     f"{ratio('lt-lt')} | {ratio('aria2-aria2')} |")
+    rc = recheck(bt, args.work)
+    lines.append("\n| recheck of big.bin (page cache) | seconds |\n|---|---|")
+    lines += [f"| {label} | {sec:.2f} |" for label, sec in rc]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with open(os.path.join(HERE, "results.md"), "a") as f:
+        f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+    sys.exit(main())
