@@ -20,7 +20,7 @@ pub type PeerKey = u64;
 const MAX_HOLDERS: usize = 2;
 /// Piece buffers (started plus waiting for their hash check) may hold at most this much; no
 /// new piece is started past it. This bounds a download's memory whatever the peers' speed.
-const MAX_BUFFERED: u64 = 12 * 1024 * 1024;
+const MAX_BUFFERED: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Block {
@@ -363,9 +363,10 @@ impl Picker {
     }
 
     fn recycle(&mut self, buf: Option<Vec<u8>>) {
-        // Keep a few buffers to avoid reallocating a piece for every piece.
+        // Keep buffers (up to the bound) rather than freeing them: allocating a piece for
+        // every piece makes the allocator hold on to ever more memory.
         if let Some(b) = buf {
-            if self.spare_buffers.len() < 4 {
+            if self.spare_buffers.len() < self.max_buffered_pieces() {
                 self.spare_buffers.push(b);
             }
         }

@@ -244,12 +244,9 @@ impl Torrent {
         if let Some(p) = st.peers.remove(&key) {
             st.picker.remove_peer_pieces(&p.bits);
             st.picker.release_peer(key);
-            let keys: Vec<PeerKey> = st.peers.keys().copied().collect();
             drop(st);
             // Its blocks are free again: let the others pick them up now, not at the next tick.
-            for k in keys {
-                self.fill(k);
-            }
+            self.fill_all();
         }
     }
 
@@ -397,6 +394,9 @@ impl Torrent {
                 Ok(())
             };
             t.piece_checked(index, ok, written, data, contributors);
+            // A verified (or failed) piece frees a buffer: peers held back by the buffer
+            // bound may ask for more now, not at the next tick.
+            t.fill_all();
         });
     }
 
@@ -494,6 +494,14 @@ impl Torrent {
             p.inflight.insert(*b);
         }
         p.send_raw(buf);
+    }
+
+    /// Top up every peer.
+    pub fn fill_all(&self) {
+        let keys: Vec<PeerKey> = self.lock().peers.keys().copied().collect();
+        for k in keys {
+            self.fill(k);
+        }
     }
 
     /// Whether block `b` is still wanted by `key` (and take it off its queue).
