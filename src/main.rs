@@ -7,12 +7,10 @@ use bt::{commands, modes};
 
 fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
-    // The tracker's event lines are info; other commands log only problems unless asked. tide
-    // logs every client that hangs up mid-request as an "async-h1 error": routine for a
-    // tracker, so it is shown only on request (RUST_LOG=tide=error).
+    // The tracker's event lines are info; other commands log only problems unless asked.
     let level = match (&cli.command, cli.verbose) {
         (_, true) => "debug",
-        (Command::Tracker(_), false) => "warn,bt=info,tide=off",
+        (Command::Tracker(_), false) => "warn,bt=info",
         _ => "warn",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))

@@ -7,7 +7,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::peer_list::Peer;
-use super::table::Table;
+use super::table::{Table, Torrent};
+use crate::proto::metainfo::InfoHash;
 
 /// Most torrents listed in a snapshot (the counts still cover all).
 pub const MAX_TORRENTS_SHOWN: usize = 500;
@@ -62,9 +63,16 @@ impl Snapshot {
     pub fn of(table: &Table, now: Instant) -> Snapshot {
         let (torrent_count, peer_count) = table.counts();
         let mut torrents: Vec<_> = table.torrents().collect();
-        let size = |t: &super::table::Torrent| t.seeders.len() + t.leechers.len();
-        torrents.sort_by(|a, b| size(b.1).cmp(&size(a.1)).then(a.0.cmp(&b.0)));
-        torrents.truncate(MAX_TORRENTS_SHOWN);
+        let size = |t: &Torrent| t.seeders.len() + t.leechers.len();
+        let busiest_first = |a: &(InfoHash, &Torrent), b: &(InfoHash, &Torrent)| {
+            size(b.1).cmp(&size(a.1)).then(a.0.cmp(&b.0))
+        };
+        // This runs under the table's lock: select the few shown before sorting them.
+        if torrents.len() > MAX_TORRENTS_SHOWN {
+            torrents.select_nth_unstable_by(MAX_TORRENTS_SHOWN, busiest_first);
+            torrents.truncate(MAX_TORRENTS_SHOWN);
+        }
+        torrents.sort_unstable_by(busiest_first);
         let torrents = torrents
             .into_iter()
             .map(|(hash, t)| {
@@ -269,6 +277,32 @@ mod tests {
             !html.contains("src=") && !html.contains("href="),
             "no external assets"
         );
+    }
+
+    #[test]
+    fn only_the_busiest_torrents_are_listed() {
+        let now = Instant::now();
+        let mut t = Table::new(Limits::from(&TrackerConfig::default()), None, now);
+        let n = MAX_TORRENTS_SHOWN + 20;
+        for i in 0..n {
+            let mut req = AnnounceRequest::parse_query(&format!(
+                "info_hash={}&peer_id=aaaaaaaaaaaaaaaaaaaa&port=1&uploaded=0&downloaded=0&left=0",
+                "%00".repeat(18) + &format!("%{:02x}%{:02x}", i / 256, i % 256)
+            ))
+            .unwrap();
+            t.announce(&req, [127, 0, 0, 1].into(), now).unwrap();
+            if i % 100 == 7 {
+                req.port = 2; // a second peer: these are the busiest
+                t.announce(&req, [127, 0, 0, 1].into(), now).unwrap();
+            }
+        }
+        let s = Snapshot::of(&t, now);
+        assert_eq!((s.torrent_count, s.torrents.len()), (n, MAX_TORRENTS_SHOWN));
+        let sizes: Vec<usize> = s.torrents.iter().map(|t| t.peers.len()).collect();
+        assert!(sizes[..6].iter().all(|&p| p == 2) && sizes[6..].iter().all(|&p| p == 1));
+        assert!(s.torrents[6..]
+            .windows(2)
+            .all(|w| w[0].info_hash < w[1].info_hash));
     }
 
     #[test]
