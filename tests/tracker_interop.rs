@@ -104,6 +104,23 @@ fn stats(complete: u32, incomplete: u32, downloaded: u32) -> ScrapeStats {
     }
 }
 
+/// Wait until a scrape of `hash` says `want`, at most `secs`; else fail with `context()`.
+fn await_scrape(
+    t: &Tracker,
+    hash: [u8; 20],
+    want: ScrapeStats,
+    secs: u64,
+    context: impl Fn() -> String,
+) {
+    if !wait_until(Duration::from_secs(secs), || scrape(t, hash) == want) {
+        panic!(
+            "scrape says {:?}, want {want:?}:\n{}",
+            scrape(t, hash),
+            context()
+        );
+    }
+}
+
 /// Start a client script with its output in `log`.
 fn start(script: &str, mode: &str, args: &[&Path], port: u16, log: &Path) -> Guard {
     let file = std::fs::File::create(log).unwrap();
@@ -147,15 +164,8 @@ fn transfer(seeder: &str, downloader: &str) {
         free_port(),
         &seed_log,
     );
-    let seeding = wait_until(Duration::from_secs(60), || {
-        scrape(&t, swarm.info_hash) == stats(1, 0, 0)
-    });
-    assert!(
-        seeding,
-        "the seeder never announced: {:?}\n{}",
-        scrape(&t, swarm.info_hash),
-        std::fs::read_to_string(&seed_log).unwrap_or_default()
-    );
+    let seeder_log = || std::fs::read_to_string(&seed_log).unwrap_or_default();
+    await_scrape(&t, swarm.info_hash, stats(1, 0, 0), 60, seeder_log);
 
     let get = start(
         downloader,
@@ -170,15 +180,7 @@ fn transfer(seeder: &str, downloader: &str) {
 
     // The downloader finished (libtorrent says `completed`; aria2 stops right away with nothing
     // left, which counts too), then `stopped` on exit: one seeder left, one download.
-    let counted = wait_until(Duration::from_secs(20), || {
-        scrape(&t, swarm.info_hash) == stats(1, 0, 1)
-    });
-    assert!(
-        counted,
-        "scrape says {:?}; tracker log:\n{}",
-        scrape(&t, swarm.info_hash),
-        t.log_text()
-    );
+    await_scrape(&t, swarm.info_hash, stats(1, 0, 1), 20, || t.log_text());
     let log = t.log_text();
     assert_eq!(log.matches("started ").count(), 2, "{log}");
     assert_eq!(log.matches("stopped ").count(), 1, "{log}");

@@ -214,20 +214,11 @@ mod tests {
     use crate::proto::tracker::{AnnounceRequest, Event};
     use std::time::Duration;
 
-    fn announce(t: &mut Table, hash: u8, port: u16, left: u64, id: &[u8; 20], now: Instant) {
+    fn announce(t: &mut Table, hash: [u8; 20], port: u16, left: u64, id: &[u8; 20], now: Instant) {
         let req = AnnounceRequest {
-            info_hash: [hash; 20],
-            peer_id: *id,
-            port,
-            uploaded: 0,
-            downloaded: 0,
             left,
             event: Event::Started,
-            compact: true,
-            no_peer_id: false,
-            numwant: None,
-            key: None,
-            ip: None,
+            ..AnnounceRequest::new(hash, *id, port)
         };
         t.announce(&req, [127, 0, 0, 1].into(), now).unwrap();
     }
@@ -236,16 +227,16 @@ mod tests {
     fn snapshot_lists_torrents_and_peers_readably() {
         let start = Instant::now();
         let mut t = Table::new(Limits::from(&TrackerConfig::default()), None, start);
-        announce(&mut t, 1, 6882, 100, b"-BT0001-<script>&'\"x", start);
+        announce(&mut t, [1; 20], 6882, 100, b"-BT0001-<script>&'\"x", start);
         announce(
             &mut t,
-            1,
+            [1; 20],
             6881,
             0,
             &[0xff; 20],
             start + Duration::from_secs(3),
         );
-        announce(&mut t, 2, 6883, 5, b"-LT2080-abcdefghijkl", start);
+        announce(&mut t, [2; 20], 6883, 5, b"-LT2080-abcdefghijkl", start);
         let s = Snapshot::of(&t, start + Duration::from_secs(10));
         assert_eq!((s.torrent_count, s.peer_count, s.interval), (2, 3, 30));
         let first = &s.torrents[0];
@@ -285,15 +276,11 @@ mod tests {
         let mut t = Table::new(Limits::from(&TrackerConfig::default()), None, now);
         let n = MAX_TORRENTS_SHOWN + 20;
         for i in 0..n {
-            let mut req = AnnounceRequest::parse_query(&format!(
-                "info_hash={}&peer_id=aaaaaaaaaaaaaaaaaaaa&port=1&uploaded=0&downloaded=0&left=0",
-                "%00".repeat(18) + &format!("%{:02x}%{:02x}", i / 256, i % 256)
-            ))
-            .unwrap();
-            t.announce(&req, [127, 0, 0, 1].into(), now).unwrap();
+            let mut hash = [0u8; 20];
+            hash[18..].copy_from_slice(&(i as u16).to_be_bytes());
+            announce(&mut t, hash, 1, 0, &[b'a'; 20], now);
             if i % 100 == 7 {
-                req.port = 2; // a second peer: these are the busiest
-                t.announce(&req, [127, 0, 0, 1].into(), now).unwrap();
+                announce(&mut t, hash, 2, 0, &[b'a'; 20], now); // the busiest: two peers
             }
         }
         let s = Snapshot::of(&t, now);

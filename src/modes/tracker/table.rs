@@ -359,18 +359,9 @@ mod tests {
 
     fn req(hash: u8, port: u16, left: u64, event: Event) -> AnnounceRequest {
         AnnounceRequest {
-            info_hash: [hash; 20],
-            peer_id: [port as u8; 20],
-            port,
-            uploaded: 0,
-            downloaded: 0,
             left,
             event,
-            compact: true,
-            no_peer_id: false,
-            numwant: None,
-            key: None,
-            ip: None,
+            ..AnnounceRequest::new([hash; 20], [port as u8; 20], port)
         }
     }
 
