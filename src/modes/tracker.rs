@@ -3,8 +3,10 @@
 //! answer (a `failure reason` with HTTP 200 for anything it refuses). It also serves `/peers`
 //! (JSON) and a status page at `/`, and drops silent peers on a timer.
 //!
-//! The runtime calls of this mode (listen, spawn, sleep, block_on) are all in this file.
+//! The runtime calls of this mode (listen, spawn, sleep, block_on) are in this file and in
+//! [`http`], which accepts the connections.
 
+mod http;
 mod peer_list;
 pub mod status;
 pub mod table;
@@ -15,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use log::{debug, info};
+use log::{debug, info, log_enabled, Level};
 
 use crate::cli::TrackerArgs;
 use crate::config::Config;
@@ -109,6 +111,13 @@ fn refuse(source: Option<IpAddr>, why: &dyn std::fmt::Display) -> Vec<u8> {
 
 /// One line per `started`, `completed` and `stopped`; regular announces only at debug level.
 fn log_event(req: &AnnounceRequest, source: IpAddr, answer: &AnnounceResponse) {
+    let level = match req.event {
+        Event::None => Level::Debug,
+        _ => Level::Info,
+    };
+    if !log_enabled!(level) {
+        return; // formatting hex for nobody costs more than the whole table update
+    }
     let line = format!(
         "{:<9} {} {} {} left {} -> {} seeders, {} leechers",
         req.event.as_str(),
@@ -127,9 +136,6 @@ fn log_event(req: &AnnounceRequest, source: IpAddr, answer: &AnnounceResponse) {
 
 /// Serve on `listener` until the process ends (`bt demo` runs this beside its peers).
 pub async fn serve(listener: async_std::net::TcpListener, table: Table) -> Result<()> {
-    let local = listener
-        .local_addr()
-        .context("cannot read the listen address")?;
     let sweep_every = Duration::from_secs(u64::from(table.limits().interval / 2).max(1));
     let shared = Shared(Arc::new(Mutex::new(table)));
 
@@ -163,9 +169,8 @@ pub async fn serve(listener: async_std::net::TcpListener, table: Table) -> Resul
         let html = req.state().snapshot().html();
         Ok(reply(html.into_bytes(), "text/html; charset=utf-8"))
     });
-    app.listen(listener)
-        .await
-        .with_context(|| format!("tracker on {local} stopped"))
+    http::serve(listener, app).await;
+    Ok(())
 }
 
 /// The query exactly as sent, still percent-encoded (tide's own query parsing would mangle the

@@ -162,18 +162,9 @@ pub fn announce(hash: u8, port: u16, left: u64, event: Event) -> AnnounceRequest
     let mut peer_id = *b"-TT0001-000000000000";
     peer_id[8..].copy_from_slice(format!("{port:012}").as_bytes());
     AnnounceRequest {
-        info_hash: [hash; 20],
-        peer_id,
-        port,
-        uploaded: 0,
-        downloaded: 0,
         left,
         event,
-        compact: true,
-        no_peer_id: false,
-        numwant: None,
-        key: None,
-        ip: None,
+        ..AnnounceRequest::new([hash; 20], peer_id, port)
     }
 }
 

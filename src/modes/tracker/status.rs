@@ -7,7 +7,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::peer_list::Peer;
-use super::table::Table;
+use super::table::{Table, Torrent};
+use crate::proto::metainfo::InfoHash;
 
 /// Most torrents listed in a snapshot (the counts still cover all).
 pub const MAX_TORRENTS_SHOWN: usize = 500;
@@ -62,9 +63,16 @@ impl Snapshot {
     pub fn of(table: &Table, now: Instant) -> Snapshot {
         let (torrent_count, peer_count) = table.counts();
         let mut torrents: Vec<_> = table.torrents().collect();
-        let size = |t: &super::table::Torrent| t.seeders.len() + t.leechers.len();
-        torrents.sort_by(|a, b| size(b.1).cmp(&size(a.1)).then(a.0.cmp(&b.0)));
-        torrents.truncate(MAX_TORRENTS_SHOWN);
+        let size = |t: &Torrent| t.seeders.len() + t.leechers.len();
+        let busiest_first = |a: &(InfoHash, &Torrent), b: &(InfoHash, &Torrent)| {
+            size(b.1).cmp(&size(a.1)).then(a.0.cmp(&b.0))
+        };
+        // This runs under the table's lock: select the few shown before sorting them.
+        if torrents.len() > MAX_TORRENTS_SHOWN {
+            torrents.select_nth_unstable_by(MAX_TORRENTS_SHOWN, busiest_first);
+            torrents.truncate(MAX_TORRENTS_SHOWN);
+        }
+        torrents.sort_unstable_by(busiest_first);
         let torrents = torrents
             .into_iter()
             .map(|(hash, t)| {
@@ -206,20 +214,11 @@ mod tests {
     use crate::proto::tracker::{AnnounceRequest, Event};
     use std::time::Duration;
 
-    fn announce(t: &mut Table, hash: u8, port: u16, left: u64, id: &[u8; 20], now: Instant) {
+    fn announce(t: &mut Table, hash: [u8; 20], port: u16, left: u64, id: &[u8; 20], now: Instant) {
         let req = AnnounceRequest {
-            info_hash: [hash; 20],
-            peer_id: *id,
-            port,
-            uploaded: 0,
-            downloaded: 0,
             left,
             event: Event::Started,
-            compact: true,
-            no_peer_id: false,
-            numwant: None,
-            key: None,
-            ip: None,
+            ..AnnounceRequest::new(hash, *id, port)
         };
         t.announce(&req, [127, 0, 0, 1].into(), now).unwrap();
     }
@@ -228,16 +227,16 @@ mod tests {
     fn snapshot_lists_torrents_and_peers_readably() {
         let start = Instant::now();
         let mut t = Table::new(Limits::from(&TrackerConfig::default()), None, start);
-        announce(&mut t, 1, 6882, 100, b"-BT0001-<script>&'\"x", start);
+        announce(&mut t, [1; 20], 6882, 100, b"-BT0001-<script>&'\"x", start);
         announce(
             &mut t,
-            1,
+            [1; 20],
             6881,
             0,
             &[0xff; 20],
             start + Duration::from_secs(3),
         );
-        announce(&mut t, 2, 6883, 5, b"-LT2080-abcdefghijkl", start);
+        announce(&mut t, [2; 20], 6883, 5, b"-LT2080-abcdefghijkl", start);
         let s = Snapshot::of(&t, start + Duration::from_secs(10));
         assert_eq!((s.torrent_count, s.peer_count, s.interval), (2, 3, 30));
         let first = &s.torrents[0];
@@ -269,6 +268,28 @@ mod tests {
             !html.contains("src=") && !html.contains("href="),
             "no external assets"
         );
+    }
+
+    #[test]
+    fn only_the_busiest_torrents_are_listed() {
+        let now = Instant::now();
+        let mut t = Table::new(Limits::from(&TrackerConfig::default()), None, now);
+        let n = MAX_TORRENTS_SHOWN + 20;
+        for i in 0..n {
+            let mut hash = [0u8; 20];
+            hash[18..].copy_from_slice(&(i as u16).to_be_bytes());
+            announce(&mut t, hash, 1, 0, &[b'a'; 20], now);
+            if i % 100 == 7 {
+                announce(&mut t, hash, 2, 0, &[b'a'; 20], now); // the busiest: two peers
+            }
+        }
+        let s = Snapshot::of(&t, now);
+        assert_eq!((s.torrent_count, s.torrents.len()), (n, MAX_TORRENTS_SHOWN));
+        let sizes: Vec<usize> = s.torrents.iter().map(|t| t.peers.len()).collect();
+        assert!(sizes[..6].iter().all(|&p| p == 2) && sizes[6..].iter().all(|&p| p == 1));
+        assert!(s.torrents[6..]
+            .windows(2)
+            .all(|w| w[0].info_hash < w[1].info_hash));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! Rules: a peer is its (info-hash, IP, port); its address is the connection's source IP unless
 //! the config allows the `ip` parameter; nobody is sent back to itself; `stopped` removes at once;
-//! `completed` counts one download; peers silent for two intervals expire; torrents and peers
+//! `completed` (or a known leecher reporting `left=0`) counts one download; peers silent for two intervals expire; torrents and peers
 //! per torrent are capped; an access list, when given, refuses every other torrent.
 
 use std::collections::hash_map::Entry;
@@ -157,6 +157,17 @@ impl Table {
             (_, true) => Some(false),
             _ => None,
         };
+        // A download finished: `completed`, or a known leecher now reporting nothing left
+        // (aria2 sends no `completed` when it stops right after the last piece).
+        let finished = match (was_seeder, req.event) {
+            (Some(true), _) => false,
+            (_, Event::Completed) => true,
+            (Some(false), _) => req.left == 0,
+            (None, _) => false,
+        };
+        if finished {
+            torrent.downloaded = torrent.downloaded.saturating_add(1);
+        }
         if req.event == Event::Stopped {
             if let Some(seeder) = was_seeder {
                 torrent.list(seeder).remove(&me);
@@ -167,9 +178,6 @@ impl Table {
         let peers = torrent.seeders.len() + torrent.leechers.len();
         if was_seeder.is_none() && peers >= self.limits.max_peers_per_torrent {
             return Err(Refusal::TooManyPeers(peers));
-        }
-        if req.event == Event::Completed && was_seeder != Some(true) {
-            torrent.downloaded = torrent.downloaded.saturating_add(1);
         }
         let seeder = req.left == 0;
         let peer = Peer {
@@ -351,18 +359,9 @@ mod tests {
 
     fn req(hash: u8, port: u16, left: u64, event: Event) -> AnnounceRequest {
         AnnounceRequest {
-            info_hash: [hash; 20],
-            peer_id: [port as u8; 20],
-            port,
-            uploaded: 0,
-            downloaded: 0,
             left,
             event,
-            compact: true,
-            no_peer_id: false,
-            numwant: None,
-            key: None,
-            ip: None,
+            ..AnnounceRequest::new([hash; 20], [port as u8; 20], port)
         }
     }
 
@@ -434,6 +433,17 @@ mod tests {
             .announce(&req(1, 2, 10, Event::Stopped), IP.into(), now)
             .unwrap();
         assert_eq!((r.complete, r.incomplete, r.peers.len()), (1, 0, 0));
+        // A leecher that stops with nothing left finished too (aria2 skips `completed`); a
+        // peer that starts as a seeder did not download.
+        t.announce(&req(1, 3, 10, Event::Started), IP.into(), now)
+            .unwrap();
+        t.announce(&req(1, 3, 0, Event::Stopped), IP.into(), now)
+            .unwrap();
+        t.announce(&req(1, 4, 0, Event::Started), IP.into(), now)
+            .unwrap();
+        t.announce(&req(1, 4, 0, Event::Stopped), IP.into(), now)
+            .unwrap();
+        assert_eq!(t.scrape(&[[1; 20]]).get(&[1; 20]).unwrap().downloaded, 2);
         // Stopping an unknown torrent creates nothing.
         let r = t
             .announce(&req(9, 2, 10, Event::Stopped), IP.into(), now)
@@ -449,7 +459,7 @@ mod tests {
                 ScrapeStats {
                     complete: 1,
                     incomplete: 0,
-                    downloaded: 1
+                    downloaded: 2
                 }
             )]
         );

@@ -137,6 +137,26 @@ pub struct ScrapeRequest {
 }
 
 impl AnnounceRequest {
+    /// A regular announce (no event) of a peer that has transferred nothing and lacks nothing,
+    /// asking for compact peers; set the other fields as needed:
+    /// `AnnounceRequest { left, event: Event::Started, ..AnnounceRequest::new(hash, id, port) }`.
+    pub fn new(info_hash: [u8; 20], peer_id: [u8; 20], port: u16) -> AnnounceRequest {
+        AnnounceRequest {
+            info_hash,
+            peer_id,
+            port,
+            uploaded: 0,
+            downloaded: 0,
+            left: 0,
+            event: Event::None,
+            compact: true,
+            no_peer_id: false,
+            numwant: None,
+            key: None,
+            ip: None,
+        }
+    }
+
     /// Parse the raw query string (the part after `?`, still percent-encoded).
     pub fn parse_query(raw_query: &str) -> Result<Self, QueryError> {
         let mut info_hash = None;
