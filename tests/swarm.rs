@@ -117,31 +117,7 @@ fn a_restarted_client_resumes() {
         .expect("summary");
     let got = shares(&lines).first().map(|s| s.1).unwrap_or(100.0);
     assert!(got > 0.0);
-    let received: f64 = summary
-        .split(" received")
-        .next()
-        .unwrap()
-        .rsplit(", ")
-        .next()
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let unit = summary
-        .split(" received")
-        .next()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap();
-    let bytes = received
-        * match unit {
-            "MiB" => 1048576.0,
-            "KiB" => 1024.0,
-            _ => 1.0,
-        };
+    let bytes = received_bytes(summary);
     assert!(bytes < total as f64 * 0.7, "refetched too much: {summary}");
 }
 

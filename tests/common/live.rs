@@ -262,3 +262,18 @@ pub fn total_len(torrent: &Path) -> u64 {
         .unwrap()
         .total_length()
 }
+
+/// The bytes a client's completion summary says it received ("..., 1.95 MiB received in ...").
+pub fn received_bytes(summary: &str) -> f64 {
+    let head = summary.split(" received").next().unwrap();
+    let mut words = head.rsplit(' ');
+    let unit = words.next().unwrap();
+    let value: f64 = words.next().unwrap().parse().unwrap();
+    value
+        * match unit {
+            "GiB" => 1073741824.0,
+            "MiB" => 1048576.0,
+            "KiB" => 1024.0,
+            _ => 1.0,
+        }
+}
