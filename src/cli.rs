@@ -335,3 +335,23 @@ pub struct CheckArgs {
     #[argh(option)]
     pub folder: Option<PathBuf>,
 }
+
+/// `profile()` for every argument struct that carries `--config`, `--profile`, `--folder` and
+/// `--port` (argh cannot flatten a shared struct into subcommands).
+macro_rules! profile_args {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// The profile these arguments name, with `--folder` and `--port` applied.
+            pub fn profile(&self) -> anyhow::Result<crate::config::Profile> {
+                crate::config::resolve(
+                    self.config.as_deref(),
+                    &self.profile,
+                    self.folder.as_deref(),
+                    self.port,
+                )
+            }
+        }
+    )*};
+}
+
+profile_args!(ImportArgs, ShowArgs, PeerArgs, ClientArgs);

@@ -70,6 +70,18 @@ pub fn list(folder: &Path) -> Result<Vec<Entry>> {
         .collect())
 }
 
+/// Every readable torrent of a library; unreadable ones are skipped with a warning on stderr.
+pub fn load_all(folder: &Path) -> Result<Vec<Metainfo>> {
+    let mut metas = Vec::new();
+    for entry in list(folder)? {
+        match entry.meta {
+            Ok(m) => metas.push(m),
+            Err(e) => eprintln!("bt: warning: skipping {e:#}"),
+        }
+    }
+    Ok(metas)
+}
+
 /// What [`import`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Imported {

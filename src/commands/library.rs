@@ -4,18 +4,12 @@ use anyhow::Result;
 use indicatif::HumanBytes;
 
 use crate::cli::{ImportArgs, ShowArgs};
-use crate::config;
 use crate::library::{self, Imported};
 use crate::ui;
 
 /// Run `bt import`.
 pub fn import(args: ImportArgs) -> Result<()> {
-    let profile = config::resolve(
-        args.config.as_deref(),
-        &args.profile,
-        args.folder.as_deref(),
-        args.port,
-    )?;
+    let profile = args.profile()?;
     let (meta, what) = library::import(&args.torrent, &profile.folder)?;
     match what {
         Imported::Added(p) => println!(
@@ -38,12 +32,7 @@ pub fn import(args: ImportArgs) -> Result<()> {
 
 /// Run `bt show`.
 pub fn show(args: ShowArgs) -> Result<()> {
-    let profile = config::resolve(
-        args.config.as_deref(),
-        &args.profile,
-        args.folder.as_deref(),
-        args.port,
-    )?;
+    let profile = args.profile()?;
     let entries = library::list(&profile.folder)?;
     println!(
         "profile {}: folder {}, port {}",

@@ -8,7 +8,6 @@ use anyhow::{bail, Result};
 use super::engine::{self, Options};
 use super::status::{self, Display};
 use crate::cli::ClientArgs;
-use crate::config;
 use crate::library;
 use crate::swarm::EngineConfig;
 
@@ -17,25 +16,14 @@ const REFRESH: Duration = Duration::from_millis(250);
 
 /// Run `bt client`.
 pub fn run(args: ClientArgs) -> Result<()> {
-    let profile = config::resolve(
-        args.config.as_deref(),
-        &args.profile,
-        args.folder.as_deref(),
-        args.port,
-    )?;
+    let profile = args.profile()?;
     let mut wanted = Vec::new();
     for t in &args.torrents {
         let (meta, _) = library::import(t, &profile.folder)?;
         wanted.push(meta.info_hash);
     }
     // Everything in the library, given torrents first.
-    let mut metas = Vec::new();
-    for entry in library::list(&profile.folder)? {
-        match entry.meta {
-            Ok(m) => metas.push(m),
-            Err(e) => eprintln!("bt: warning: skipping {e:#}"),
-        }
-    }
+    let mut metas = library::load_all(&profile.folder)?;
     metas.sort_by_key(|m| {
         wanted
             .iter()

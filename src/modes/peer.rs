@@ -8,25 +8,13 @@ use indicatif::HumanBytes;
 
 use super::engine::{self, Options};
 use crate::cli::PeerArgs;
-use crate::config;
 use crate::library;
 use crate::swarm::EngineConfig;
 
 /// Run `bt peer`.
 pub fn run(args: PeerArgs) -> Result<()> {
-    let profile = config::resolve(
-        args.config.as_deref(),
-        &args.profile,
-        args.folder.as_deref(),
-        args.port,
-    )?;
-    let mut metas = Vec::new();
-    for entry in library::list(&profile.folder)? {
-        match entry.meta {
-            Ok(m) => metas.push(m),
-            Err(e) => eprintln!("bt: warning: skipping {e:#}"),
-        }
-    }
+    let profile = args.profile()?;
+    let metas = library::load_all(&profile.folder)?;
     if metas.is_empty() {
         bail!(
             "{} holds no .torrent files; add one with `bt import FILE.torrent --profile {}`",
