@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real clients and tools the interop tests drive, all pinned to loopback by the tests.
+# Real clients and tools the interop tests drive, all pinned to loopback by the tests (iproute2:
+# tests/lan.rs, whose traffic stays inside the network namespaces it creates).
 PACKAGES=(mktorrent transmission-cli transmission-daemon python3-libtorrent aria2 opentracker
           chromium wrk iproute2 procps)
 missing=()

@@ -2,6 +2,7 @@
 //! last piece is verified, `stopped` on the way out. Trackers are tried in order (BEP 12
 //! tiers, flattened) and the first that answers is kept.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,13 @@ pub struct Announcer {
     current: Mutex<usize>,
     /// What the last announce said, for the display.
     status: Mutex<String>,
+    /// Held while an announce is under way: one at a time, so that `stopped` never overtakes
+    /// a `completed` still on its way (the tracker would list us again after we left).
+    one_at_a_time: async_std::sync::Mutex<()>,
+    /// Set by [`Announcer::stopped`]: nothing else is announced after it.
+    stopping: AtomicBool,
+    /// The download was incomplete at start and no `completed` has been sent yet.
+    owes_completed: AtomicBool,
 }
 
 /// Why an announce failed.
@@ -42,12 +50,15 @@ impl Announcer {
     pub fn new(torrent: Arc<Torrent>, trackers: Vec<String>, port: u16) -> Arc<Announcer> {
         let key = format!("{:08x}", rand::random::<u32>());
         Arc::new(Announcer {
+            owes_completed: AtomicBool::new(!torrent.is_complete()),
             torrent,
             trackers,
             port,
             key,
             current: Mutex::new(0),
             status: Mutex::new("not announced yet".into()),
+            one_at_a_time: async_std::sync::Mutex::new(()),
+            stopping: AtomicBool::new(false),
         })
     }
 
@@ -81,8 +92,17 @@ impl Announcer {
         }
     }
 
-    /// Announce `event`, trying each tracker from the current one on; feeds the dialer.
+    /// Announce `event` (after any announce under way; none after [`Announcer::stopped`]).
     pub async fn announce(&self, event: Event) -> Result<AnnounceResponse, AnnounceError> {
+        let _turn = self.one_at_a_time.lock().await;
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err("stopped already".into());
+        }
+        self.announce_now(event).await
+    }
+
+    /// Announce `event`, trying each tracker from the current one on; feeds the dialer.
+    async fn announce_now(&self, event: Event) -> Result<AnnounceResponse, AnnounceError> {
         if self.trackers.is_empty() {
             return Err("the torrent names no tracker".into());
         }
@@ -94,6 +114,9 @@ impl Announcer {
             match announce_to(url, &self.request(event)).await {
                 Ok(resp) => {
                     *self.current.lock().unwrap_or_else(|e| e.into_inner()) = i;
+                    if event == Event::Completed {
+                        self.owes_completed.store(false, Ordering::SeqCst);
+                    }
                     let now = Instant::now();
                     let mut d = self
                         .torrent
@@ -145,6 +168,7 @@ impl Announcer {
                         interval
                     }
                 }
+                Err(_) if self.stopping.load(Ordering::SeqCst) => return,
                 Err(e) => {
                     log::warn!("announce failed: {e}");
                     retry = (retry * 2).min(RETRY_MAX);
@@ -166,10 +190,19 @@ impl Announcer {
         }
     }
 
-    /// Tell the tracker we leave (bounded wait: a dead tracker must not hold up the exit).
+    /// Tell the tracker we leave (bounded wait: a dead tracker must not hold up the exit),
+    /// after the announce under way if any, and after a `completed` not sent yet: the
+    /// tracker then counts the download and does not list us again.
     pub async fn stopped(&self) {
-        let _ =
-            async_std::future::timeout(Duration::from_secs(3), self.announce(Event::Stopped)).await;
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = async_std::future::timeout(Duration::from_secs(3), async {
+            let _turn = self.one_at_a_time.lock().await;
+            if self.torrent.is_complete() && self.owes_completed.load(Ordering::SeqCst) {
+                let _ = self.announce_now(Event::Completed).await;
+            }
+            self.announce_now(Event::Stopped).await
+        })
+        .await;
     }
 }
 
@@ -262,4 +295,122 @@ async fn announce_to(url: &str, req: &AnnounceRequest) -> Result<AnnounceRespons
         return Err("answer larger than 1 MiB".into());
     }
     AnnounceResponse::parse(&body).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::bitfield::Bitfield;
+    use crate::proto::metainfo::Metainfo;
+    use crate::swarm::storage::{Access, Storage};
+    use crate::swarm::EngineConfig;
+    use std::io::{Read, Write};
+    use std::sync::atomic::AtomicUsize;
+
+    /// What the fake tracker saw: each request's `event` ("" for none), and the most
+    /// requests it had under way at once.
+    #[derive(Default)]
+    struct Seen {
+        events: Mutex<Vec<String>>,
+        now: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    /// A tracker on 127.0.0.1 that takes `slow` to answer each announce.
+    fn fake_tracker(slow: Duration) -> (String, Arc<Seen>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/announce", listener.local_addr().unwrap());
+        let seen = Arc::new(Seen::default());
+        let s = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                        head.push(byte[0]);
+                    }
+                    let n = s.now.fetch_add(1, Ordering::SeqCst) + 1;
+                    s.most.fetch_max(n, Ordering::SeqCst);
+                    let line = String::from_utf8_lossy(&head).into_owned();
+                    let event = line
+                        .split(['?', '&', ' '])
+                        .find_map(|kv| kv.strip_prefix("event="))
+                        .unwrap_or("")
+                        .to_string();
+                    s.events.lock().unwrap().push(event);
+                    std::thread::sleep(slow);
+                    // Done before answering, so the next request cannot find it still counted.
+                    s.now.fetch_sub(1, Ordering::SeqCst);
+                    let body = b"d8:intervali30e5:peers0:e";
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(body);
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    /// A one-piece torrent, complete (as far as it knows: nothing is read).
+    fn torrent(dir: &std::path::Path) -> Arc<Torrent> {
+        let mut raw = b"d4:infod6:lengthi4e4:name1:a12:piece lengthi16384e6:pieces20:".to_vec();
+        raw.extend_from_slice(&[7u8; 20]);
+        raw.extend_from_slice(b"ee");
+        let meta = Metainfo::from_bytes(&raw).unwrap();
+        let storage = Arc::new(Storage::new(dir, &meta, Access::ReadWrite));
+        Torrent::new(
+            Arc::new(meta),
+            storage,
+            Bitfield::full(1),
+            *b"-BT0001-testtesttest",
+            EngineConfig::default(),
+            None,
+        )
+    }
+
+    #[test]
+    fn stopped_waits_for_an_announce_under_way_and_ends_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, seen) = fake_tracker(Duration::from_millis(300));
+        let a = Announcer::new(torrent(dir.path()), vec![url], 6881);
+        // As if the download had been incomplete at start.
+        a.owes_completed.store(true, Ordering::SeqCst);
+        task::block_on(async {
+            let a2 = Arc::clone(&a);
+            let completed = task::spawn(async move { a2.announce(Event::Completed).await });
+            while seen.events.lock().unwrap().is_empty() {
+                task::sleep(Duration::from_millis(5)).await;
+            }
+            // `completed` is at the tracker, unanswered: `stopped` must wait its turn.
+            a.stopped().await;
+            assert!(completed.await.is_ok());
+            assert_eq!(seen.most.load(Ordering::SeqCst), 1, "two announces at once");
+            // Nothing is announced after `stopped` (the announce loop ends on this).
+            assert!(a.announce(Event::None).await.is_err());
+        });
+        // `completed` went once: `stopped` owed none after it.
+        assert_eq!(*seen.events.lock().unwrap(), ["completed", "stopped"]);
+    }
+
+    #[test]
+    fn stopped_sends_the_completed_still_owed_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, seen) = fake_tracker(Duration::ZERO);
+        let a = Announcer::new(torrent(dir.path()), vec![url.clone()], 6881);
+        a.owes_completed.store(true, Ordering::SeqCst);
+        task::block_on(a.stopped());
+        assert_eq!(*seen.events.lock().unwrap(), ["completed", "stopped"]);
+        // Complete from the start: nothing owed.
+        let b = Announcer::new(torrent(dir.path()), vec![url], 6881);
+        task::block_on(b.stopped());
+        assert_eq!(
+            *seen.events.lock().unwrap(),
+            ["completed", "stopped", "stopped"]
+        );
+    }
 }

@@ -188,3 +188,66 @@ pub fn require_tool(program: &str, package: &str) -> PathBuf {
             )
         })
 }
+
+/// Panic, saying why `what` needs it, unless this process runs as root (effective uid 0).
+#[track_caller]
+pub fn require_root(what: &str) {
+    let euid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1))
+                .and_then(|id| id.parse::<u32>().ok())
+        });
+    assert!(
+        euid == Some(0),
+        "{what} needs root (this process runs with effective uid {euid:?}); \
+         run it as root, e.g. `sudo -E cargo test --release -- --include-ignored`"
+    );
+}
+
+/// Start `cmd` with stdin closed and stdout and stderr both appended to `log`, under a guard
+/// that kills it; for long-running roles whose output is read with [`log_text`].
+#[track_caller]
+pub fn spawn_logged(cmd: &mut Command, log: &Path) -> ChildGuard {
+    let what = format!("{cmd:?}");
+    let out = std::fs::File::create(log)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+    let err = out.try_clone().expect("clone a log file handle");
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    ChildGuard(
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}")),
+    )
+}
+
+/// What a [`spawn_logged`] process has written so far ("" before it wrote anything).
+pub fn log_text(log: &Path) -> String {
+    std::fs::read(log)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Poll `ready` every 50 ms until it gives a value; panic after `limit`, naming `what` and
+/// adding `context()` (say, the logs of the processes involved).
+#[track_caller]
+pub fn wait_for<T>(
+    what: &str,
+    limit: Duration,
+    mut ready: impl FnMut() -> Option<T>,
+    context: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = ready() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {limit:?}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
