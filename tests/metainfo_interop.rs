@@ -13,10 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{bt, bt_info, require_tool, run, unused_port, write_files, Spec, SHORT};
+use common::{
+    bt, bt_info, require_libtorrent, require_tool, run, unused_port, write_files, Spec, PYTHON,
+    SHORT,
+};
 use serde_json::Value;
 
-const PYTHON: &str = "/usr/bin/python3";
 const LT_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/lt_check.py");
 
 /// Piece lengths every tool can make: mktorrent's smallest is 32 KiB.
@@ -103,16 +105,7 @@ fn require_tools() {
     require_tool("mktorrent", "mktorrent");
     require_tool("transmission-show", "transmission-cli");
     require_tool("transmission-create", "transmission-cli");
-    let out = run(
-        Command::new(PYTHON).args(["-c", "import libtorrent"]),
-        SHORT,
-    );
-    assert!(
-        out.status.success(),
-        "{PYTHON} cannot import libtorrent: install the Debian package `python3-libtorrent` \
-         (scripts/test.sh does)\n{}",
-        out.stderr
-    );
+    require_libtorrent();
 }
 
 fn arg(p: &Path) -> &str {

@@ -1,5 +1,6 @@
 //! `bt tracker` end to end: the built binary on a free loopback port, spoken to with raw HTTP.
 
+mod common;
 mod support;
 
 use std::io::Write;

@@ -4,6 +4,7 @@
 //! Ignored by default (they need the Debian packages that `scripts/test.sh` installs):
 //! `cargo test --release -- --include-ignored`.
 
+mod common;
 mod support;
 
 use std::io::Read;
@@ -13,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use bt::proto::metainfo::Metainfo;
 use bt::proto::tracker::{Event, ScrapeRequest, ScrapeResponse, ScrapeStats};
-use support::{announce, client_script, wait_until, Guard, Tracker};
+use common::ChildGuard;
+use support::{announce, client_script, wait_until, Tracker};
 
 /// Size of the shared file: many pieces, seconds to move on loopback.
 const PAYLOAD: usize = 6 * 1024 * 1024 + 12_345;
@@ -122,22 +124,19 @@ fn await_scrape(
 }
 
 /// Start a client script with its output in `log`.
-fn start(script: &str, mode: &str, args: &[&Path], port: u16, log: &Path) -> Guard {
+fn start(script: &str, mode: &str, args: &[&Path], port: u16, log: &Path) -> ChildGuard {
     let file = std::fs::File::create(log).unwrap();
     let mut cmd = Command::new(client_script(script));
     cmd.arg(mode).args(args).arg(port.to_string());
     cmd.stdout(file.try_clone().unwrap()).stderr(file);
-    Guard(
-        cmd.spawn()
-            .unwrap_or_else(|e| panic!("cannot run {script}: {e}")),
-    )
+    ChildGuard::spawn(&mut cmd, true).unwrap_or_else(|e| panic!("cannot run {script}: {e}"))
 }
 
 /// Wait for a downloader to exit 0, at most `timeout`.
-fn finish(mut g: Guard, timeout: Duration, log: &Path) {
+fn finish(mut g: ChildGuard, timeout: Duration, log: &Path) {
     let end = Instant::now() + timeout;
     loop {
-        if let Some(status) = g.0.try_wait().unwrap() {
+        if let Some(status) = g.try_status() {
             let text = std::fs::read_to_string(log).unwrap_or_default();
             assert!(status.success(), "downloader failed ({status}):\n{text}");
             return;
@@ -210,34 +209,32 @@ fn status_page_renders_in_headless_chromium() {
         assert_eq!(status, 200);
     }
     let profile = tempfile::tempdir().unwrap();
-    let child = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-extensions",
-            "--no-first-run",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("{}/", t.url()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromium is needed (apt install chromium)");
-    let mut browser = Guard(child);
-    let mut stdout = browser.0.stdout.take().unwrap();
+    let mut cmd = Command::new("chromium");
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--no-first-run",
+        "--dump-dom",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()))
+    .arg(format!("{}/", t.url()))
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let child =
+        ChildGuard::spawn(&mut cmd, true).expect("chromium is needed (apt install chromium)");
+    let mut browser = child;
+    let mut stdout = browser.child().stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut dom = String::new();
         let _ = stdout.read_to_string(&mut dom);
         dom
     });
-    let exited = wait_until(Duration::from_secs(90), || {
-        matches!(browser.0.try_wait(), Ok(Some(_)))
-    });
+    let exited = wait_until(Duration::from_secs(90), || browser.try_status().is_some());
     assert!(exited, "chromium did not finish within 90 s");
     let dom = reader.join().unwrap();
     assert!(dom.contains("<h1>bt tracker</h1>"), "{dom}");

@@ -253,6 +253,9 @@ fn client() -> &'static surf::Client {
     CLIENT.get_or_init(|| {
         surf::Config::new()
             .set_timeout(Some(TIMEOUT))
+            // One connection per announce: trackers often close theirs after answering, and
+            // a pooled connection the tracker closed would fail the next announce.
+            .set_http_keep_alive(false)
             .try_into()
             .unwrap_or_default()
     })

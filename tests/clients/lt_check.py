@@ -10,8 +10,9 @@
         state, progress, is_seeding, pieces_have, num_pieces (and error, if any)
 
 Nothing leaves the machine: every setting that could (DHT, LSD, UPnP, NAT-PMP, the IP
-notifier, uTP) is off in the settings given to the session constructor, sockets are bound to
-127.0.0.1, and each torrent's trackers are removed before it starts.
+notifier, uTP) is off in the settings given to the session constructor (lt_swarm.py's
+loopback_settings), sockets are bound to 127.0.0.1, and each torrent's trackers are removed
+before it starts.
 """
 import argparse
 import json
@@ -20,24 +21,14 @@ import time
 
 import libtorrent as lt
 
-LOOPBACK = "127.0.0.1"
+from lt_swarm import loopback_settings  # beside this file
 
 
 def loopback_session():
-    return lt.session({
-        "listen_interfaces": f"{LOOPBACK}:0",
-        "outgoing_interfaces": LOOPBACK,
-        "enable_dht": False,
-        "dht_bootstrap_nodes": "",
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "enable_ip_notifier": False,
-        "enable_incoming_utp": False,
-        "enable_outgoing_utp": False,
-        "alert_mask": int(lt.alert.category_t.error_notification
-                          | lt.alert.category_t.status_notification),
-    })
+    settings = loopback_settings(0)
+    settings["alert_mask"] = int(lt.alert.category_t.error_notification
+                                 | lt.alert.category_t.status_notification)
+    return lt.session(settings)
 
 
 def describe(path):

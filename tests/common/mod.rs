@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: run `bt` (or any program) with a time limit under a
-//! guard that kills it when the test ends, make deterministic test data, find real tools.
+//! guard that stops it (SIGTERM, then SIGKILL) when the test ends, keep long-running processes
+//! and their output ([`Daemon`]), make deterministic test data, find real tools.
 
 // Each test crate uses its own subset of these helpers.
 #![allow(dead_code)]
@@ -7,10 +8,12 @@
 pub mod live;
 
 use std::ffi::OsStr;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -20,14 +23,194 @@ pub const BT: &str = env!("CARGO_BIN_EXE_bt");
 /// How long one short command (`bt info`, `mktorrent` on a few MB) may take.
 pub const SHORT: Duration = Duration::from_secs(60);
 
-/// A child process that is killed and reaped when dropped, so that a failing test leaves no
-/// process behind.
-pub struct ChildGuard(pub Child);
+/// How long a process may take to exit after SIGTERM before it gets SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// A child process that is stopped ([`ChildGuard::stop`]: SIGTERM, then SIGKILL) and reaped
+/// when dropped, so that a failing test leaves no process behind.
+pub struct ChildGuard {
+    child: Child,
+    /// It leads its own process group (SIGKILL then goes to the whole group).
+    group: bool,
+    /// How it ended, once reaped.
+    status: Option<ExitStatus>,
+}
+
+impl ChildGuard {
+    /// Start `cmd`; with `group`, as the leader of a new process group, so that stopping it
+    /// also stops whatever it started (a script's daemon).
+    pub fn spawn(cmd: &mut Command, group: bool) -> std::io::Result<ChildGuard> {
+        if group {
+            cmd.process_group(0);
+        }
+        Ok(ChildGuard {
+            child: cmd.spawn()?,
+            group,
+            status: None,
+        })
+    }
+
+    /// The process (to take its pipes).
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// Send `sig` to it, or with `group` to the process group it leads; only while it is not
+    /// reaped, so that its pid is still ours.
+    fn signal(&self, sig: libc::c_int, group: bool) {
+        if self.status.is_some() {
+            return;
+        }
+        let pid = self.child.id() as libc::pid_t;
+        let target = if group && self.group { -pid } else { pid };
+        // SAFETY: plain syscall; `pid` is our unreaped child (and the id of the group it leads).
+        unsafe { libc::kill(target, sig) };
+    }
+
+    /// How it ended, if it has: reaps it, first killing whatever is left of its group.
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() && has_exited(&self.child) {
+            if self.group {
+                self.signal(libc::SIGKILL, true);
+            }
+            self.status = Some(self.child.wait().expect("reap a child"));
+        }
+        self.status
+    }
+
+    /// End it: SIGTERM, up to `grace` to exit, then SIGKILL (to its whole group); reaped.
+    /// Returns how it ended (at once if it already had).
+    ///
+    /// SIGTERM goes to the process itself only: a script passes it on to what it started, and
+    /// transmission-daemon 3.00 aborts (SIGABRT, "malloc(): unsorted double linked list
+    /// corrupted") when a second SIGTERM reaches it during its shutdown.
+    pub fn stop(&mut self, grace: Duration) -> ExitStatus {
+        if self.try_status().is_none() {
+            self.signal(libc::SIGTERM, false);
+            let deadline = Instant::now() + grace;
+            while self.try_status().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        if let Some(status) = self.try_status() {
+            return status;
+        }
+        self.signal(libc::SIGKILL, true);
+        let status = self.child.wait().expect("reap a killed child");
+        *self.status.insert(status)
+    }
+}
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.stop(GRACE);
+    }
+}
+
+/// Whether `child` has exited, without reaping it (so its pid and group id stay ours).
+fn has_exited(child: &Child) -> bool {
+    // SAFETY: an all-zero siginfo_t is valid; waitid with WNOWAIT only reads the child's state.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    let r = unsafe { libc::waitid(libc::P_PID, child.id(), &mut info, flags) };
+    // An error (the child was reaped elsewhere) counts as exited: the wait that follows says so.
+    r != 0 || unsafe { info.si_pid() } != 0
+}
+
+/// A long-running process under a [`ChildGuard`] (its own process group, stdin closed), whose
+/// output is kept: every stdout and stderr line in [`Daemon::log`], and stdout lines for
+/// [`Daemon::wait_line`].
+pub struct Daemon {
+    name: String,
+    guard: ChildGuard,
+    stdout: mpsc::Receiver<String>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Start `cmd`; `name` labels it in messages.
+    #[track_caller]
+    pub fn start(name: &str, cmd: &mut Command) -> Daemon {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut guard = ChildGuard::spawn(cmd, true)
+            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, stdout) = mpsc::channel();
+        let out = guard.child().stdout.take().expect("piped stdout");
+        let err = guard.child().stderr.take().expect("piped stderr");
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Daemon {
+            name: name.to_string(),
+            guard,
+            stdout,
+            log,
+        }
+    }
+
+    /// Everything it printed so far, under a header with its name.
+    pub fn log(&self) -> String {
+        format!(
+            "--- {} ---\n{}\n",
+            self.name,
+            self.log.lock().unwrap().join("\n")
+        )
+    }
+
+    /// Wait for a stdout line containing `needle` and return it; panic with the log when none
+    /// comes within `limit` or the process ends first.
+    #[track_caller]
+    pub fn wait_line(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "{} printed no line with {needle:?} within {limit:?}\n{}",
+                    self.name,
+                    self.log()
+                ),
+            }
+        }
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        self.guard.try_status().is_none()
+    }
+
+    /// Wait for it to exit by itself; `None` when it still runs after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.guard.try_status() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// End it (SIGTERM, then SIGKILL after [`GRACE`]) and return how it ended.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.guard.stop(GRACE)
     }
 }
 
@@ -78,15 +261,13 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Output {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = ChildGuard(
-        cmd.spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}")),
-    );
-    let stdout = drain(child.0.stdout.take());
-    let stderr = drain(child.0.stderr.take());
+    let mut child =
+        ChildGuard::spawn(cmd, false).unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let stdout = drain(child.child().stdout.take());
+    let stderr = drain(child.child().stderr.take());
     let deadline = Instant::now() + limit;
     let status = loop {
-        if let Some(status) = child.0.try_wait().expect("wait for a child") {
+        if let Some(status) = child.try_status() {
             break status;
         }
         assert!(
@@ -216,10 +397,7 @@ pub fn spawn_logged(cmd: &mut Command, log: &Path) -> ChildGuard {
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
     let err = out.try_clone().expect("clone a log file handle");
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-    ChildGuard(
-        cmd.spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}")),
-    )
+    ChildGuard::spawn(cmd, false).unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
 }
 
 /// What a [`spawn_logged`] process has written so far ("" before it wrote anything).
@@ -250,4 +428,23 @@ pub fn wait_for<T>(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Debian's python, the one python3-libtorrent is installed for.
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// Panic naming the Debian package unless [`PYTHON`] can import libtorrent.
+#[track_caller]
+pub fn require_libtorrent() {
+    let hint = "install the Debian package `python3-libtorrent` (scripts/test.sh does)";
+    assert!(Path::new(PYTHON).is_file(), "{PYTHON} is missing: {hint}");
+    let out = run(
+        Command::new(PYTHON).args(["-c", "import libtorrent"]),
+        SHORT,
+    );
+    assert!(
+        out.status.success(),
+        "{PYTHON} cannot import libtorrent: {hint}\n{}",
+        out.stderr
+    );
 }

@@ -1,40 +1,28 @@
-//! Helpers shared by the tracker tests: run `bt tracker` on a free loopback port (killed on drop,
+//! Helpers shared by the tracker tests: run `bt tracker` on a free loopback port (stopped on drop,
 //! also when a test fails), plain HTTP/1.1 over a std socket, and waiting on conditions.
+//! Builds on `common` (a test crate using this module declares `mod common;` too).
 #![allow(dead_code)] // each test file uses a different part
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bt::proto::tracker::{AnnounceRequest, Event};
 
+use super::common::Daemon;
 /// The built binary.
-pub const BT: &str = env!("CARGO_BIN_EXE_bt");
-
-/// A child process killed and reaped when dropped.
-pub struct Guard(pub Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+pub use super::common::BT;
 
 /// A running `bt tracker`.
 pub struct Tracker {
     /// Where it listens.
     pub addr: SocketAddr,
-    /// Its stderr lines so far (the event log).
-    pub log: Arc<Mutex<Vec<String>>>,
     /// Its config folder (holds the access list, if any).
     pub dir: tempfile::TempDir,
-    /// The process.
-    pub process: Guard,
+    /// The process (stopped when dropped); its log holds the event lines.
+    pub process: Daemon,
 }
 
 impl Tracker {
@@ -47,48 +35,20 @@ impl Tracker {
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).unwrap();
         }
-        let child = Command::new(BT)
-            .args(["tracker", "--bind", "127.0.0.1:0", "--config"])
-            .arg(&config_path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot start bt tracker");
-        let mut process = Guard(child);
-        let stdout = process.0.stdout.take().unwrap();
-        let stderr = process.0.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let addr = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "bt tracker printed no address; stderr: {:?}",
-                        log.lock().unwrap()
-                    )
-                });
-            if let Some(addr) = line.strip_prefix("bt tracker listening on ") {
-                break addr.trim().parse().unwrap();
-            }
-        };
-        Tracker {
-            addr,
-            log,
-            dir,
-            process,
-        }
+        let mut process = Daemon::start(
+            "bt tracker",
+            Command::new(BT)
+                .args(["tracker", "--bind", "127.0.0.1:0", "--config"])
+                .arg(&config_path)
+                .env_remove("RUST_LOG"),
+        );
+        const LISTENING: &str = "bt tracker listening on ";
+        let line = process.wait_line(LISTENING, Duration::from_secs(20));
+        let addr = line
+            .strip_prefix(LISTENING)
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| panic!("bt tracker printed no address: {line:?}"));
+        Tracker { addr, dir, process }
     }
 
     /// `http://ADDR`.
@@ -103,12 +63,12 @@ impl Tracker {
 
     /// The event log so far.
     pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.process.log()
     }
 
     /// True while the process runs.
     pub fn alive(&mut self) -> bool {
-        matches!(self.process.0.try_wait(), Ok(None))
+        self.process.running()
     }
 }
 
