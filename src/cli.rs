@@ -45,6 +45,8 @@ pub enum Command {
     Peers(PeersArgs),
     /// `bt demo`
     Demo(DemoArgs),
+    /// `bt shell`
+    Shell(ShellArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -316,4 +318,30 @@ pub struct DemoArgs {
     /// give up after this many seconds (default 300)
     #[argh(option, default = "300")]
     pub timeout: u64,
+}
+
+#[derive(FromArgs, Debug)]
+/// an interactive console for one profile: make and inspect torrents, download in the background.
+#[argh(
+    subcommand,
+    name = "shell",
+    example = "bt shell --profile client\nprintf 'start data/album.torrent\\nstatus\\n' | bt shell --profile client",
+    note = "Commands at the prompt: create, edit, info, show, peers, start, status, help, quit \
+            (`help COMMAND` shows its options). `start` downloads in the background while the \
+            prompt stays usable; finished torrents keep seeding until `quit`, which tells the \
+            tracker they stopped. With piped input the lines are read one by one, for scripts."
+)]
+pub struct ShellArgs {
+    /// the config file (default: peers.toml)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the profile to work as, a [profiles.NAME] section of the config
+    #[argh(option)]
+    pub profile: String,
+    /// use this folder instead of the profile's
+    #[argh(option)]
+    pub folder: Option<PathBuf>,
+    /// use this port instead of the profile's (0 picks a free one)
+    #[argh(option)]
+    pub port: Option<u16>,
 }
