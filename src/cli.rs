@@ -47,6 +47,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// `bt check`
     Check(CheckArgs),
+    /// `bt shell`
+    Shell(ShellArgs),
 }
 
 #[derive(FromArgs, Debug)]
@@ -336,6 +338,32 @@ pub struct CheckArgs {
     pub folder: Option<PathBuf>,
 }
 
+#[derive(FromArgs, Debug)]
+/// an interactive console for one profile: make and inspect torrents, download in the background.
+#[argh(
+    subcommand,
+    name = "shell",
+    example = "bt shell --profile client\nprintf 'start data/album.torrent\\nstatus\\n' | bt shell --profile client",
+    note = "Commands at the prompt: create, edit, info, show, peers, start, status, help, quit \
+            (`help COMMAND` shows its options). `start` downloads in the background while the \
+            prompt stays usable; finished torrents keep seeding until `quit`, which tells the \
+            tracker they stopped. With piped input the lines are read one by one, for scripts."
+)]
+pub struct ShellArgs {
+    /// the config file (default: peers.toml)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the profile to work as, a [profiles.NAME] section of the config
+    #[argh(option)]
+    pub profile: String,
+    /// use this folder instead of the profile's
+    #[argh(option)]
+    pub folder: Option<PathBuf>,
+    /// use this port instead of the profile's (0 picks a free one)
+    #[argh(option)]
+    pub port: Option<u16>,
+}
+
 /// `profile()` for every argument struct that carries `--config`, `--profile`, `--folder` and
 /// `--port` (argh cannot flatten a shared struct into subcommands).
 macro_rules! profile_args {
@@ -354,4 +382,4 @@ macro_rules! profile_args {
     )*};
 }
 
-profile_args!(ImportArgs, ShowArgs, PeerArgs, ClientArgs);
+profile_args!(ImportArgs, ShowArgs, PeerArgs, ClientArgs, ShellArgs);

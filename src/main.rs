@@ -32,6 +32,10 @@ fn main() -> ExitCode {
             writeln!(f, "bt: {level}: {}", r.args())
         });
     }
+    if matches!(cli.command, Command::Shell(_)) {
+        // Log lines must not cut through the shell's prompt.
+        logger.target(env_logger::Target::Pipe(Box::new(modes::shell::LogWriter)));
+    }
     logger.init();
     let result = match cli.command {
         Command::Create(a) => commands::create::run(a),
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Peers(a) => commands::peers::run(a),
         Command::Demo(a) => modes::demo::run(a),
         Command::Check(a) => commands::check::run(a),
+        Command::Shell(a) => modes::shell::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

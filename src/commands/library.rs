@@ -1,16 +1,27 @@
 //! `bt import` and `bt show`: a profile's library.
 
+use std::path::Path;
+
 use anyhow::Result;
 use indicatif::HumanBytes;
 
 use crate::cli::{ImportArgs, ShowArgs};
+use crate::config::Profile;
 use crate::library::{self, Imported};
+use crate::proto::metainfo::Metainfo;
 use crate::ui;
 
 /// Run `bt import`.
 pub fn import(args: ImportArgs) -> Result<()> {
     let profile = args.profile()?;
-    let (meta, what) = library::import(&args.torrent, &profile.folder)?;
+    import_into(&args.torrent, &profile)?;
+    Ok(())
+}
+
+/// Copy `torrent` into `profile`'s library (once per info-hash), say where it went, and return
+/// it.
+pub fn import_into(torrent: &Path, profile: &Profile) -> Result<Metainfo> {
+    let (meta, what) = library::import(torrent, &profile.folder)?;
     match what {
         Imported::Added(p) => println!(
             "imported {} ({}) into {}: {}",
@@ -27,7 +38,7 @@ pub fn import(args: ImportArgs) -> Result<()> {
             p.display()
         ),
     }
-    Ok(())
+    Ok(meta)
 }
 
 /// Run `bt show`.

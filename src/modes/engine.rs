@@ -1,7 +1,8 @@
-//! What `bt peer` and `bt client` share: bind the session, add the torrents, feed the dialer
-//! with direct peers, and wait for Ctrl-C.
+//! What `bt peer`, `bt client` and `bt shell` share: bind the session, add the torrents, feed
+//! the dialer with direct peers, and wait for Ctrl-C.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -73,44 +74,73 @@ pub fn parse_peers(list: &[String]) -> Result<Vec<SocketAddr>> {
     Ok(out)
 }
 
+impl Options {
+    /// The announce URLs for `meta`: the override if any, else the torrent's own.
+    pub fn trackers_for(&self, meta: &Metainfo) -> Vec<String> {
+        if self.trackers.is_empty() {
+            meta.trackers()
+        } else {
+            self.trackers.clone()
+        }
+    }
+}
+
+/// Bind the profile's port and start accepting peers; torrents are added with [`add`].
+pub async fn bind(profile: &Profile, config: EngineConfig) -> Result<Arc<Session>> {
+    let listen = SocketAddr::new(profile.ip, profile.port);
+    let (session, listener) = Session::bind(listen, config).await.with_context(|| {
+        format!(
+            "profile {}: is another bt already using port {}?",
+            profile.name, profile.port
+        )
+    })?;
+    async_std::task::spawn(Arc::clone(&session).accept_loop(listener));
+    Ok(session)
+}
+
+/// Add one torrent to a running session (checking its data under `folder`), start announcing
+/// it to `trackers`, and hand the `direct` peers to its dialer.
+pub async fn add(
+    session: &Arc<Session>,
+    folder: &Path,
+    meta: Metainfo,
+    trackers: Vec<String>,
+    direct: &[SocketAddr],
+) -> Result<(Arc<Torrent>, Arc<Announcer>)> {
+    let t = session.add(meta, folder).await?;
+    let a = Announcer::new(Arc::clone(&t), trackers, session.listen.port());
+    async_std::task::spawn(Arc::clone(&a).run());
+    {
+        let mut d = t.dialer.lock().unwrap_or_else(|e| e.into_inner());
+        for addr in direct {
+            d.add(*addr, Instant::now());
+        }
+    }
+    Ok((t, a))
+}
+
+/// Say so when a torrent has neither a tracker nor a direct peer to find others through.
+pub fn warn_if_alone(meta: &Metainfo, trackers: &[String], direct: &[SocketAddr]) {
+    if trackers.is_empty() && direct.is_empty() {
+        eprintln!(
+            "bt: warning: {} names no tracker; give --tracker URL or --peer ADDR",
+            meta.info.name
+        );
+    }
+}
+
 /// Bind, add every torrent (checking its data), and start calling the direct peers.
 pub async fn start(profile: &Profile, metas: Vec<Metainfo>, opts: &Options) -> Result<Running> {
     let direct = parse_peers(&opts.peers)?;
-    let listen = SocketAddr::new(profile.ip, profile.port);
-    let (session, listener) = Session::bind(listen, opts.engine.clone())
-        .await
-        .with_context(|| {
-            format!(
-                "profile {}: is another bt already using port {}?",
-                profile.name, profile.port
-            )
-        })?;
-    async_std::task::spawn(Arc::clone(&session).accept_loop(listener));
+    let session = bind(profile, opts.engine.clone()).await?;
     let mut torrents = Vec::new();
     let mut announcers = Vec::new();
     for meta in metas {
-        let trackers = if opts.trackers.is_empty() {
-            meta.trackers()
-        } else {
-            opts.trackers.clone()
-        };
-        if trackers.is_empty() && direct.is_empty() {
-            eprintln!(
-                "bt: warning: {} names no tracker; give --tracker URL or --peer ADDR",
-                meta.info.name
-            );
-        }
-        let t = session.add(meta, &profile.folder).await?;
-        let a = Announcer::new(Arc::clone(&t), trackers, session.listen.port());
-        async_std::task::spawn(Arc::clone(&a).run());
-        announcers.push(a);
-        {
-            let mut d = t.dialer.lock().unwrap_or_else(|e| e.into_inner());
-            for a in &direct {
-                d.add(*a, Instant::now());
-            }
-        }
+        let trackers = opts.trackers_for(&meta);
+        warn_if_alone(&meta, &trackers, &direct);
+        let (t, a) = add(&session, &profile.folder, meta, trackers, &direct).await?;
         torrents.push(t);
+        announcers.push(a);
     }
     Ok(Running {
         session,

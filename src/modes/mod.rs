@@ -1,9 +1,10 @@
-//! The long-running modes: `tracker`, `peer`, `client`. Thin: each wires a config to the engine
-//! or the server and shows what happens.
+//! The long-running modes: `tracker`, `peer`, `client`, `demo` and the interactive `shell`.
+//! Thin: each wires a config to the engine or the server and shows what happens.
 
 pub mod client;
 pub mod demo;
 pub mod engine;
 pub mod peer;
+pub mod shell;
 pub mod status;
 pub mod tracker;

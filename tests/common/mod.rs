@@ -8,11 +8,11 @@
 pub mod live;
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -298,6 +298,180 @@ where
             .env_remove("RUST_LOG"),
         SHORT,
     )
+}
+
+/// A long-running program watched line by line: what it prints on stdout and stderr arrives on
+/// one channel as it is printed, and its stdin is a pipe to [`Proc::send`] lines to. Killed and
+/// reaped when dropped (its guard), also when a test fails.
+pub struct Proc {
+    child: ChildGuard,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    /// Every line read so far.
+    pub seen: Vec<String>,
+    what: String,
+}
+
+impl Proc {
+    /// Start `cmd` with its stdin, stdout and stderr piped.
+    #[track_caller]
+    pub fn start(cmd: &mut Command) -> Proc {
+        let what = format!("{cmd:?}");
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child =
+            ChildGuard::spawn(cmd, false).unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let (tx, lines) = mpsc::channel();
+        let out = child
+            .child()
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>);
+        let err = child
+            .child()
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>);
+        for pipe in [out, err].into_iter().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Proc {
+            stdin: child.child().stdin.take(),
+            child,
+            lines,
+            seen: Vec::new(),
+            what,
+        }
+    }
+
+    /// Start `bt ARGS` in folder `cwd`.
+    #[track_caller]
+    pub fn bt<I, S>(cwd: &Path, args: I) -> Proc
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Proc::start(
+            Command::new(BT)
+                .args(args)
+                .current_dir(cwd)
+                .env_remove("RUST_LOG"),
+        )
+    }
+
+    /// Write `bytes` to its stdin as they are (add the line end yourself).
+    #[track_caller]
+    pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        stdin
+            .write_all(bytes.as_ref())
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("cannot write to {}: {e}", self.what));
+    }
+
+    /// Close its stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// The next line for which `want` holds, or `None` if none came within `timeout`.
+    pub fn try_wait_for(
+        &mut self,
+        timeout: Duration,
+        want: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.seen.push(line.clone());
+            if want(&line) {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Wait for the next line for which `want` holds (described by `what`); returns it.
+    #[track_caller]
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        want: impl Fn(&str) -> bool,
+    ) -> String {
+        match self.try_wait_for(timeout, want) {
+            Some(line) => line,
+            None => panic!(
+                "{}: no line {what} within {timeout:?}; saw:\n{}",
+                self.what,
+                self.seen.join("\n")
+            ),
+        }
+    }
+
+    /// Wait for a line containing `needle`; returns it.
+    #[track_caller]
+    pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
+        self.wait_for(&format!("with {needle:?}"), timeout, |l| l.contains(needle))
+    }
+
+    /// The port of its first "listening on ADDR:PORT" line (`bt peer`, `bt tracker`) or
+    /// "listening for peers on ADDR:PORT" (`bt shell`).
+    #[track_caller]
+    pub fn port(&mut self) -> u16 {
+        let l = self.wait_line("listening ", SHORT);
+        let addr = l
+            .split(" on ")
+            .nth(1)
+            .and_then(|rest| rest.split([' ', ',']).next())
+            .unwrap_or_else(|| panic!("no address in {l:?}"));
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {l:?}"))
+    }
+
+    /// Its exit status if it exits within `timeout`; the lines it printed are in `seen`.
+    pub fn try_wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            while let Ok(l) = self.lines.try_recv() {
+                self.seen.push(l);
+            }
+            if let Some(status) = self.child.try_status() {
+                // The readers end with the pipes; take what they still hold.
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(l);
+                }
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wait for it to exit; the lines it printed until then are in `seen`.
+    #[track_caller]
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        match self.try_wait_exit(timeout) {
+            Some(status) => status,
+            None => panic!(
+                "{} did not exit within {timeout:?}; saw:\n{}",
+                self.what,
+                self.seen.join("\n")
+            ),
+        }
+    }
 }
 
 /// `bt info TORRENT --json --pieces`, parsed.

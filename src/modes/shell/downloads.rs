@@ -1,0 +1,285 @@
+//! The shell's background downloads: one engine session for the profile, opened by the first
+//! `start` and shared by every torrent after it; a watcher task that measures rates and reports
+//! completions and errors as notes; the `status` text; and the stop on `quit`.
+//!
+//! The engine runs on async-std tasks; the calls into the runtime are all here.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use async_std::task;
+use indicatif::HumanBytes;
+
+use super::input::Notes;
+use crate::config::Profile;
+use crate::modes::engine::{self, Running};
+use crate::modes::status;
+use crate::proto::metainfo::{InfoHash, Metainfo};
+use crate::swarm::announce::Announcer;
+use crate::swarm::session::Session;
+use crate::swarm::torrent::{Snapshot, Torrent};
+use crate::swarm::EngineConfig;
+use crate::ui;
+
+/// How often the watcher samples the torrents.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// The profile's background torrents; cheap to clone (every clone is the same downloads).
+#[derive(Clone)]
+pub struct Downloads {
+    profile: Arc<Profile>,
+    shared: Arc<Mutex<Shared>>,
+    notes: Notes,
+}
+
+#[derive(Default)]
+struct Shared {
+    session: Option<Arc<Session>>,
+    items: Vec<Item>,
+}
+
+/// One started torrent.
+struct Item {
+    name: String,
+    info_hash: InfoHash,
+    state: State,
+    /// The watcher's last sample: when, bytes received, bytes sent.
+    sample: Option<(Instant, u64, u64)>,
+    /// Bytes per second received and sent, over the last sample period.
+    rates: (u64, u64),
+    noted_complete: bool,
+    noted_failure: bool,
+}
+
+enum State {
+    /// Its data on disk is being checked before it joins the session.
+    Checking,
+    Running(Arc<Torrent>, Arc<Announcer>),
+    /// It could not join the session.
+    Failed(String),
+}
+
+impl Downloads {
+    /// No downloads yet; the engine starts with the first [`Downloads::start`].
+    pub fn new(profile: Profile, notes: Notes) -> Downloads {
+        Downloads {
+            profile: Arc::new(profile),
+            shared: Arc::default(),
+            notes,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Download (or seed) `meta` in the background, announcing to `trackers` and calling the
+    /// `direct` peers. Returns at once; the data check and the transfer go on in tasks.
+    pub fn start(
+        &self,
+        meta: Metainfo,
+        trackers: Vec<String>,
+        direct: &[SocketAddr],
+    ) -> Result<()> {
+        let name = meta.info.name.clone();
+        let hash = meta.info_hash;
+        {
+            let mut shared = self.lock();
+            if let Some(i) = shared.items.iter().position(|i| i.info_hash == hash) {
+                if !matches!(shared.items[i].state, State::Failed(_)) {
+                    bail!("{name} is already started; `status` shows how it goes");
+                }
+                shared.items.remove(i);
+            }
+        }
+        let session = self.session()?;
+        self.lock().items.push(Item {
+            name: name.clone(),
+            info_hash: hash,
+            state: State::Checking,
+            sample: None,
+            rates: (0, 0),
+            noted_complete: false,
+            noted_failure: false,
+        });
+        let me = self.clone();
+        let direct = direct.to_vec();
+        task::spawn(async move {
+            let added = engine::add(&session, &me.profile.folder, meta, trackers, &direct).await;
+            me.added(hash, added);
+        });
+        println!("started {name} ({hash}) in the background; `status` shows how it goes");
+        Ok(())
+    }
+
+    /// The session, bound on first use (when the watcher starts too).
+    pub fn session(&self) -> Result<Arc<Session>> {
+        if let Some(s) = &self.lock().session {
+            return Ok(Arc::clone(s));
+        }
+        let session = task::block_on(engine::bind(&self.profile, EngineConfig::default()))?;
+        self.lock().session = Some(Arc::clone(&session));
+        let me = self.clone();
+        task::spawn(async move {
+            loop {
+                task::sleep(SAMPLE_EVERY).await;
+                me.sample();
+            }
+        });
+        println!(
+            "listening for peers on {}, downloading into {}",
+            session.listen,
+            self.profile.folder.display()
+        );
+        Ok(session)
+    }
+
+    fn added(&self, hash: InfoHash, added: Result<(Arc<Torrent>, Arc<Announcer>)>) {
+        let mut shared = self.lock();
+        let Some(item) = shared.items.iter_mut().find(|i| i.info_hash == hash) else {
+            return;
+        };
+        match added {
+            Ok((t, a)) => item.state = State::Running(t, a),
+            Err(e) => {
+                let why = format!("{e:#}");
+                let note = format!("{}: cannot start: {why}", item.name);
+                item.state = State::Failed(why);
+                drop(shared);
+                self.notes.note(note);
+            }
+        }
+    }
+
+    /// The watcher's round: rates, and a note for each completion or error.
+    fn sample(&self) {
+        let now = Instant::now();
+        let mut notes = Vec::new();
+        for item in &mut self.lock().items {
+            let State::Running(torrent, _) = &item.state else {
+                continue;
+            };
+            let s = torrent.snapshot();
+            if let Some((then, down, up)) = item.sample {
+                let dt = now.duration_since(then);
+                item.rates = (
+                    ui::rate(s.downloaded.saturating_sub(down), dt),
+                    ui::rate(s.uploaded.saturating_sub(up), dt),
+                );
+            }
+            item.sample = Some((now, s.downloaded, s.uploaded));
+            if let (Some(f), false) = (&s.failure, item.noted_failure) {
+                item.noted_failure = true;
+                notes.push(format!("{}: error: {f}", item.name));
+            }
+            if s.complete() && !item.noted_complete {
+                item.noted_complete = true;
+                notes.push(completion(&item.name, torrent, &s));
+            }
+        }
+        for n in notes {
+            self.notes.note(n);
+        }
+    }
+
+    /// Every started torrent: progress, rates, peers, what each peer sent, the tracker.
+    pub fn status(&self) -> String {
+        let shared = self.lock();
+        if shared.items.is_empty() {
+            return "nothing started; `start TORRENT` downloads one in the background\n".into();
+        }
+        let mut out = String::new();
+        for item in &shared.items {
+            item.describe(&mut out);
+        }
+        out
+    }
+
+    /// Close every connection and tell the trackers we leave; waits (bounded) for them.
+    pub fn shutdown(&self) {
+        let running = {
+            let shared = self.lock();
+            let Some(session) = shared.session.clone() else {
+                return;
+            };
+            let (torrents, announcers) = shared
+                .items
+                .iter()
+                .filter_map(|i| match &i.state {
+                    State::Running(t, a) => Some((Arc::clone(t), Arc::clone(a))),
+                    _ => None,
+                })
+                .unzip();
+            Running {
+                session,
+                torrents,
+                announcers,
+            }
+        };
+        if !running.torrents.is_empty() {
+            println!("stopping {} torrent(s)", running.torrents.len());
+            task::block_on(running.shutdown());
+        }
+    }
+}
+
+impl Item {
+    fn describe(&self, out: &mut String) {
+        let (torrent, announcer) = match &self.state {
+            State::Checking => {
+                let _ = writeln!(out, "{}: checking the data on disk", self.name);
+                return;
+            }
+            State::Failed(why) => {
+                let _ = writeln!(out, "{}: error: {why}", self.name);
+                return;
+            }
+            State::Running(t, a) => (t, a),
+        };
+        let s = torrent.snapshot();
+        let state = match &s.failure {
+            Some(f) => format!("error: {f}"),
+            None if s.complete() => "complete, seeding".into(),
+            None => "downloading".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{}: {state}, {:.0}% ({} of {}), down {}/s, up {}/s, {} peer(s)",
+            self.name,
+            ui::percent(s.have_bytes, s.total_bytes),
+            HumanBytes(s.have_bytes),
+            HumanBytes(s.total_bytes),
+            HumanBytes(self.rates.0),
+            HumanBytes(self.rates.1),
+            s.peers.len()
+        );
+        for (addr, t) in &s.history {
+            let live = s.peers.iter().any(|p| p.addr == *addr);
+            let _ = writeln!(
+                out,
+                "  peer {addr} ({}): received {}, sent {}{}",
+                t.client,
+                HumanBytes(t.downloaded),
+                HumanBytes(t.uploaded),
+                if live { "" } else { " (gone)" }
+            );
+        }
+        let _ = writeln!(out, "  tracker: {}", announcer.status());
+    }
+}
+
+/// The note for a finished torrent.
+fn completion(name: &str, torrent: &Torrent, s: &Snapshot) -> String {
+    if s.downloaded == 0 {
+        return format!("{name}: already complete on disk; seeding");
+    }
+    let elapsed = s
+        .completed_at
+        .unwrap_or_else(Instant::now)
+        .duration_since(torrent.started());
+    let summary = status::summary(name, s, elapsed);
+    format!("{}; seeding", summary.lines().next().unwrap_or(name))
+}

@@ -1,0 +1,163 @@
+//! `bt shell`: an interactive console for one profile. The file commands (`create`, `edit`,
+//! `info`, `show`, `peers`) run as their `bt` subcommands do; `start` downloads in the
+//! background while the prompt stays usable; `status` shows how the downloads go; `quit` stops
+//! them. A mistake prints one line and the prompt goes on.
+//!
+//! The prompt loop runs on the main thread and blocks only on reading a line; the engine runs on
+//! async-std tasks (see [`downloads`]).
+
+mod downloads;
+mod input;
+mod syntax;
+
+pub use self::input::LogWriter;
+
+use anyhow::{anyhow, Result};
+
+use self::downloads::Downloads;
+use self::input::Input;
+use self::syntax::{Line, Parsed, StartCmd};
+use super::engine::{self, Options};
+use crate::cli::{ShellArgs, ShowArgs};
+use crate::commands;
+use crate::config::{self, Profile};
+use crate::library;
+
+/// Run `bt shell`.
+pub fn run(args: ShellArgs) -> Result<()> {
+    let profile = config::resolve(
+        args.config.as_deref(),
+        &args.profile,
+        args.folder.as_deref(),
+        args.port,
+    )?;
+    let mut input = Input::new(profile.folder.clone())?;
+    let downloads = Downloads::new(profile.clone(), input.notes());
+    // Ctrl-C while a command runs (or a SIGTERM): leave as `quit` would.
+    let stop = downloads.clone();
+    ctrlc::set_handler(move || {
+        stop.shutdown();
+        std::process::exit(130);
+    })
+    .map_err(|e| anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+    println!(
+        "bt shell: profile {} (folder {}, port {}); `help` lists the commands, `quit` leaves",
+        profile.name,
+        profile.folder.display(),
+        profile.port
+    );
+    let prompt = format!("bt:{}> ", profile.name);
+    let mut shell = Shell {
+        config: args.config,
+        profile,
+        downloads,
+    };
+    while let Some(line) = input.read(&prompt)? {
+        if !shell.execute(&line) {
+            break;
+        }
+    }
+    input.notes().flush();
+    shell.downloads.shutdown();
+    input.save_history();
+    Ok(())
+}
+
+/// What the commands work on.
+struct Shell {
+    /// The config file given to `bt shell`, the default for `create` and `peers`.
+    config: Option<std::path::PathBuf>,
+    profile: Profile,
+    downloads: Downloads,
+}
+
+impl Shell {
+    /// Run one line; false when it asks to leave. Errors are printed, never returned.
+    fn execute(&mut self, line: &str) -> bool {
+        let command = match syntax::parse(line) {
+            Ok(Parsed::Run(c)) => c,
+            Ok(Parsed::Empty) => return true,
+            Ok(Parsed::Text(t)) => {
+                print!("{t}");
+                return true;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return true;
+            }
+        };
+        if matches!(command, Line::Quit(_)) {
+            return false;
+        }
+        if let Err(e) = self.run(command) {
+            // The whole context chain on one line, as `bt` prints it.
+            eprintln!("error: {e:#}");
+        }
+        true
+    }
+
+    fn run(&mut self, command: Line) -> Result<()> {
+        match command {
+            Line::Create(mut a) => {
+                a.config = a.config.or_else(|| self.config.clone());
+                commands::create::run(a)
+            }
+            Line::Edit(a) => commands::edit::run(a),
+            Line::Info(a) => commands::info::run(a),
+            Line::Show(_) => commands::library::show(ShowArgs {
+                config: self.config.clone(),
+                profile: self.profile.name.clone(),
+                folder: Some(self.profile.folder.clone()),
+                port: Some(self.profile.port),
+            }),
+            Line::Peers(mut a) => {
+                a.config = a.config.or_else(|| self.config.clone());
+                commands::peers::run(a)
+            }
+            Line::Start(a) => self.start(a),
+            Line::Status(_) => {
+                print!("{}", self.downloads.status());
+                Ok(())
+            }
+            Line::Quit(_) => Ok(()),
+        }
+    }
+
+    /// Import the torrents (all of them before any starts), then start each in the background.
+    fn start(&mut self, a: StartCmd) -> Result<()> {
+        let opts = Options {
+            trackers: a.tracker,
+            peers: a.peer,
+            ..Options::default()
+        };
+        let direct = engine::parse_peers(&opts.peers)?;
+        let mut metas = Vec::new();
+        for t in &a.torrents {
+            metas.push(commands::library::import_into(t, &self.profile)?);
+        }
+        if a.torrents.is_empty() {
+            for entry in library::list(&self.profile.folder)? {
+                match entry.meta {
+                    Ok(m) => metas.push(m),
+                    Err(e) => eprintln!("warning: skipping {e:#}"),
+                }
+            }
+            if metas.is_empty() {
+                return Err(anyhow!(
+                    "the library of {} is empty; give a .torrent file: `start FILE.torrent`",
+                    self.profile.name
+                ));
+            }
+        }
+        // A port in use is one error, not one per torrent.
+        self.downloads.session()?;
+        for meta in metas {
+            let trackers = opts.trackers_for(&meta);
+            engine::warn_if_alone(&meta, &trackers, &direct);
+            if let Err(e) = self.downloads.start(meta, trackers, &direct) {
+                eprintln!("error: {e:#}");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,291 @@
+//! `bt shell` end to end, driven through piped stdin (and once through a pseudo-terminal under
+//! `script`): help, mistakes, the file commands, and background downloads from a real `bt peer`
+//! found directly or through a real `bt tracker`. Ports are picked by the OS and read back from
+//! what each process prints; every process is killed by its own guard, even when a test fails.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{bt_info, require_tool, unused_port, write_files, Proc, Spec, BT, SHORT};
+
+/// The shared folder: files in nested folders, one empty.
+const ALBUM: &[Spec] = &[
+    ("album/a.bin", 700_001),
+    ("album/sub/b.bin", 123_457),
+    ("album/sub/empty", 0),
+];
+
+/// How long a download of a few hundred KiB over loopback may take.
+const DOWNLOAD: Duration = Duration::from_secs(60);
+
+/// `bt shell --profile client --folder client --port 0` in `dir`, once it is ready.
+fn shell(dir: &Path) -> Proc {
+    let mut sh = Proc::bt(
+        dir,
+        [
+            "shell",
+            "--profile",
+            "client",
+            "--folder",
+            "client",
+            "--port",
+            "0",
+        ],
+    );
+    sh.wait_line("bt shell: profile client", SHORT);
+    sh
+}
+
+/// Type `line` at the shell.
+fn say(sh: &mut Proc, line: &str) {
+    sh.send(format!("{line}\n"));
+}
+
+/// Type `status` every few hundred milliseconds until a line for which `want` holds comes (or
+/// has come already).
+fn poll_status(sh: &mut Proc, what: &str, want: impl Fn(&str) -> bool) -> String {
+    if let Some(line) = sh.seen.iter().find(|l| want(l)) {
+        return line.clone();
+    }
+    let deadline = Instant::now() + DOWNLOAD;
+    while Instant::now() < deadline {
+        say(sh, "status");
+        if let Some(line) = sh.try_wait_for(Duration::from_millis(300), &want) {
+            return line;
+        }
+    }
+    panic!(
+        "status never showed {what} within {DOWNLOAD:?}; saw:\n{}",
+        sh.seen.join("\n")
+    );
+}
+
+/// `quit`, then the shell exits 0 after stopping its downloads.
+fn quit(mut sh: Proc) -> Vec<String> {
+    say(&mut sh, "quit");
+    let status = sh.wait_exit(SHORT);
+    assert!(
+        status.success(),
+        "bt shell exited with {status}; saw:\n{}",
+        sh.seen.join("\n")
+    );
+    std::mem::take(&mut sh.seen)
+}
+
+/// `create` the album torrent at the shell, announcing to `tracker`; returns its info-hash.
+fn create_album(sh: &mut Proc, tracker: &str) -> String {
+    say(
+        sh,
+        &format!("create seed/album -o seed/album.torrent --tracker {tracker}"),
+    );
+    let line = sh.wait_line("created seed/album.torrent", SHORT);
+    line.rsplit("info-hash ").next().unwrap().trim().to_string()
+}
+
+/// `bt peer` serving the folder `seed` of `dir`; returns it and its port.
+fn seeder(dir: &Path) -> (Proc, u16) {
+    let mut peer = Proc::bt(
+        dir,
+        [
+            "peer",
+            "--profile",
+            "seed",
+            "--folder",
+            "seed",
+            "--port",
+            "0",
+        ],
+    );
+    let port = peer.port();
+    peer.wait_line("album: ", SHORT);
+    (peer, port)
+}
+
+/// Every file of the album arrived byte for byte.
+fn same_album(dir: &Path, data: &[Vec<u8>]) {
+    for ((path, _), bytes) in ALBUM.iter().zip(data) {
+        let got = std::fs::read(dir.join("client").join(path))
+            .unwrap_or_else(|e| panic!("client/{path}: {e}"));
+        assert!(got == *bytes, "client/{path} differs from the seed's");
+    }
+}
+
+#[test]
+fn help_mistakes_and_the_file_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_files(&d.join("seed"), ALBUM);
+    let mut sh = shell(d);
+
+    say(&mut sh, "help");
+    sh.wait_line("  help ", SHORT);
+    for name in [
+        "create", "edit", "show", "info", "peers", "start", "status", "quit",
+    ] {
+        let entry = format!("  {name:<8} ");
+        assert!(
+            sh.seen.iter().any(|l| l.starts_with(&entry)),
+            "`help` does not list {name}:\n{}",
+            sh.seen.join("\n")
+        );
+    }
+    say(&mut sh, "help create");
+    sh.wait_for("with create's usage", SHORT, |l| {
+        l.starts_with("Usage: create ") && l.contains("<path>")
+    });
+    sh.wait_line("Examples:", SHORT);
+    sh.wait_for("with an example", SHORT, |l| l.starts_with("  create "));
+
+    // Mistakes: one line each, and the shell goes on.
+    say(&mut sh, "frobnicate --now");
+    sh.wait_line("error: unknown command `frobnicate`", SHORT);
+    say(&mut sh, "create");
+    let e = sh.wait_line("error: ", SHORT);
+    assert!(e.contains("path"), "{e}");
+    say(&mut sh, "info missing.torrent --pieces");
+    sh.wait_line("error: cannot open missing.torrent", SHORT);
+    say(&mut sh, "info 'unclosed");
+    sh.wait_line("error: cannot read that line", SHORT);
+    sh.send(b"info \xff.torrent\n");
+    sh.wait_line("error: that line is not UTF-8 text", SHORT);
+
+    let tracker = format!("http://127.0.0.1:{}/announce", unused_port());
+    let hash = create_album(&mut sh, &tracker);
+    assert_eq!(hash, bt_info(&d.join("seed/album.torrent"))["info_hash"]);
+    say(&mut sh, "info seed/album.torrent --files");
+    sh.wait_line(&format!("info-hash:     {hash}"), SHORT);
+    sh.wait_line("album/sub/b.bin", SHORT);
+    say(
+        &mut sh,
+        "edit seed/album.torrent --tracker http://127.0.0.1:1/announce",
+    );
+    sh.wait_line(&format!("info-hash {hash} (unchanged)"), SHORT);
+    say(&mut sh, "show");
+    sh.wait_line("profile client: folder client", SHORT);
+    sh.wait_line("(no torrents", SHORT);
+    say(&mut sh, "status");
+    sh.wait_line("nothing started", SHORT);
+    quit(sh);
+}
+
+#[test]
+fn start_downloads_in_the_background_from_a_direct_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = write_files(&d.join("seed"), ALBUM);
+    let mut sh = shell(d);
+    // The tracker leads nowhere: the peer is given directly.
+    let nowhere = format!("http://127.0.0.1:{}/announce", unused_port());
+    let hash = create_album(&mut sh, &nowhere);
+    let (_peer, port) = seeder(d);
+
+    say(
+        &mut sh,
+        &format!("start seed/album.torrent --peer 127.0.0.1:{port}"),
+    );
+    sh.wait_line("imported album", SHORT);
+    sh.wait_line(&format!("started album ({hash}) in the background"), SHORT);
+    // The prompt is free while it downloads.
+    say(&mut sh, "show");
+    sh.wait_line("album.torrent", SHORT);
+    let done = poll_status(&mut sh, "album complete", |l| {
+        l.starts_with("album: complete, seeding, 100%")
+    });
+    assert!(done.contains("KiB of"), "{done}");
+    let from = sh.wait_line(&format!("  peer 127.0.0.1:{port} "), SHORT);
+    assert!(from.contains("received 804.16 KiB"), "{from}");
+    sh.wait_line("  tracker: ", SHORT);
+    // The watcher's note comes before the next command's output.
+    let note = poll_status(&mut sh, "the completion note", |l| {
+        l.starts_with("album: complete: ")
+    });
+    assert!(note.ends_with("; seeding"), "{note}");
+    // Starting it again is a mistake, not a second download.
+    say(&mut sh, "start seed/album.torrent");
+    sh.wait_line("error: album is already started", SHORT);
+
+    let seen = quit(sh);
+    assert!(
+        seen.iter().any(|l| l == "stopping 1 torrent(s)"),
+        "{seen:?}"
+    );
+    same_album(d, &data);
+}
+
+#[test]
+fn start_finds_the_seeder_through_the_tracker() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = write_files(&d.join("seed"), ALBUM);
+    let mut tracker = Proc::bt(d, ["tracker", "--bind", "127.0.0.1:0"]);
+    let announce = format!("http://127.0.0.1:{}/announce", tracker.port());
+    let mut sh = shell(d);
+    let hash = create_album(&mut sh, &announce);
+    let (_peer, seed_port) = seeder(d);
+    tracker.wait_line(&format!("started   {hash} 127.0.0.1:{seed_port}"), SHORT);
+
+    say(&mut sh, "start seed/album.torrent");
+    let port = sh.port();
+    poll_status(&mut sh, "album complete", |l| {
+        l.starts_with("album: complete, seeding")
+    });
+    sh.wait_line(&format!("  peer 127.0.0.1:{seed_port} "), SHORT);
+    tracker.wait_line(&format!("completed {hash} 127.0.0.1:{port}"), SHORT);
+
+    say(&mut sh, &format!("peers --tracker {announce}"));
+    sh.wait_line(&format!("{hash}  seeders 2"), SHORT);
+    sh.wait_line(&format!("127.0.0.1:{seed_port}"), SHORT);
+
+    quit(sh);
+    // `quit` told the tracker.
+    tracker.wait_line(&format!("stopped   {hash} 127.0.0.1:{port}"), SHORT);
+    same_album(d, &data);
+}
+
+#[test]
+fn on_a_terminal_it_prompts_edits_and_keeps_a_history() {
+    let script = require_tool("script", "bsdutils");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("lib")).unwrap();
+    // `script` gives the shell a pseudo-terminal and relays our pipe to it.
+    let mut sh = Proc::start(
+        Command::new(script)
+            .args(["-qfec"])
+            .arg(format!("'{BT}' shell --profile t --folder lib --port 0"))
+            .arg("/dev/null")
+            .current_dir(d)
+            .env("TERM", "xterm")
+            .env_remove("RUST_LOG"),
+    );
+    sh.wait_line("bt shell: profile t", SHORT);
+    sh.send("help\r");
+    // The prompt line is complete once the typed line is echoed after it.
+    sh.wait_for("with the prompt and `help`", SHORT, |l| {
+        l.contains("bt:t> ") && l.contains("help")
+    });
+    sh.wait_line("  quit ", SHORT);
+    // Typing errors are edited away before the line is taken.
+    sh.send("statsu\x08\x08us\r");
+    sh.wait_line("nothing started", SHORT);
+    // Ctrl-D at an empty prompt leaves, like `quit`. Typed before the prompt is back (the
+    // terminal still in cooked mode) it is only a NUL to the line editor: type it again.
+    let mut status = None;
+    for _ in 0..20 {
+        sh.send("\x04");
+        status = sh.try_wait_exit(Duration::from_millis(500));
+        if status.is_some() {
+            break;
+        }
+    }
+    let status = status.unwrap_or_else(|| panic!("Ctrl-D did not end it:\n{}", sh.seen.join("\n")));
+    assert!(status.success(), "{status}; saw:\n{}", sh.seen.join("\n"));
+    let history = std::fs::read_to_string(d.join("lib/.bt-shell-history")).unwrap();
+    assert!(
+        history.contains("help") && history.contains("status") && !history.contains("statsu"),
+        "{history}"
+    );
+}
