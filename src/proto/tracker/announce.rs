@@ -99,7 +99,8 @@ impl AnnounceResponse {
 
     /// Parse a tracker's answer. `failure reason` becomes [`TrackerError::Failure`]; `peers` may be
     /// compact or a dictionary list, and `peers6` adds IPv6 peers. Dictionary entries whose `ip`
-    /// is not an IP address (BEP 3 allows DNS names) or whose port is unusable are skipped.
+    /// is not an IP address (BEP 3 allows DNS names), and peers of either form whose port is 0 or
+    /// out of range, are skipped.
     pub fn parse(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
         let value = bencode::decode(body)?;
         let d = as_dict(&value, "response")?;
@@ -131,7 +132,8 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
-/// Split a compact peer string into records of `size` bytes (6: IPv4, 18: IPv6).
+/// Split a compact peer string into records of `size` bytes (6: IPv4, 18: IPv6). A record with
+/// port 0 cannot be dialled and is skipped, as in the dictionary form.
 fn compact_peers(b: &[u8], size: usize, out: &mut Vec<PeerEntry>) -> Result<(), TrackerError> {
     if !b.len().is_multiple_of(size) {
         let key = if size == COMPACT_V4 {
@@ -144,16 +146,17 @@ fn compact_peers(b: &[u8], size: usize, out: &mut Vec<PeerEntry>) -> Result<(), 
             b.len()
         )));
     }
-    out.extend(b.chunks_exact(size).map(|rec| {
+    out.extend(b.chunks_exact(size).filter_map(|rec| {
         let (ip, port) = rec.split_at(size - 2);
+        let port = u16::from_be_bytes([port[0], port[1]]);
         let ip = match <[u8; 4]>::try_from(ip) {
             Ok(v4) => IpAddr::V4(Ipv4Addr::from(v4)),
             Err(_) => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(ip).unwrap_or_default())),
         };
-        PeerEntry {
-            addr: SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]])),
+        (port != 0).then_some(PeerEntry {
+            addr: SocketAddr::new(ip, port),
             peer_id: None,
-        }
+        })
     }));
     Ok(())
 }
@@ -330,6 +333,16 @@ mod tests {
             vec![peer("127.0.0.2:80", None), peer("[::1]:9", None)]
         );
         assert_eq!((r.complete, r.incomplete, r.warning), (0, 0, None));
+    }
+
+    #[test]
+    fn compact_peers_with_port_zero_are_skipped_like_dict_ones() {
+        // Found by the tracker_response fuzz target: the compact form kept a port-0 peer that
+        // the dictionary form drops, so the two forms of one answer disagreed.
+        let body = b"d8:intervali60e5:peers12:\x80\x00\x00\x00\x00\x00\x00\x03\x02\x03\xc8\xd5e";
+        let r = AnnounceResponse::parse(body).unwrap();
+        assert_eq!(r.peers, vec![peer("0.3.2.3:51413", None)]);
+        assert_eq!(AnnounceResponse::parse(&r.encode(false, false)).unwrap(), r);
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub const MAX_QUERY_LEN: usize = 6 * 1024;
 /// Most `info_hash` values one scrape may name.
 pub const MAX_SCRAPE_HASHES: usize = 64;
 
-/// Longest `key` or `ip` value accepted, in bytes after decoding.
+/// Longest `key` or `ip` value accepted, in bytes of UTF-8 text after decoding.
 const MAX_TEXT_LEN: usize = 255;
 
 /// Largest byte count accepted in `uploaded`, `downloaded` and `left`: 2^53 bytes (8 PiB) is
@@ -333,13 +333,15 @@ fn number(field: &'static str, value: &[u8], max: u64) -> Result<u64, QueryError
     Ok(n)
 }
 
-/// A short free-text value (`key`, `ip`); bytes that are not UTF-8 are replaced.
+/// A short free-text value (`key`, `ip`); bytes that are not UTF-8 are replaced. The length is
+/// measured after the replacement (one stray byte becomes the 3 bytes of U+FFFD), so that what
+/// is accepted also fits when sent again.
 fn text(field: &'static str, value: &[u8]) -> Result<String, QueryError> {
-    let bytes = decode(field, value)?;
-    if bytes.len() > MAX_TEXT_LEN {
+    let text = String::from_utf8_lossy(&decode(field, value)?).into_owned();
+    if text.len() > MAX_TEXT_LEN {
         return Err(QueryError::TextTooLong(field));
     }
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    Ok(text)
 }
 
 fn parse_event(value: &[u8]) -> Result<Event, QueryError> {
@@ -617,5 +619,19 @@ mod tests {
         }
         let r = AnnounceRequest::parse_query(&query("", ("ip", "%e2%82"))).unwrap();
         assert_eq!(r.ip.as_deref(), Some("\u{fffd}"));
+    }
+
+    #[test]
+    fn text_length_is_measured_after_replacing_bad_utf8() {
+        // Found by the tracker_query fuzz target: 100 stray bytes passed the 255-byte bound but
+        // became 300 bytes of U+FFFD, so the request could not be sent and parsed again.
+        let bad = |n| query("", ("key", &"%ff".repeat(n)));
+        assert_eq!(
+            AnnounceRequest::parse_query(&bad(86)),
+            Err(QueryError::TextTooLong("key"))
+        );
+        let r = AnnounceRequest::parse_query(&bad(85)).unwrap();
+        assert_eq!(r.key.as_deref().map(str::len), Some(255));
+        assert_eq!(AnnounceRequest::parse_query(&r.to_query()), Ok(r));
     }
 }

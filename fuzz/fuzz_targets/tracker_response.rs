@@ -1,0 +1,8 @@
+//! Fuzz target: announce and scrape answers as a client parses them; accepted ones round-trip.
+//! The properties live in `fuzz/checks.rs`, shared with `tests/fuzz_regressions.rs`.
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::tracker_response(data));
