@@ -77,11 +77,24 @@ impl Display {
                 Some(secs) => format!("eta {secs}s"),
                 None => "eta ?".to_string(),
             };
+            // What each peer sent so far, the biggest first (three at most on one line).
+            let mut peers: Vec<_> = s.peers.iter().filter(|p| p.downloaded > 0).collect();
+            peers.sort_by_key(|p| std::cmp::Reverse(p.downloaded));
+            let from: Vec<String> = peers
+                .iter()
+                .take(3)
+                .map(|p| format!("{} {}", p.addr, HumanBytes(p.downloaded)))
+                .collect();
             let msg = format!(
-                "down {}/s up {}/s {eta} peers {}",
+                "down {}/s up {}/s {eta} peers {}{}",
                 HumanBytes(down),
                 HumanBytes(up),
-                s.peers.len()
+                s.peers.len(),
+                if from.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (from {})", from.join(", "))
+                }
             );
             if self.multi.is_some() {
                 self.bars[i].set_message(msg);
