@@ -297,6 +297,9 @@ impl Torrent {
                 st.picker.remove_peer_pieces(&p.bits);
                 st.picker.add_peer_pieces(&bits);
                 p.bits = bits;
+                if p.bits.is_full() && st.picker.is_complete() {
+                    return Err("both sides are seeds".into());
+                }
                 if !p.am_interested && st.picker.interesting(&p.bits) {
                     p.am_interested = true;
                     p.send(&Message::Interested);
