@@ -6,7 +6,7 @@
 
 Per scenario and torrent: a fresh `bt tracker` on 127.0.0.1, the seeders, then one downloader
 into an empty folder, timed from its start to its exit (it exits once every piece is verified),
-with its CPU time and peak RSS from wait4(); the bytes are then compared with the original.
+with its CPU time from wait4() and its peak RSS (VmHWM, polled); the bytes are then compared with the original.
 Prints a Markdown table (median MB/s, min-max, CPU s, peak RSS, ratio to the anchors of the same
 run) and appends it to bench/results.md. Also times `bt check` (hashing the data on disk) against
 `sha1sum`. Every client runs on 127.0.0.1 with DHT, PEX, LPD, UPnP/NAT-PMP and uTP off.
@@ -157,7 +157,16 @@ def run_once(bt, work, name, files, seeders, getter):
                              start_new_session=True)
         deadline = t0 + 600
         status = ru = None
+        # Peak RSS from VmHWM (per address space, reset at exec); wait4's ru_maxrss would
+        # include this Python process, whose memory the child had before exec.
+        hwm_kib = 0
         while time.monotonic() < deadline:
+            try:
+                for line in open(f"/proc/{p.pid}/status"):
+                    if line.startswith("VmHWM:"):
+                        hwm_kib = max(hwm_kib, int(line.split()[1]))
+            except OSError:
+                pass
             pid, status, ru = os.wait4(p.pid, os.WNOHANG)
             if pid:
                 break
@@ -171,7 +180,7 @@ def run_once(bt, work, name, files, seeders, getter):
         for f in files:
             if subprocess.run(["cmp", "-s", os.path.join(work, "data", f), os.path.join(out, f)]).returncode:
                 raise RuntimeError(f"{f} differs after {getter}")
-        return seconds, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+        return seconds, ru.ru_utime + ru.ru_stime, hwm_kib / 1024
     finally:
         for pr in reversed(procs):
             pr.stop()
