@@ -69,6 +69,8 @@ pub struct Picker {
     verifying: Bitfield,
     availability: Vec<u32>,
     partial: HashMap<u32, Partial>,
+    /// The keys of `partial`, as bits: the rarest-first scan tests every piece.
+    started: Bitfield,
     /// Peers that sent bad data for a piece: asked for it again only if nobody else has it.
     avoid: HashMap<u32, Vec<PeerKey>>,
     spare_buffers: Vec<Vec<u8>>,
@@ -83,6 +85,7 @@ impl Picker {
             verifying: Bitfield::new(n),
             availability: vec![0; n],
             partial: HashMap::new(),
+            started: Bitfield::new(n),
             avoid: HashMap::new(),
             have,
             spare_buffers: Vec::new(),
@@ -172,11 +175,18 @@ impl Picker {
             self.start(i);
             self.take_free(i, peer, max, now, &mut out);
         }
-        // 3. Endgame: nothing free anywhere; double up on blocks held by a single other peer.
-        if out.is_empty() {
+        // 3. Endgame: every missing piece is started, nothing is free; double up on blocks held
+        // by a single other peer. Not when only the buffer bound stopped step 2: doubling up
+        // then would fetch every block twice while whole pieces wait to be started.
+        if out.is_empty() && self.unstarted() == 0 {
             self.take_endgame(peer, bits, max, now, &mut out);
         }
         out
+    }
+
+    /// Missing pieces nobody has started: not verified, not being verified, not partial.
+    fn unstarted(&self) -> usize {
+        self.have.len() - self.have.count() - self.verifying.count() - self.partial.len()
     }
 
     fn buffered_pieces(&self) -> usize {
@@ -188,6 +198,9 @@ impl Picker {
     }
 
     fn avoided(&self, i: u32, peer: PeerKey, _bits: &Bitfield) -> bool {
+        if self.avoid.is_empty() {
+            return false;
+        }
         let listed = self.avoid.get(&i).is_some_and(|v| v.contains(&peer));
         // Only avoid while someone else could serve it.
         listed && self.availability[i as usize] > 1
@@ -200,6 +213,7 @@ impl Picker {
         let mut buf = self.spare_buffers.pop().unwrap_or_default();
         buf.resize(size, 0);
         let blocks = vec![Block::Free; self.layout.block_count(i as usize) as usize];
+        self.started.set(i as usize);
         self.partial.insert(
             i,
             Partial {
@@ -254,12 +268,14 @@ impl Picker {
             return None;
         }
         // Scan from a random start so that equally rare pieces are spread among peers; stop
-        // early at availability 1 (nothing can be rarer) to keep large torrents cheap.
+        // early at the lowest availability of all (nothing can be rarer): on a LAN where every
+        // seeder has everything, that is the first candidate, so large torrents stay cheap.
+        let floor = self.availability.iter().copied().min().unwrap_or(0).max(1);
         let start = rand::thread_rng().gen_range(0..n);
         let mut best: Option<(u32, usize)> = None;
         for k in 0..n {
             let i = (start + k) % n;
-            if !bits.get(i) || !self.wants(i) || self.partial.contains_key(&(i as u32)) {
+            if !bits.get(i) || !self.wants(i) || self.started.get(i) {
                 continue;
             }
             if self.avoided(i as u32, peer, bits) {
@@ -268,7 +284,7 @@ impl Picker {
             let a = self.availability[i];
             if best.is_none_or(|(ba, _)| a < ba) {
                 best = Some((a, i));
-                if a <= 1 {
+                if a <= floor {
                     break;
                 }
             }
@@ -331,6 +347,7 @@ impl Picker {
         }
         if p.received as usize == p.blocks.len() {
             let p = self.partial.remove(&index).expect("present");
+            self.started.clear(index as usize);
             self.verifying.set(index as usize);
             BlockOutcome::Complete {
                 cancel,
@@ -567,5 +584,22 @@ mod tests {
         let expired = p.expire(now + Duration::from_secs(60), Duration::from_secs(30));
         assert_eq!(expired, vec![(2, a[0])]);
         assert_eq!(p.pick(3, &all, 5, now), a);
+    }
+
+    #[test]
+    fn a_full_buffer_is_not_endgame() {
+        // 64 pieces of 1 MiB: the 8 MiB bound lets 8 start; the rest must wait, not be doubled.
+        let l = Layout::new(1 << 20, [64u64 << 20]).unwrap();
+        let mut p = Picker::new(l, Bitfield::new(64));
+        let all = Bitfield::full(64);
+        p.add_peer_pieces(&all);
+        p.add_peer_pieces(&all);
+        let now = Instant::now();
+        let a = p.pick(1, &all, 1000, now);
+        assert_eq!(a.len(), 8 * 64, "eight pieces of 64 blocks");
+        assert!(
+            p.pick(2, &all, 1000, now).is_empty(),
+            "pieces are still unstarted: no duplicate requests"
+        );
     }
 }
