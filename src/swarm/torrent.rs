@@ -390,16 +390,18 @@ impl Torrent {
     fn verify(self: &Arc<Self>, index: usize, data: Vec<u8>, contributors: Vec<PeerKey>) {
         let t = Arc::clone(self);
         verifier::submit(move || {
-            let ok = sha1(&data) == t.meta.info.pieces[index];
-            let written = if ok {
-                t.storage.write(t.layout.piece_offset(index), &data)
-            } else {
-                Ok(())
-            };
-            t.piece_checked(index, ok, written, data, contributors);
-            // A verified (or failed) piece frees a buffer: peers held back by the buffer
-            // bound may ask for more now, not at the next tick.
-            t.fill_all();
+            if sha1(&data) != t.meta.info.pieces[index] {
+                t.piece_checked(index, false, Ok(()), data, contributors);
+                t.fill_all();
+                return;
+            }
+            verifier::write(move || {
+                let written = t.storage.write(t.layout.piece_offset(index), &data);
+                t.piece_checked(index, true, written, data, contributors);
+                // A verified piece frees a buffer: peers held back by the buffer bound may
+                // ask for more now, not at the next tick.
+                t.fill_all();
+            });
         });
     }
 
