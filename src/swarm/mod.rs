@@ -4,6 +4,7 @@
 //! A client is a peer whose folder starts empty; both run this same code.
 
 pub mod announce;
+pub mod cache;
 pub mod connection;
 pub mod dialer;
 pub mod hashing;

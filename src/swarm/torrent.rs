@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_std::channel::Sender;
 
+use super::cache::PieceCache;
 use super::hashing::sha1;
 use super::peer::{Out, PeerSlot, MAX_PEER_REQUESTS, MAX_QUEUE};
 use super::picker::{BlockOutcome, PeerKey, Picker};
@@ -23,8 +24,6 @@ use crate::proto::wire::{BlockRef, Message};
 
 /// Bad pieces a peer may send before it is dropped and never called again.
 const MAX_STRIKES: u32 = 2;
-/// Pieces kept in memory for uploading.
-const CACHE_PIECES: usize = 8;
 
 /// Byte counts of one peer, kept after it leaves (for the summary).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -128,7 +127,7 @@ pub struct Torrent {
     /// The process-wide upload limit, if any.
     pub limiter: Option<Arc<RateLimiter>>,
     state: Mutex<State>,
-    cache: Mutex<Vec<(u32, Arc<Vec<u8>>)>>,
+    cache: PieceCache,
     downloaded: AtomicU64,
     uploaded: AtomicU64,
     wasted: AtomicU64,
@@ -167,7 +166,7 @@ impl Torrent {
             storage,
             peer_id,
             config,
-            cache: Mutex::new(Vec::new()),
+            cache: PieceCache::default(),
             downloaded: AtomicU64::new(0),
             uploaded: AtomicU64::new(0),
             wasted: AtomicU64::new(0),
@@ -537,28 +536,18 @@ impl Torrent {
 
     /// The bytes of verified piece `index`, from the cache or the disk.
     pub async fn piece_for_upload(&self, index: u32) -> std::io::Result<Arc<Vec<u8>>> {
-        {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(pos) = cache.iter().position(|(i, _)| *i == index) {
-                let entry = cache.remove(pos);
-                let data = Arc::clone(&entry.1);
-                cache.push(entry);
-                return Ok(data);
-            }
+        if let Some(data) = self.cache.get(index) {
+            return Ok(data);
         }
         let storage = Arc::clone(&self.storage);
+        let mut buf = self.cache.buffer();
         let data = async_std::task::spawn_blocking(move || {
-            let mut buf = Vec::new();
             storage
                 .read_piece(index as usize, &mut buf)
                 .map(|()| Arc::new(buf))
         })
         .await?;
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= CACHE_PIECES {
-            cache.remove(0);
-        }
-        cache.push((index, Arc::clone(&data)));
+        self.cache.insert(index, Arc::clone(&data));
         Ok(data)
     }
 
