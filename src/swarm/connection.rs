@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_std::channel::{unbounded, Receiver, TryRecvError};
-use async_std::io::{prelude::*, BufWriter};
+use async_std::io::prelude::*;
 use async_std::net::{Shutdown, TcpStream};
 use async_std::task;
 
+use super::outbox::Outbox;
 use super::peer::Out;
 use super::picker::PeerKey;
 use super::torrent::Torrent;
@@ -24,7 +25,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
 const KEEPALIVE: Duration = Duration::from_secs(60);
 /// Receive buffer: room for many blocks per read.
 const READ_BUF: usize = 256 * 1024;
-/// Send buffer.
+/// Bytes queued before they are written even if more are waiting.
 const WRITE_BUF: usize = 128 * 1024;
 
 async fn timed<T>(
@@ -165,14 +166,15 @@ async fn write_loop(
     rx: Receiver<Out>,
     key: PeerKey,
 ) -> Result<(), String> {
-    let mut out = BufWriter::with_capacity(WRITE_BUF, stream.clone());
+    let mut out = Outbox::default();
+    let mut sock = stream.clone();
     let result = async {
         loop {
             let item = match rx.try_recv() {
                 Ok(item) => item,
                 Err(TryRecvError::Closed) => return Ok(()),
                 Err(TryRecvError::Empty) => {
-                    out.flush().await.map_err(|e| format!("write: {e}"))?;
+                    out.flush(&mut sock).await.map_err(write_error)?;
                     match async_std::future::timeout(KEEPALIVE, rx.recv()).await {
                         Ok(Ok(item)) => item,
                         Ok(Err(_)) => return Ok(()),
@@ -181,10 +183,7 @@ async fn write_loop(
                 }
             };
             match item {
-                Out::Raw(bytes) => out
-                    .write_all(&bytes)
-                    .await
-                    .map_err(|e| format!("write: {e}"))?,
+                Out::Raw(bytes) => out.push_small(&bytes),
                 Out::Serve(b) => {
                     if !torrent.take_request(key, b) {
                         continue; // cancelled, or we choked them meanwhile
@@ -194,26 +193,27 @@ async fn write_loop(
                         .await
                         .map_err(|e| format!("cannot read piece {}: {e}", b.index))?;
                     let range = b.begin as usize..(b.begin + b.len) as usize;
-                    let data = piece.get(range).ok_or("request outside the piece")?;
+                    if piece.get(range.clone()).is_none() {
+                        return Err("request outside the piece".into());
+                    }
                     if let Some(l) = &torrent.limiter {
-                        let wait = l.take(data.len() as u64);
+                        let wait = l.take(range.len() as u64);
                         if !wait.is_zero() {
-                            out.flush().await.map_err(|e| format!("write: {e}"))?;
+                            out.flush(&mut sock).await.map_err(write_error)?;
                             task::sleep(wait).await;
                         }
                     }
-                    out.write_all(&wire::piece_header(b.index, b.begin, data.len()))
-                        .await
-                        .map_err(|e| format!("write: {e}"))?;
-                    out.write_all(data)
-                        .await
-                        .map_err(|e| format!("write: {e}"))?;
-                    torrent.count_upload(key, data.len() as u64);
+                    out.push_small(&wire::piece_header(b.index, b.begin, range.len()));
+                    torrent.count_upload(key, range.len() as u64);
+                    out.push_block(piece, range);
                 }
                 Out::Close(why) => {
-                    let _ = out.flush().await;
+                    let _ = out.flush(&mut sock).await;
                     return Err(why);
                 }
+            }
+            if out.len() >= WRITE_BUF {
+                out.flush(&mut sock).await.map_err(write_error)?;
             }
         }
     }
@@ -221,4 +221,8 @@ async fn write_loop(
     // Wake the reader so the connection ends as a whole.
     let _ = stream.shutdown(Shutdown::Both);
     result
+}
+
+fn write_error(e: std::io::Error) -> String {
+    format!("write: {e}")
 }

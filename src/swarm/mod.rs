@@ -8,6 +8,7 @@ pub mod cache;
 pub mod connection;
 pub mod dialer;
 pub mod hashing;
+pub mod outbox;
 pub mod peer;
 pub mod picker;
 pub mod ratelimit;
