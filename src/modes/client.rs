@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use async_std::prelude::FutureExt;
 
 use super::engine::{self, Options};
 use super::status::{self, Display};
@@ -72,11 +73,15 @@ pub fn run(args: ClientArgs) -> Result<()> {
         let mut display = Display::new(names, &totals);
         let mut reported = vec![false; running.torrents.len()];
         let mut progress_at = vec![(Instant::now(), 0u64); running.torrents.len()];
+        // Woken at every refresh, and at once when a torrent completes or fails.
+        let (wake, woken) = async_std::channel::bounded(1);
+        for t in &running.torrents {
+            t.watch(wake.clone());
+        }
         let result = loop {
-            if async_std::future::timeout(REFRESH, stop.recv())
-                .await
-                .is_ok()
-            {
+            let stopped = async { stop.recv().await.map(|()| true) };
+            let news = async { woken.recv().await.map(|()| false) };
+            if let Ok(Ok(true)) = async_std::future::timeout(REFRESH, stopped.race(news)).await {
                 break Ok(());
             }
             let mut all_done = true;

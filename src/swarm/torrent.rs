@@ -132,6 +132,8 @@ pub struct Torrent {
     uploaded: AtomicU64,
     wasted: AtomicU64,
     started: Instant,
+    /// Told when the torrent completes or fails (see [`Torrent::watch`]).
+    watcher: Mutex<Option<Sender<()>>>,
 }
 
 impl Torrent {
@@ -171,6 +173,7 @@ impl Torrent {
             uploaded: AtomicU64::new(0),
             wasted: AtomicU64::new(0),
             started: now,
+            watcher: Mutex::new(None),
         })
     }
 
@@ -417,6 +420,7 @@ impl Torrent {
         if let Err(e) = written {
             st.picker.on_failed(index, &[], Some(data));
             st.failure = Some(format!("cannot write piece {index}: {e}"));
+            self.wake_watcher();
             return;
         }
         if !ok {
@@ -457,6 +461,7 @@ impl Torrent {
             if let Err(e) = self.storage.finish_files() {
                 st.failure = Some(format!("cannot finish the files: {e}"));
             }
+            self.wake_watcher();
             for p in st.peers.values_mut() {
                 if p.am_interested {
                     p.am_interested = false;
@@ -634,6 +639,20 @@ impl Torrent {
     /// Record a fatal error (the mode reports it and exits).
     pub fn fail(&self, why: String) {
         self.lock().failure.get_or_insert(why);
+        self.wake_watcher();
+    }
+
+    /// Send `()` on `tx` whenever the torrent completes or fails, so that a loop waiting for
+    /// that reacts at once rather than at its next poll (a 1 GiB download on loopback takes
+    /// about a second; a 250 ms poll added an eighth to it on average).
+    pub fn watch(&self, tx: Sender<()>) {
+        *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    }
+
+    fn wake_watcher(&self) {
+        if let Some(tx) = &*self.watcher.lock().unwrap_or_else(|e| e.into_inner()) {
+            let _ = tx.try_send(()); // a full channel has a wake-up pending already
+        }
     }
 
     /// A view for display and tests.
