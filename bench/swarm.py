@@ -197,19 +197,25 @@ SCENARIOS = {  # name: (seeders, downloader)
 }
 
 
+def write_random(path, n):
+    """A file of `n` random bytes at `path`, unless one of that size is there already."""
+    if os.path.exists(path) and os.path.getsize(path) == n:
+        return
+    with open(path, "wb") as out:
+        left = n
+        while left:
+            chunk = os.urandom(min(left, 1 << 22))
+            out.write(chunk)
+            left -= len(chunk)
+
+
 def make_data(bt, work, size):
     data = os.path.join(work, "data")
     os.makedirs(os.path.join(data, "multi/sub"), exist_ok=True)
     specs = [("big.bin", size), ("multi/a.bin", 48 << 20), ("multi/sub/b.bin", 23456789), ("multi/c.txt", 1234)]
     for f, n in specs:
         path = os.path.join(data, f)
-        if not os.path.exists(path) or os.path.getsize(path) != n:
-            with open(path, "wb") as out:
-                left = n
-                while left:
-                    chunk = os.urandom(min(left, 1 << 22))
-                    out.write(chunk)
-                    left -= len(chunk)
+        write_random(path, n)
     torrents = {}
     for label, src, plen in (("big-256k", "big.bin", "256k"), ("big-1m", "big.bin", "1m"), ("multi-256k", "multi", "256k")):
         t = os.path.join(work, label + ".torrent")
@@ -236,6 +242,57 @@ def recheck(bt, work):
     return rows
 
 
+def median_mbs(results, torrents, work, tname, sname):
+    runs = results.get((tname, sname))
+    if not runs:
+        return None
+    total = sum(os.path.getsize(os.path.join(work, "data", f)) for f in torrents[tname])
+    return statistics.median(total / 1e6 / r[0] for r in runs)
+
+
+def targets(results, torrents, work, recheck_s):
+    """The speed issue's targets, each with what this run measured."""
+    rows = []
+
+    def ratio(tname, a, b, want, what):
+        x, y = (median_mbs(results, torrents, work, tname, s) for s in (a, b))
+        if x and y:
+            rows.append((f"{tname}: {what}", f">= {want:.1f}x", f"{x / y:.2f}x", x / y >= want))
+
+    for tname in torrents:
+        ratio(tname, "bt-bt", "lt-lt", 2.0, "bt-bt vs lt-lt")
+        ratio(tname, "bt+bt-bt", "bt-bt", 1.0, "bt+bt-bt vs bt-bt")
+        ratio(tname, "bt+bt-bt", "lt+lt-lt", 2.0, "bt+bt-bt vs lt+lt-lt")
+        ratio(tname, "lt-bt", "lt-lt", 1.2, "lt-bt vs lt-lt")
+    rss = [r[2] for (t, s), runs in results.items() if s.endswith("-bt") for r in runs]
+    if rss:
+        rows.append(("bt client peak RSS", "<= 24 MiB", f"{max(rss):.1f} MiB", max(rss) <= 24))
+    if "bt check" in recheck_s and "sha1sum" in recheck_s:
+        b, s = recheck_s["bt check"], recheck_s["sha1sum"]
+        rows.append(("recheck: bt check vs sha1sum", "faster", f"{b:.2f} s vs {s:.2f} s", b < s))
+    lines = ["\n| target | wanted | measured | |", "|---|---|---|---|"]
+    lines += [f"| {what} | {want} | {got} | {'met' if ok else 'missed'} |" for what, want, got, ok in rows]
+    return lines
+
+
+def memory_sweep(bt, work, sizes):
+    """bt-bt on files of several sizes: the client's peak RSS should not grow with the file."""
+    lines = ["\n| file size (bt-bt, 1 MiB pieces) | MB/s | bt client peak RSS MiB |", "|---|---|---|"]
+    for text in sizes:
+        n = size_of(text)
+        sub = os.path.join(work, f"rss-{text}")
+        os.makedirs(os.path.join(sub, "data"), exist_ok=True)
+        path = os.path.join(sub, "data", "big.bin")
+        write_random(path, n)
+        subprocess.run([bt, "create", path, "--piece-length", "1m", "-o", os.path.join(sub, "big.torrent"),
+                        "--force", "--tracker", "http://127.0.0.1:9/announce"], check=True, stdout=subprocess.DEVNULL)
+        seconds, _, rss = run_once(bt, sub, "big", ["big.bin"], ["bt"], "bt")
+        lines.append(f"| {text} | {n / 1e6 / seconds:.1f} | {rss:.1f} |")
+        print(f"rss sweep {text}: {rss:.1f} MiB", flush=True)
+        shutil.rmtree(sub, ignore_errors=True)
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="1g")
@@ -243,6 +300,8 @@ def main():
     ap.add_argument("--only", default="", help="comma list of scenarios: " + ",".join(SCENARIOS))
     ap.add_argument("--torrents", default="big-256k,big-1m,multi-256k")
     ap.add_argument("--work", default="/tmp/bt-swarm-bench")
+    ap.add_argument("--rss-sizes", default="256m,1g,4g",
+                    help="file sizes for the bt-bt memory sweep (empty: skip it)")
     args = ap.parse_args()
     for tool, pkg in (("aria2c", "aria2"), ("sha1sum", "coreutils")):
         if not shutil.which(tool):
@@ -290,6 +349,9 @@ def main():
     rc = recheck(bt, args.work)
     lines.append("\n| recheck of big.bin (page cache) | seconds |\n|---|---|")
     lines += [f"| {label} | {sec:.2f} |" for label, sec in rc]
+    if args.rss_sizes:
+        lines += memory_sweep(bt, args.work, args.rss_sizes.split(","))
+    lines += targets(results, torrents, args.work, dict(rc))
     text = "\n".join(lines) + "\n"
     print(text)
     with open(os.path.join(HERE, "results.md"), "a") as f:
