@@ -50,13 +50,7 @@ pub async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, String>
 /// Call `addr` for `torrent`. Returns how long the connection lived once set up.
 pub async fn outgoing(torrent: Arc<Torrent>, addr: SocketAddr) -> Result<Duration, String> {
     let mut stream = timed(HANDSHAKE_TIMEOUT, "connect", TcpStream::connect(addr)).await?;
-    let ours = Handshake::new(torrent.info_hash(), torrent.peer_id);
-    timed(
-        HANDSHAKE_TIMEOUT,
-        "handshake",
-        stream.write_all(&ours.encode()),
-    )
-    .await?;
+    send_handshake(&torrent, &mut stream).await?;
     let theirs = read_handshake(&mut stream).await?;
     if theirs.info_hash != torrent.info_hash() {
         return Err("peer answered for another torrent".into());
@@ -71,14 +65,18 @@ pub async fn incoming(
     addr: SocketAddr,
     theirs: Handshake,
 ) -> Result<Duration, String> {
+    send_handshake(&torrent, &mut stream).await?;
+    run(torrent, stream, addr, theirs.peer_id, true).await
+}
+
+async fn send_handshake(torrent: &Torrent, stream: &mut TcpStream) -> Result<(), String> {
     let ours = Handshake::new(torrent.info_hash(), torrent.peer_id);
     timed(
         HANDSHAKE_TIMEOUT,
         "handshake",
         stream.write_all(&ours.encode()),
     )
-    .await?;
-    run(torrent, stream, addr, theirs.peer_id, true).await
+    .await
 }
 
 async fn run(
