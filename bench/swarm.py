@@ -9,7 +9,10 @@ into an empty folder, timed from its start to its exit (it exits once every piec
 with its CPU time from wait4() and its peak RSS (VmHWM, polled); the bytes are then compared with the original.
 Prints a Markdown table (median MB/s, min-max, CPU s, peak RSS, ratio to the anchors of the same
 run) and appends it to bench/results.md. Also times `bt check` (hashing the data on disk) against
-`sha1sum`. Every client runs on 127.0.0.1 with DHT, PEX, LPD, UPnP/NAT-PMP and uTP off.
+`sha1sum`, runs bt-bt on several file sizes (`--rss-sizes`) to show the client's memory does not
+grow with the file, and ends with the speed issue's targets, each marked met or missed. Installs
+aria2 and python3-libtorrent from Debian when they are missing and it runs as root. Every client
+runs on 127.0.0.1 with DHT, PEX, LPD, UPnP/NAT-PMP and uTP off.
 """
 import argparse
 import os
@@ -293,6 +296,25 @@ def memory_sweep(bt, work, sizes):
     return lines
 
 
+def ensure_clients():
+    """Find aria2 and python3-libtorrent; install the missing ones from Debian when root."""
+    def missing():
+        out = [pkg for tool, pkg in (("aria2c", "aria2"), ("sha1sum", "coreutils"), ("cmp", "diffutils"))
+               if not shutil.which(tool)]
+        if not os.path.exists(PY) or subprocess.run([PY, "-c", "import libtorrent"], capture_output=True).returncode:
+            out.append("python3-libtorrent")
+        return out
+    need = missing()
+    if need and os.geteuid() == 0 and shutil.which("apt-get"):
+        print(f"installing {' '.join(need)}", flush=True)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *need], check=True, env=env)
+        need = missing()
+    if need:
+        sys.exit(f"missing: {' '.join(need)} (apt-get install {' '.join(need)})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="1g")
@@ -303,11 +325,7 @@ def main():
     ap.add_argument("--rss-sizes", default="256m,1g,4g",
                     help="file sizes for the bt-bt memory sweep (empty: skip it)")
     args = ap.parse_args()
-    for tool, pkg in (("aria2c", "aria2"), ("sha1sum", "coreutils")):
-        if not shutil.which(tool):
-            sys.exit(f"{tool} is missing: apt-get install {pkg}")
-    if subprocess.run([PY, "-c", "import libtorrent"], capture_output=True).returncode:
-        sys.exit("python3-libtorrent is missing: apt-get install python3-libtorrent")
+    ensure_clients()
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     bt = os.path.join(ROOT, "target/release/bt")
     os.makedirs(args.work, exist_ok=True)
