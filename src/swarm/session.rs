@@ -109,6 +109,11 @@ impl Session {
             Access::ReadWrite
         };
         let storage = Arc::new(Storage::new(&folder, &meta, access));
+        // A folder we may not write to fails the start, not the first piece.
+        let s = Arc::clone(&storage);
+        task::spawn_blocking(move || s.prepare())
+            .await
+            .with_context(|| format!("cannot download {}", meta.info.name))?;
         let torrent = Torrent::new(
             meta,
             storage,

@@ -2,7 +2,7 @@
 //!
 //! Files are opened lazily, once, and shared by every task (`pread`/`pwrite` need no seek, so
 //! one handle serves concurrent readers). Paths come from a validated [`Metainfo`], so they
-//! cannot leave the root folder.
+//! cannot leave the root folder. Every I/O error names the file or folder it happened on.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -70,7 +70,7 @@ impl Storage {
             Access::ReadOnly => File::open(path),
             Access::ReadWrite => {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
+                    create_folder(dir)?;
                 }
                 OpenOptions::new()
                     .read(true)
@@ -80,7 +80,7 @@ impl Storage {
                     .open(path)
             }
         }
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        .map_err(|e| with_path(e, path))?;
         // Another thread may have opened it meanwhile; either handle is fine.
         let _ = self.handles[i].set(file);
         Ok(self.handles[i].get().expect("just set"))
@@ -92,7 +92,9 @@ impl Storage {
         let mut done = 0usize;
         for span in self.layout.spans(offset, buf.len() as u64) {
             let part = &mut buf[done..done + span.len as usize];
-            self.file(span.file)?.read_exact_at(part, span.offset)?;
+            self.file(span.file)?
+                .read_exact_at(part, span.offset)
+                .map_err(|e| with_path(e, &self.paths[span.file]))?;
             done += span.len as usize;
         }
         if done != buf.len() {
@@ -115,8 +117,33 @@ impl Storage {
         let mut done = 0usize;
         for span in self.layout.spans(offset, data.len() as u64) {
             let part = &data[done..done + span.len as usize];
-            self.file(span.file)?.write_all_at(part, span.offset)?;
+            self.file(span.file)?
+                .write_all_at(part, span.offset)
+                .map_err(|e| with_path(e, &self.paths[span.file]))?;
             done += span.len as usize;
+        }
+        Ok(())
+    }
+
+    /// Before a download: create the folders of every file and open the files already there
+    /// for writing, so that a folder or file bt may not write to is reported at once, naming
+    /// it, rather than when the first piece arrives. Missing files are still created on their
+    /// first write.
+    pub fn prepare(&self) -> io::Result<()> {
+        if self.access == Access::ReadOnly {
+            return Ok(());
+        }
+        for (i, path) in self.paths.iter().enumerate() {
+            match path.try_exists() {
+                Ok(true) => {
+                    self.file(i)?;
+                }
+                _ => {
+                    if let Some(dir) = path.parent() {
+                        create_folder(dir)?;
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -133,12 +160,28 @@ impl Storage {
         for i in 0..self.paths.len() {
             let want = self.layout.file_length(i);
             let f = self.file(i)?;
-            if f.metadata()?.len() != want {
-                f.set_len(want)?;
+            let path = &self.paths[i];
+            if f.metadata().map_err(|e| with_path(e, path))?.len() != want {
+                f.set_len(want).map_err(|e| with_path(e, path))?;
             }
         }
         Ok(())
     }
+}
+
+/// `create_dir_all`, with the folder in the error.
+fn create_folder(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot create folder {}: {e}", dir.display()),
+        )
+    })
+}
+
+/// `e` prefixed with `path` (its kind kept).
+fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]
