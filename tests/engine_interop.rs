@@ -19,9 +19,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use bt::modes::tracker::status::Snapshot;
-use common::{
-    bt, require_libtorrent, require_tool, unused_port, write_files, Daemon, Spec, BT, PYTHON,
-};
+use common::{bt, require_libtorrent, require_tool, unused_port, write_files, Daemon, Spec, BT};
 use support::{client_script, wait_until, Tracker};
 
 /// The torrent: nested folders, an empty file, sizes that are no multiple of any piece length
@@ -71,35 +69,18 @@ impl Real {
 
     /// The command that runs it: `seed` (the data is in `dir`) or `get` (into `dir`), on
     /// 127.0.0.1:`port`; `state` is a scratch folder.
+    /// Every script takes `MODE TORRENT DIR PORT`; Transmission's also an RPC port and `state`.
     fn command(self, mode: &str, torrent: &Path, dir: &Path, port: u16, state: &Path) -> Command {
-        let port = port.to_string();
-        let mut cmd = match self {
-            Real::Libtorrent => {
-                let mut cmd = Command::new(PYTHON);
-                cmd.arg(client_script("lt_swarm.py"))
-                    .args([mode, "--torrent"])
-                    .arg(torrent)
-                    .arg("--dir")
-                    .arg(dir)
-                    .args(["--port", &port]);
-                cmd
-            }
-            Real::Aria2 => {
-                let mut cmd = Command::new(client_script("aria2.sh"));
-                cmd.arg(mode).arg(torrent).arg(dir).arg(port);
-                cmd
-            }
-            Real::Transmission => {
-                let rpc_port = unused_port().to_string();
-                let mut cmd = Command::new(client_script("transmission.sh"));
-                cmd.arg(mode)
-                    .arg(torrent)
-                    .arg(dir)
-                    .args([port, rpc_port])
-                    .arg(state);
-                cmd
-            }
+        let script = match self {
+            Real::Libtorrent => "lt.py",
+            Real::Aria2 => "aria2.sh",
+            Real::Transmission => "transmission.sh",
         };
+        let mut cmd = Command::new(client_script(script));
+        cmd.arg(mode).arg(torrent).arg(dir).arg(port.to_string());
+        if self == Real::Transmission {
+            cmd.arg(unused_port().to_string()).arg(state);
+        }
         cmd.current_dir(state);
         cmd
     }

@@ -188,13 +188,13 @@ fn transfer(seeder: &str, downloader: &str) {
 #[test]
 #[ignore = "needs python3-libtorrent, aria2 and mktorrent"]
 fn libtorrent_seeds_to_aria2_through_bt_tracker() {
-    transfer("lt_peer.py", "aria2.sh");
+    transfer("lt.py", "aria2.sh");
 }
 
 #[test]
 #[ignore = "needs python3-libtorrent, aria2 and mktorrent"]
 fn aria2_seeds_to_libtorrent_through_bt_tracker() {
-    transfer("aria2.sh", "lt_peer.py");
+    transfer("aria2.sh", "lt.py");
 }
 
 #[test]
