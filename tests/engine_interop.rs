@@ -326,38 +326,23 @@ fn bt_downloads_from(real: Real, piece_length: &str) {
     expect_clean_stop(&swarm, &mut seed, &[&client]);
 }
 
-#[test]
-#[ignore = "needs aria2, python3-libtorrent, transmission-daemon"]
-fn bt_peer_seeds_libtorrent() {
-    bt_seeds_to(Real::Libtorrent, "32k");
+/// One `#[ignore]`d test per line: its name, the direction (`bt_seeds_to` or
+/// `bt_downloads_from`), the real client and the piece length.
+macro_rules! interop_tests {
+    ($($name:ident: $direction:ident($real:ident, $piece_length:literal);)*) => {$(
+        #[test]
+        #[ignore = "needs aria2, python3-libtorrent, transmission-daemon"]
+        fn $name() {
+            $direction(Real::$real, $piece_length);
+        }
+    )*};
 }
 
-#[test]
-#[ignore = "needs aria2, python3-libtorrent, transmission-daemon"]
-fn bt_peer_seeds_aria2() {
-    bt_seeds_to(Real::Aria2, "256k");
-}
-
-#[test]
-#[ignore = "needs aria2, python3-libtorrent, transmission-daemon"]
-fn bt_peer_seeds_transmission() {
-    bt_seeds_to(Real::Transmission, "256k");
-}
-
-#[test]
-#[ignore = "needs aria2, python3-libtorrent, transmission-daemon"]
-fn bt_client_downloads_from_libtorrent() {
-    bt_downloads_from(Real::Libtorrent, "256k");
-}
-
-#[test]
-#[ignore = "needs aria2, python3-libtorrent, transmission-daemon"]
-fn bt_client_downloads_from_aria2() {
-    bt_downloads_from(Real::Aria2, "32k");
-}
-
-#[test]
-#[ignore = "needs aria2, python3-libtorrent, transmission-daemon"]
-fn bt_client_downloads_from_transmission() {
-    bt_downloads_from(Real::Transmission, "32k");
+interop_tests! {
+    bt_peer_seeds_libtorrent: bt_seeds_to(Libtorrent, "32k");
+    bt_peer_seeds_aria2: bt_seeds_to(Aria2, "256k");
+    bt_peer_seeds_transmission: bt_seeds_to(Transmission, "256k");
+    bt_client_downloads_from_libtorrent: bt_downloads_from(Libtorrent, "256k");
+    bt_client_downloads_from_aria2: bt_downloads_from(Aria2, "32k");
+    bt_client_downloads_from_transmission: bt_downloads_from(Transmission, "32k");
 }
