@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use bt::modes::tracker::status::Snapshot;
-use common::{bt, require_libtorrent, require_tool, unused_port, write_files, Daemon, Spec, BT};
+use common::{bt, require_libtorrent, require_tool, unused_port, write_files, Proc, Spec, BT};
 use support::{client_script, wait_until, Tracker};
 
 /// The torrent: nested folders, an empty file, sizes that are no multiple of any piece length
@@ -153,8 +153,8 @@ impl Swarm {
 
     /// Start `bt peer` or `bt client` (`args` after the profile options) on a free port of
     /// 127.0.0.1; returns it and its port.
-    fn start_bt(&self, mode: &str, profile: &str, args: &[&str]) -> (Daemon, u16) {
-        let mut p = Daemon::start(
+    fn start_bt(&self, mode: &str, profile: &str, args: &[&str]) -> (Proc, u16) {
+        let mut p = Proc::spawn(
             &format!("bt {mode}"),
             Command::new(BT)
                 .arg(mode)
@@ -167,21 +167,23 @@ impl Swarm {
                 .current_dir(self.dir.path())
                 .env("RUST_LOG", "bt=info"),
         );
-        let line = p.wait_line("listening on ", Duration::from_secs(30));
-        let port = listening_port(&line);
+        let port = p.port();
         (p, port)
     }
 
     /// Start a real client in `mode` on a free port; `dir` is its data folder.
-    fn start_real(&self, real: Real, mode: &str, dir: &Path) -> (Daemon, u16) {
+    fn start_real(&self, real: Real, mode: &str, dir: &Path) -> (Proc, u16) {
         let port = unused_port();
         let mut cmd = real.command(mode, &self.torrent, dir, port, &self.path("state"));
-        (Daemon::start(&format!("{real:?} {mode}"), &mut cmd), port)
+        (
+            Proc::spawn_group(&format!("{real:?} {mode}"), &mut cmd),
+            port,
+        )
     }
 
     /// Wait until the tracker lists the peer on 127.0.0.1:`port` as a seeder.
     #[track_caller]
-    fn wait_seeder(&self, port: u16, procs: &[&Daemon]) {
+    fn wait_seeder(&self, port: u16, procs: &[&Proc]) {
         let listed = wait_until(READY, || {
             let (status, body) = self.tracker.get("/peers");
             let Ok(snap) = serde_json::from_slice::<Snapshot>(&body) else {
@@ -202,7 +204,7 @@ impl Swarm {
     }
 
     /// Every process's output, the tracker's first, for failure messages.
-    fn logs(&self, procs: &[&Daemon]) -> String {
+    fn logs(&self, procs: &[&Proc]) -> String {
         let mut text = self.tracker.log_text();
         for p in procs {
             text.push_str(&p.log());
@@ -213,7 +215,7 @@ impl Swarm {
     /// Compare the download in `out` with the originals, byte for byte. Zero-length files may
     /// be missing when `empty_files` is false.
     #[track_caller]
-    fn verify(&self, out: &Path, empty_files: bool, procs: &[&Daemon]) {
+    fn verify(&self, out: &Path, empty_files: bool, procs: &[&Proc]) {
         for ((path, _), want) in FILES.iter().zip(&self.contents) {
             let file = out.join(NAME).join(path);
             let got = match std::fs::read(&file) {
@@ -240,20 +242,10 @@ impl Swarm {
     }
 }
 
-/// The port of "... listening on 127.0.0.1:PORT ...".
-fn listening_port(line: &str) -> u16 {
-    line.split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split([' ', ',']).next())
-        .and_then(|addr| addr.rsplit(':').next())
-        .and_then(|port| port.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"))
-}
-
 /// Wait for a downloader to exit by itself and check that it exited 0.
 #[track_caller]
-fn expect_done(swarm: &Swarm, get: &mut Daemon, limit: Duration, procs: &[&Daemon]) {
-    let status = get.wait_exit(limit);
+fn expect_done(swarm: &Swarm, get: &mut Proc, limit: Duration, procs: &[&Proc]) {
+    let status = get.try_wait_exit(limit);
     assert!(
         status.is_some_and(|s| s.success()),
         "the download ended with {status:?} (None: still running after {limit:?})\n{}{}",
@@ -264,7 +256,7 @@ fn expect_done(swarm: &Swarm, get: &mut Daemon, limit: Duration, procs: &[&Daemo
 
 /// Stop a seeder (SIGTERM) and check how it ended: still running until then, and exit 0.
 #[track_caller]
-fn expect_clean_stop(swarm: &Swarm, seed: &mut Daemon, procs: &[&Daemon]) {
+fn expect_clean_stop(swarm: &Swarm, seed: &mut Proc, procs: &[&Proc]) {
     assert!(
         seed.running(),
         "the seeder ended before it was told to\n{}{}",
