@@ -101,7 +101,8 @@ def seeder_cmd(kind, bt, torrent, folder, port):
     if kind == "bt":
         return [bt, "peer", "--profile", "seed", "--folder", folder, "--port", str(port)]
     if kind == "lt":
-        return [PY, os.path.join(HERE, "clients/lt.py"), "seed", torrent, folder, str(port)]
+        return [PY, os.path.join(ROOT, "tests/clients/lt.py"), "seed", torrent, folder, str(port),
+                "--timeout", "900"]
     if kind == "aria2":
         return ARIA2 + [f"--listen-port={port}", f"--dht-listen-port={port + 1000}", "-d", folder,
                         "--check-integrity=false", "--bt-seed-unverified=true", "--seed-ratio=0.0",
@@ -114,7 +115,8 @@ def getter_cmd(kind, bt, torrent, folder, port):
         return [bt, "client", "--profile", "get", "--folder", folder, "--port", str(port),
                 "--exit-when-done", torrent]
     if kind == "lt":
-        return [PY, os.path.join(HERE, "clients/lt.py"), "get", torrent, folder, str(port)]
+        return [PY, os.path.join(ROOT, "tests/clients/lt.py"), "get", torrent, folder, str(port),
+                "--timeout", "900"]
     if kind == "aria2":
         return ARIA2 + [f"--listen-port={port}", f"--dht-listen-port={port + 1000}", "-d", folder,
                         "--file-allocation=none", "--seed-time=0", "--bt-hash-check-seed=false",

@@ -19,9 +19,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use bt::modes::tracker::status::Snapshot;
-use common::{
-    bt, require_libtorrent, require_tool, unused_port, write_files, Daemon, Spec, BT, PYTHON,
-};
+use common::{bt, require_libtorrent, require_tool, unused_port, write_files, Proc, Spec, BT};
 use support::{client_script, wait_until, Tracker};
 
 /// The torrent: nested folders, an empty file, sizes that are no multiple of any piece length
@@ -71,35 +69,18 @@ impl Real {
 
     /// The command that runs it: `seed` (the data is in `dir`) or `get` (into `dir`), on
     /// 127.0.0.1:`port`; `state` is a scratch folder.
+    /// Every script takes `MODE TORRENT DIR PORT`; Transmission's also an RPC port and `state`.
     fn command(self, mode: &str, torrent: &Path, dir: &Path, port: u16, state: &Path) -> Command {
-        let port = port.to_string();
-        let mut cmd = match self {
-            Real::Libtorrent => {
-                let mut cmd = Command::new(PYTHON);
-                cmd.arg(client_script("lt_swarm.py"))
-                    .args([mode, "--torrent"])
-                    .arg(torrent)
-                    .arg("--dir")
-                    .arg(dir)
-                    .args(["--port", &port]);
-                cmd
-            }
-            Real::Aria2 => {
-                let mut cmd = Command::new(client_script("aria2.sh"));
-                cmd.arg(mode).arg(torrent).arg(dir).arg(port);
-                cmd
-            }
-            Real::Transmission => {
-                let rpc_port = unused_port().to_string();
-                let mut cmd = Command::new(client_script("transmission.sh"));
-                cmd.arg(mode)
-                    .arg(torrent)
-                    .arg(dir)
-                    .args([port, rpc_port])
-                    .arg(state);
-                cmd
-            }
+        let script = match self {
+            Real::Libtorrent => "lt.py",
+            Real::Aria2 => "aria2.sh",
+            Real::Transmission => "transmission.sh",
         };
+        let mut cmd = Command::new(client_script(script));
+        cmd.arg(mode).arg(torrent).arg(dir).arg(port.to_string());
+        if self == Real::Transmission {
+            cmd.arg(unused_port().to_string()).arg(state);
+        }
         cmd.current_dir(state);
         cmd
     }
@@ -172,8 +153,8 @@ impl Swarm {
 
     /// Start `bt peer` or `bt client` (`args` after the profile options) on a free port of
     /// 127.0.0.1; returns it and its port.
-    fn start_bt(&self, mode: &str, profile: &str, args: &[&str]) -> (Daemon, u16) {
-        let mut p = Daemon::start(
+    fn start_bt(&self, mode: &str, profile: &str, args: &[&str]) -> (Proc, u16) {
+        let mut p = Proc::spawn(
             &format!("bt {mode}"),
             Command::new(BT)
                 .arg(mode)
@@ -186,21 +167,23 @@ impl Swarm {
                 .current_dir(self.dir.path())
                 .env("RUST_LOG", "bt=info"),
         );
-        let line = p.wait_line("listening on ", Duration::from_secs(30));
-        let port = listening_port(&line);
+        let port = p.port();
         (p, port)
     }
 
     /// Start a real client in `mode` on a free port; `dir` is its data folder.
-    fn start_real(&self, real: Real, mode: &str, dir: &Path) -> (Daemon, u16) {
+    fn start_real(&self, real: Real, mode: &str, dir: &Path) -> (Proc, u16) {
         let port = unused_port();
         let mut cmd = real.command(mode, &self.torrent, dir, port, &self.path("state"));
-        (Daemon::start(&format!("{real:?} {mode}"), &mut cmd), port)
+        (
+            Proc::spawn_group(&format!("{real:?} {mode}"), &mut cmd),
+            port,
+        )
     }
 
     /// Wait until the tracker lists the peer on 127.0.0.1:`port` as a seeder.
     #[track_caller]
-    fn wait_seeder(&self, port: u16, procs: &[&Daemon]) {
+    fn wait_seeder(&self, port: u16, procs: &[&Proc]) {
         let listed = wait_until(READY, || {
             let (status, body) = self.tracker.get("/peers");
             let Ok(snap) = serde_json::from_slice::<Snapshot>(&body) else {
@@ -221,7 +204,7 @@ impl Swarm {
     }
 
     /// Every process's output, the tracker's first, for failure messages.
-    fn logs(&self, procs: &[&Daemon]) -> String {
+    fn logs(&self, procs: &[&Proc]) -> String {
         let mut text = self.tracker.log_text();
         for p in procs {
             text.push_str(&p.log());
@@ -232,7 +215,7 @@ impl Swarm {
     /// Compare the download in `out` with the originals, byte for byte. Zero-length files may
     /// be missing when `empty_files` is false.
     #[track_caller]
-    fn verify(&self, out: &Path, empty_files: bool, procs: &[&Daemon]) {
+    fn verify(&self, out: &Path, empty_files: bool, procs: &[&Proc]) {
         for ((path, _), want) in FILES.iter().zip(&self.contents) {
             let file = out.join(NAME).join(path);
             let got = match std::fs::read(&file) {
@@ -259,20 +242,10 @@ impl Swarm {
     }
 }
 
-/// The port of "... listening on 127.0.0.1:PORT ...".
-fn listening_port(line: &str) -> u16 {
-    line.split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split([' ', ',']).next())
-        .and_then(|addr| addr.rsplit(':').next())
-        .and_then(|port| port.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"))
-}
-
 /// Wait for a downloader to exit by itself and check that it exited 0.
 #[track_caller]
-fn expect_done(swarm: &Swarm, get: &mut Daemon, limit: Duration, procs: &[&Daemon]) {
-    let status = get.wait_exit(limit);
+fn expect_done(swarm: &Swarm, get: &mut Proc, limit: Duration, procs: &[&Proc]) {
+    let status = get.try_wait_exit(limit);
     assert!(
         status.is_some_and(|s| s.success()),
         "the download ended with {status:?} (None: still running after {limit:?})\n{}{}",
@@ -283,7 +256,7 @@ fn expect_done(swarm: &Swarm, get: &mut Daemon, limit: Duration, procs: &[&Daemo
 
 /// Stop a seeder (SIGTERM) and check how it ended: still running until then, and exit 0.
 #[track_caller]
-fn expect_clean_stop(swarm: &Swarm, seed: &mut Daemon, procs: &[&Daemon]) {
+fn expect_clean_stop(swarm: &Swarm, seed: &mut Proc, procs: &[&Proc]) {
     assert!(
         seed.running(),
         "the seeder ended before it was told to\n{}{}",
@@ -345,38 +318,23 @@ fn bt_downloads_from(real: Real, piece_length: &str) {
     expect_clean_stop(&swarm, &mut seed, &[&client]);
 }
 
-#[test]
-#[ignore = "needs aria2, python3-libtorrent, transmission-daemon"]
-fn bt_peer_seeds_libtorrent() {
-    bt_seeds_to(Real::Libtorrent, "32k");
+/// One `#[ignore]`d test per line: its name, the direction (`bt_seeds_to` or
+/// `bt_downloads_from`), the real client and the piece length.
+macro_rules! interop_tests {
+    ($($name:ident: $direction:ident($real:ident, $piece_length:literal);)*) => {$(
+        #[test]
+        #[ignore = "needs aria2, python3-libtorrent, transmission-daemon"]
+        fn $name() {
+            $direction(Real::$real, $piece_length);
+        }
+    )*};
 }
 
-#[test]
-#[ignore = "needs aria2, python3-libtorrent, transmission-daemon"]
-fn bt_peer_seeds_aria2() {
-    bt_seeds_to(Real::Aria2, "256k");
-}
-
-#[test]
-#[ignore = "needs aria2, python3-libtorrent, transmission-daemon"]
-fn bt_peer_seeds_transmission() {
-    bt_seeds_to(Real::Transmission, "256k");
-}
-
-#[test]
-#[ignore = "needs aria2, python3-libtorrent, transmission-daemon"]
-fn bt_client_downloads_from_libtorrent() {
-    bt_downloads_from(Real::Libtorrent, "256k");
-}
-
-#[test]
-#[ignore = "needs aria2, python3-libtorrent, transmission-daemon"]
-fn bt_client_downloads_from_aria2() {
-    bt_downloads_from(Real::Aria2, "32k");
-}
-
-#[test]
-#[ignore = "needs aria2, python3-libtorrent, transmission-daemon"]
-fn bt_client_downloads_from_transmission() {
-    bt_downloads_from(Real::Transmission, "32k");
+interop_tests! {
+    bt_peer_seeds_libtorrent: bt_seeds_to(Libtorrent, "32k");
+    bt_peer_seeds_aria2: bt_seeds_to(Aria2, "256k");
+    bt_peer_seeds_transmission: bt_seeds_to(Transmission, "256k");
+    bt_client_downloads_from_libtorrent: bt_downloads_from(Libtorrent, "256k");
+    bt_client_downloads_from_aria2: bt_downloads_from(Aria2, "32k");
+    bt_client_downloads_from_transmission: bt_downloads_from(Transmission, "32k");
 }

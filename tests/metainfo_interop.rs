@@ -19,7 +19,7 @@ use common::{
 };
 use serde_json::Value;
 
-const LT_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/lt_check.py");
+const LT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/lt.py");
 
 /// Piece lengths every tool can make: mktorrent's smallest is 32 KiB.
 const PIECE_LENGTHS: [u64; 3] = [32 << 10, 256 << 10, 1 << 20];
@@ -350,9 +350,9 @@ fn bt_create(source: &Path, piece_length: u64, tracker: &str, out: &Path) {
     bt(source.parent().expect("parent"), args).success();
 }
 
-/// Run tests/clients/lt_check.py; one JSON object per output line.
+/// Run `tests/clients/lt.py info|check ...`; one JSON object per output line.
 fn lt_check(args: &[&str], limit: Duration) -> Vec<Value> {
-    let out = run(Command::new(PYTHON).arg(LT_CHECK).args(args), limit).success();
+    let out = run(Command::new(PYTHON).arg(LT).args(args), limit).success();
     out.stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))

@@ -23,9 +23,8 @@ const DOWNLOAD: Duration = Duration::from_secs(60);
 
 /// `bt shell --profile client --folder client --port 0` in `dir`, once it is ready.
 fn shell(dir: &Path) -> Proc {
-    let mut sh = Proc::bt(
-        dir,
-        [
+    let mut sh = Proc::start(
+        &[
             "shell",
             "--profile",
             "client",
@@ -34,6 +33,7 @@ fn shell(dir: &Path) -> Proc {
             "--port",
             "0",
         ],
+        dir,
     );
     sh.wait_line("bt shell: profile client", SHORT);
     sh
@@ -47,7 +47,7 @@ fn say(sh: &mut Proc, line: &str) {
 /// Type `status` every few hundred milliseconds until a line for which `want` holds comes (or
 /// has come already).
 fn poll_status(sh: &mut Proc, what: &str, want: impl Fn(&str) -> bool) -> String {
-    if let Some(line) = sh.seen.iter().find(|l| want(l)) {
+    if let Some(line) = sh.lines().iter().find(|l| want(l)) {
         return line.clone();
     }
     let deadline = Instant::now() + DOWNLOAD;
@@ -59,7 +59,7 @@ fn poll_status(sh: &mut Proc, what: &str, want: impl Fn(&str) -> bool) -> String
     }
     panic!(
         "status never showed {what} within {DOWNLOAD:?}; saw:\n{}",
-        sh.seen.join("\n")
+        sh.log()
     );
 }
 
@@ -70,9 +70,9 @@ fn quit(mut sh: Proc) -> Vec<String> {
     assert!(
         status.success(),
         "bt shell exited with {status}; saw:\n{}",
-        sh.seen.join("\n")
+        sh.log()
     );
-    std::mem::take(&mut sh.seen)
+    sh.lines()
 }
 
 /// `create` the album torrent at the shell, announcing to `tracker`; returns its info-hash.
@@ -87,9 +87,8 @@ fn create_album(sh: &mut Proc, tracker: &str) -> String {
 
 /// `bt peer` serving the folder `seed` of `dir`; returns it and its port.
 fn seeder(dir: &Path) -> (Proc, u16) {
-    let mut peer = Proc::bt(
-        dir,
-        [
+    let mut peer = Proc::start(
+        &[
             "peer",
             "--profile",
             "seed",
@@ -98,6 +97,7 @@ fn seeder(dir: &Path) -> (Proc, u16) {
             "--port",
             "0",
         ],
+        dir,
     );
     let port = peer.port();
     peer.wait_line("album: ", SHORT);
@@ -127,9 +127,9 @@ fn help_mistakes_and_the_file_commands() {
     ] {
         let entry = format!("  {name:<8} ");
         assert!(
-            sh.seen.iter().any(|l| l.starts_with(&entry)),
+            sh.lines().iter().any(|l| l.starts_with(&entry)),
             "`help` does not list {name}:\n{}",
-            sh.seen.join("\n")
+            sh.log()
         );
     }
     say(&mut sh, "help create");
@@ -220,7 +220,7 @@ fn start_finds_the_seeder_through_the_tracker() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let data = write_files(&d.join("seed"), ALBUM);
-    let mut tracker = Proc::bt(d, ["tracker", "--bind", "127.0.0.1:0"]);
+    let mut tracker = Proc::start(&["tracker", "--bind", "127.0.0.1:0"], d);
     let announce = format!("http://127.0.0.1:{}/announce", tracker.port());
     let mut sh = shell(d);
     let hash = create_album(&mut sh, &announce);
@@ -252,7 +252,8 @@ fn on_a_terminal_it_prompts_edits_and_keeps_a_history() {
     let d = dir.path();
     std::fs::create_dir(d.join("lib")).unwrap();
     // `script` gives the shell a pseudo-terminal and relays our pipe to it.
-    let mut sh = Proc::start(
+    let mut sh = Proc::spawn(
+        "bt shell under script",
         Command::new(script)
             .args(["-qfec"])
             .arg(format!("'{BT}' shell --profile t --folder lib --port 0"))
@@ -281,8 +282,8 @@ fn on_a_terminal_it_prompts_edits_and_keeps_a_history() {
             break;
         }
     }
-    let status = status.unwrap_or_else(|| panic!("Ctrl-D did not end it:\n{}", sh.seen.join("\n")));
-    assert!(status.success(), "{status}; saw:\n{}", sh.seen.join("\n"));
+    let status = status.unwrap_or_else(|| panic!("Ctrl-D did not end it:\n{}", sh.log()));
+    assert!(status.success(), "{status}; saw:\n{}", sh.log());
     let history = std::fs::read_to_string(d.join("lib/.bt-shell-history")).unwrap();
     assert!(
         history.contains("help") && history.contains("status") && !history.contains("statsu"),

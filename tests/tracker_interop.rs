@@ -7,14 +7,13 @@
 mod common;
 mod support;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bt::proto::metainfo::Metainfo;
 use bt::proto::tracker::{Event, ScrapeRequest, ScrapeResponse, ScrapeStats};
-use common::ChildGuard;
+use common::Proc;
 use support::{announce, client_script, wait_until, Tracker};
 
 /// Size of the shared file: many pieces, seconds to move on loopback.
@@ -123,57 +122,43 @@ fn await_scrape(
     }
 }
 
-/// Start a client script with its output in `log`.
-fn start(script: &str, mode: &str, args: &[&Path], port: u16, log: &Path) -> ChildGuard {
-    let file = std::fs::File::create(log).unwrap();
+/// Start a client script: `SCRIPT MODE ARGS... PORT`.
+fn start(script: &str, mode: &str, args: &[&Path], port: u16) -> Proc {
     let mut cmd = Command::new(client_script(script));
     cmd.arg(mode).args(args).arg(port.to_string());
-    cmd.stdout(file.try_clone().unwrap()).stderr(file);
-    ChildGuard::spawn(&mut cmd, true).unwrap_or_else(|e| panic!("cannot run {script}: {e}"))
+    Proc::spawn_group(&format!("{script} {mode}"), &mut cmd)
 }
 
 /// Wait for a downloader to exit 0, at most `timeout`.
-fn finish(mut g: ChildGuard, timeout: Duration, log: &Path) {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(status) = g.try_status() {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            assert!(status.success(), "downloader failed ({status}):\n{text}");
-            return;
-        }
-        assert!(
-            Instant::now() < end,
-            "downloader still running after {timeout:?}:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+#[track_caller]
+fn finish(mut get: Proc, timeout: Duration) {
+    let status = get.wait_exit(timeout);
+    assert!(
+        status.success(),
+        "downloader failed ({status}):\n{}",
+        get.log()
+    );
 }
 
 /// One seeder, one downloader, bt tracker in between; checks the bytes and the counts.
 fn transfer(seeder: &str, downloader: &str) {
     let t = Tracker::start("[tracker]\ninterval = 30\n", &[]);
     let swarm = Swarm::new(&t);
-    let logs = swarm.dir.path();
-    let (seed_log, get_log) = (logs.join("seed.log"), logs.join("get.log"));
-    let _seed = start(
+    let seed = start(
         seeder,
         "seed",
         &[&swarm.torrent, &swarm.seed_dir()],
         free_port(),
-        &seed_log,
     );
-    let seeder_log = || std::fs::read_to_string(&seed_log).unwrap_or_default();
-    await_scrape(&t, swarm.info_hash, stats(1, 0, 0), 60, seeder_log);
+    await_scrape(&t, swarm.info_hash, stats(1, 0, 0), 60, || seed.log());
 
     let get = start(
         downloader,
         "get",
         &[&swarm.torrent, &swarm.out_dir()],
         free_port(),
-        &get_log,
     );
-    finish(get, Duration::from_secs(180), &get_log);
+    finish(get, Duration::from_secs(180));
     let got = std::fs::read(swarm.out_dir().join("payload.bin")).unwrap();
     assert!(got == swarm.data, "downloaded bytes differ from the seed");
 
@@ -188,13 +173,13 @@ fn transfer(seeder: &str, downloader: &str) {
 #[test]
 #[ignore = "needs python3-libtorrent, aria2 and mktorrent"]
 fn libtorrent_seeds_to_aria2_through_bt_tracker() {
-    transfer("lt_peer.py", "aria2.sh");
+    transfer("lt.py", "aria2.sh");
 }
 
 #[test]
 #[ignore = "needs python3-libtorrent, aria2 and mktorrent"]
 fn aria2_seeds_to_libtorrent_through_bt_tracker() {
-    transfer("aria2.sh", "lt_peer.py");
+    transfer("aria2.sh", "lt.py");
 }
 
 #[test]
@@ -222,21 +207,9 @@ fn status_page_renders_in_headless_chromium() {
         "--dump-dom",
     ])
     .arg(format!("--user-data-dir={}", profile.path().display()))
-    .arg(format!("{}/", t.url()))
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
-    let child =
-        ChildGuard::spawn(&mut cmd, true).expect("chromium is needed (apt install chromium)");
-    let mut browser = child;
-    let mut stdout = browser.child().stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut dom = String::new();
-        let _ = stdout.read_to_string(&mut dom);
-        dom
-    });
-    let exited = wait_until(Duration::from_secs(90), || browser.try_status().is_some());
-    assert!(exited, "chromium did not finish within 90 s");
-    let dom = reader.join().unwrap();
+    .arg(format!("{}/", t.url()));
+    let browser = Proc::spawn_group("chromium", &mut cmd);
+    let dom = browser.finish(Duration::from_secs(90)).1.join("\n");
     assert!(dom.contains("<h1>bt tracker</h1>"), "{dom}");
     assert!(dom.contains(&"ab".repeat(20)), "{dom}");
     assert!(dom.contains("1 seeder, 2 leechers, 0 completed"), "{dom}");

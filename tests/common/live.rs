@@ -1,117 +1,15 @@
-//! Live `bt` processes for end-to-end tests: start one, read its stdout lines as they come,
-//! learn the port it chose (`--port 0`), and kill it when the guard drops.
+//! Swarms of live `bt` processes for end-to-end tests: a multi-file fixture, peers seeding
+//! copies of it, client command lines, and checks on what a download left. The processes are
+//! [`Proc`]s started with [`Proc::start`]: dropping one kills it (SIGKILL).
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use bt::proto::metainfo::Metainfo;
 
+pub use super::Proc;
 use super::BT;
-
-/// A child process killed (SIGKILL) and reaped on drop; its stdout lines arrive on a channel.
-pub struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Proc {
-    pub fn start(args: &[&str], dir: &Path) -> Proc {
-        let mut child = Command::new(BT)
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start bt");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Wait for a stdout line containing `needle`; returns it.
-    pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if l.contains(needle) {
-                        return l;
-                    }
-                }
-                Err(_) => panic!(
-                    "no line with {needle:?} within {timeout:?}; saw:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// The port from "listening on 127.0.0.1:PORT".
-    pub fn port(&mut self) -> u16 {
-        let l = self.wait_line("listening on", Duration::from_secs(20));
-        let addr = l
-            .split("listening on ")
-            .nth(1)
-            .unwrap()
-            .split([' ', ','])
-            .next()
-            .unwrap();
-        addr.rsplit(':').next().unwrap().parse().unwrap()
-    }
-
-    /// Wait for exit; returns the status and every stdout line.
-    pub fn finish(mut self, timeout: Duration) -> (i32, Vec<String>) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                // drain what is left
-                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(l);
-                }
-                return (st.code().unwrap_or(-1), std::mem::take(&mut self.seen));
-            }
-            while let Ok(l) = self.lines.try_recv() {
-                self.seen.push(l);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "bt did not exit within {timeout:?}; saw:\n{}",
-                self.seen.join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Deterministic bytes.
 pub fn bytes(seed: u64, n: usize) -> Vec<u8> {

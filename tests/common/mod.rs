@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: run `bt` (or any program) with a time limit under a
-//! guard that stops it (SIGTERM, then SIGKILL) when the test ends, keep long-running processes
-//! and their output ([`Daemon`]), make deterministic test data, find real tools.
+//! guard that stops it (SIGTERM, then SIGKILL) when the test ends, watch long-running processes
+//! line by line ([`Proc`]), make deterministic test data, find real tools.
 
 // Each test crate uses its own subset of these helpers.
 #![allow(dead_code)]
@@ -9,7 +9,7 @@ pub mod live;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -92,6 +92,12 @@ impl ChildGuard {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+        self.kill()
+    }
+
+    /// End it at once: SIGKILL (to its whole group); reaped. Returns how it ended (at once if
+    /// it already had).
+    pub fn kill(&mut self) -> ExitStatus {
         if let Some(status) = self.try_status() {
             return status;
         }
@@ -115,103 +121,6 @@ fn has_exited(child: &Child) -> bool {
     let r = unsafe { libc::waitid(libc::P_PID, child.id(), &mut info, flags) };
     // An error (the child was reaped elsewhere) counts as exited: the wait that follows says so.
     r != 0 || unsafe { info.si_pid() } != 0
-}
-
-/// A long-running process under a [`ChildGuard`] (its own process group, stdin closed), whose
-/// output is kept: every stdout and stderr line in [`Daemon::log`], and stdout lines for
-/// [`Daemon::wait_line`].
-pub struct Daemon {
-    name: String,
-    guard: ChildGuard,
-    stdout: mpsc::Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Daemon {
-    /// Start `cmd`; `name` labels it in messages.
-    #[track_caller]
-    pub fn start(name: &str, cmd: &mut Command) -> Daemon {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut guard = ChildGuard::spawn(cmd, true)
-            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, stdout) = mpsc::channel();
-        let out = guard.child().stdout.take().expect("piped stdout");
-        let err = guard.child().stderr.take().expect("piped stderr");
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Daemon {
-            name: name.to_string(),
-            guard,
-            stdout,
-            log,
-        }
-    }
-
-    /// Everything it printed so far, under a header with its name.
-    pub fn log(&self) -> String {
-        format!(
-            "--- {} ---\n{}\n",
-            self.name,
-            self.log.lock().unwrap().join("\n")
-        )
-    }
-
-    /// Wait for a stdout line containing `needle` and return it; panic with the log when none
-    /// comes within `limit` or the process ends first.
-    #[track_caller]
-    pub fn wait_line(&mut self, needle: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "{} printed no line with {needle:?} within {limit:?}\n{}",
-                    self.name,
-                    self.log()
-                ),
-            }
-        }
-    }
-
-    /// Whether it still runs.
-    pub fn running(&mut self) -> bool {
-        self.guard.try_status().is_none()
-    }
-
-    /// Wait for it to exit by itself; `None` when it still runs after `limit`.
-    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.guard.try_status() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// End it (SIGTERM, then SIGKILL after [`GRACE`]) and return how it ended.
-    pub fn stop(&mut self) -> ExitStatus {
-        self.guard.stop(GRACE)
-    }
 }
 
 /// What a finished program left behind.
@@ -300,71 +209,99 @@ where
     )
 }
 
-/// A long-running program watched line by line: what it prints on stdout and stderr arrives on
-/// one channel as it is printed, and its stdin is a pipe to [`Proc::send`] lines to. Killed and
-/// reaped when dropped (its guard), also when a test fails.
+/// Which pipe a line came from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Pipe {
+    Stdout,
+    Stderr,
+}
+
+/// A long-running program under a [`ChildGuard`], watched line by line: every line it prints on
+/// stdout or stderr is kept ([`Proc::log`], [`Proc::lines`]) and arrives, as it is printed, for
+/// the `wait_*` methods; its stdin is a pipe to [`Proc::send`] to. Ended and reaped when dropped,
+/// also when a test fails.
 pub struct Proc {
-    child: ChildGuard,
+    /// Labels it in messages.
+    name: String,
+    guard: ChildGuard,
+    /// Dropping it is SIGKILL at once (a crash), not [`ChildGuard::stop`].
+    kill_on_drop: bool,
     stdin: Option<ChildStdin>,
+    /// The lines no wait has looked at yet.
     lines: mpsc::Receiver<String>,
-    /// Every line read so far.
-    pub seen: Vec<String>,
-    what: String,
+    /// Every line read so far from its pipes, looked at or not.
+    log: Arc<Mutex<Vec<(Pipe, String)>>>,
+    /// The threads reading its stdout and stderr.
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl Proc {
-    /// Start `cmd` with its stdin, stdout and stderr piped.
+    /// Start `bt ARGS` in folder `dir` (so that no `peers.toml` of the repository is picked up;
+    /// `RUST_LOG` unset). Dropping it kills it (SIGKILL): a crash, with no goodbye.
     #[track_caller]
-    pub fn start(cmd: &mut Command) -> Proc {
-        let what = format!("{cmd:?}");
+    pub fn start(args: &[&str], dir: &Path) -> Proc {
+        let name = format!("bt {}", args.first().copied().unwrap_or_default());
+        let mut cmd = Command::new(BT);
+        cmd.args(args).current_dir(dir).env_remove("RUST_LOG");
+        let mut p = Proc::launch(&name, &mut cmd, false);
+        p.kill_on_drop = true;
+        p
+    }
+
+    /// Start `cmd`; `name` labels it in messages. Dropping it stops it ([`ChildGuard::stop`]).
+    #[track_caller]
+    pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
+        Proc::launch(name, cmd, false)
+    }
+
+    /// Start `cmd` (stdin closed) as the leader of a new process group, so that stopping it
+    /// also stops what it started (a client script's daemon, a browser's helpers).
+    #[track_caller]
+    pub fn spawn_group(name: &str, cmd: &mut Command) -> Proc {
+        let mut p = Proc::launch(name, cmd, true);
+        p.close_stdin();
+        p
+    }
+
+    #[track_caller]
+    fn launch(name: &str, cmd: &mut Command, group: bool) -> Proc {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child =
-            ChildGuard::spawn(cmd, false).unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let mut guard = ChildGuard::spawn(cmd, group)
+            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        let log: Arc<Mutex<Vec<(Pipe, String)>>> = Arc::default();
         let (tx, lines) = mpsc::channel();
-        let out = child
-            .child()
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>);
-        let err = child
-            .child()
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>);
-        for pipe in [out, err].into_iter().flatten() {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
+        let out: Box<dyn Read + Send> = Box::new(guard.child().stdout.take().expect("piped"));
+        let err: Box<dyn Read + Send> = Box::new(guard.child().stderr.take().expect("piped"));
+        let readers = [(Pipe::Stdout, out), (Pipe::Stderr, err)]
+            .into_iter()
+            .map(|(pipe, reader)| {
+                let (tx, log) = (tx.clone(), Arc::clone(&log));
+                std::thread::spawn(move || {
+                    for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                        log.lock().unwrap().push((pipe, line.clone()));
+                        if tx.send(line).is_err() {
+                            break;
+                        }
                     }
-                }
-            });
-        }
+                })
+            })
+            .collect();
         Proc {
-            stdin: child.child().stdin.take(),
-            child,
+            name: name.to_string(),
+            stdin: guard.child().stdin.take(),
+            guard,
+            kill_on_drop: false,
             lines,
-            seen: Vec::new(),
-            what,
+            log,
+            readers,
         }
     }
 
-    /// Start `bt ARGS` in folder `cwd`.
-    #[track_caller]
-    pub fn bt<I, S>(cwd: &Path, args: I) -> Proc
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        Proc::start(
-            Command::new(BT)
-                .args(args)
-                .current_dir(cwd)
-                .env_remove("RUST_LOG"),
-        )
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.guard.child.id()
     }
 
     /// Write `bytes` to its stdin as they are (add the line end yourself).
@@ -374,7 +311,7 @@ impl Proc {
         stdin
             .write_all(bytes.as_ref())
             .and_then(|()| stdin.flush())
-            .unwrap_or_else(|e| panic!("cannot write to {}: {e}", self.what));
+            .unwrap_or_else(|e| panic!("cannot write to {}: {e}", self.name));
     }
 
     /// Close its stdin (end of input).
@@ -382,7 +319,27 @@ impl Proc {
         self.stdin = None;
     }
 
-    /// The next line for which `want` holds, or `None` if none came within `timeout`.
+    /// Every line it printed so far, stdout and stderr in the order they were read.
+    pub fn lines(&self) -> Vec<String> {
+        self.printed(|_| true)
+    }
+
+    /// The lines so far from the pipes for which `from` holds.
+    fn printed(&self, from: impl Fn(Pipe) -> bool) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|(pipe, _)| from(*pipe))
+            .map(|(_, line)| line.clone())
+            .collect()
+    }
+
+    /// Everything it printed so far, under a header with its name.
+    pub fn log(&self) -> String {
+        format!("--- {} ---\n{}\n", self.name, self.lines().join("\n"))
+    }
+
+    /// The next line for which `want` holds, or `None` if none came within `timeout` (or it
+    /// ended first).
     pub fn try_wait_for(
         &mut self,
         timeout: Duration,
@@ -392,7 +349,6 @@ impl Proc {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = self.lines.recv_timeout(left).ok()?;
-            self.seen.push(line.clone());
             if want(&line) {
                 return Some(line);
             }
@@ -410,9 +366,9 @@ impl Proc {
         match self.try_wait_for(timeout, want) {
             Some(line) => line,
             None => panic!(
-                "{}: no line {what} within {timeout:?}; saw:\n{}",
-                self.what,
-                self.seen.join("\n")
+                "{}: no line {what} within {timeout:?}\n{}",
+                self.name,
+                self.log()
             ),
         }
     }
@@ -423,34 +379,35 @@ impl Proc {
         self.wait_for(&format!("with {needle:?}"), timeout, |l| l.contains(needle))
     }
 
-    /// The port of its first "listening on ADDR:PORT" line (`bt peer`, `bt tracker`) or
-    /// "listening for peers on ADDR:PORT" (`bt shell`).
+    /// The address of its first "listening on ADDR" line (`bt peer`, `bt client`,
+    /// `bt tracker`) or "listening for peers on ADDR" (`bt shell`).
     #[track_caller]
-    pub fn port(&mut self) -> u16 {
+    pub fn addr(&mut self) -> SocketAddr {
         let l = self.wait_line("listening ", SHORT);
-        let addr = l
-            .split(" on ")
+        l.split(" on ")
             .nth(1)
             .and_then(|rest| rest.split([' ', ',']).next())
-            .unwrap_or_else(|| panic!("no address in {l:?}"));
-        addr.rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {l:?}"))
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("{}: no address in {l:?}", self.name))
     }
 
-    /// Its exit status if it exits within `timeout`; the lines it printed are in `seen`.
+    /// The port of [`Proc::addr`].
+    #[track_caller]
+    pub fn port(&mut self) -> u16 {
+        self.addr().port()
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        self.guard.try_status().is_none()
+    }
+
+    /// Its exit status if it exits within `timeout`.
     pub fn try_wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
-            while let Ok(l) = self.lines.try_recv() {
-                self.seen.push(l);
-            }
-            if let Some(status) = self.child.try_status() {
-                // The readers end with the pipes; take what they still hold.
-                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(l);
-                }
+            if let Some(status) = self.guard.try_status() {
+                self.read_to_end();
                 return Some(status);
             }
             if Instant::now() >= deadline {
@@ -460,16 +417,51 @@ impl Proc {
         }
     }
 
-    /// Wait for it to exit; the lines it printed until then are in `seen`.
+    /// Wait for it to exit; panic with its log when it does not within `timeout`.
     #[track_caller]
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         match self.try_wait_exit(timeout) {
             Some(status) => status,
             None => panic!(
-                "{} did not exit within {timeout:?}; saw:\n{}",
-                self.what,
-                self.seen.join("\n")
+                "{} did not exit within {timeout:?}\n{}",
+                self.name,
+                self.log()
             ),
+        }
+    }
+
+    /// Wait for it to exit; returns its exit code (-1: killed by a signal) and every line it
+    /// printed on stdout.
+    #[track_caller]
+    pub fn finish(mut self, timeout: Duration) -> (i32, Vec<String>) {
+        let status = self.wait_exit(timeout);
+        (
+            status.code().unwrap_or(-1),
+            self.printed(|pipe| pipe == Pipe::Stdout),
+        )
+    }
+
+    /// End it (SIGTERM, then SIGKILL after [`GRACE`]) and return how it ended.
+    pub fn stop(&mut self) -> ExitStatus {
+        let status = self.guard.stop(GRACE);
+        self.read_to_end();
+        status
+    }
+
+    /// Once it has exited: give the readers a moment to take the rest of its output, so that
+    /// the log is complete (a process it left behind may hold the pipes open).
+    fn read_to_end(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.kill_on_drop {
+            self.guard.kill();
         }
     }
 }

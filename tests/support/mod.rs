@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bt::proto::tracker::{AnnounceRequest, Event};
 
-use super::common::Daemon;
+use super::common::Proc;
 /// The built binary.
 pub use super::common::BT;
 
@@ -22,7 +22,7 @@ pub struct Tracker {
     /// Its config folder (holds the access list, if any).
     pub dir: tempfile::TempDir,
     /// The process (stopped when dropped); its log holds the event lines.
-    pub process: Daemon,
+    pub process: Proc,
 }
 
 impl Tracker {
@@ -35,19 +35,14 @@ impl Tracker {
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).unwrap();
         }
-        let mut process = Daemon::start(
+        let mut process = Proc::spawn(
             "bt tracker",
             Command::new(BT)
                 .args(["tracker", "--bind", "127.0.0.1:0", "--config"])
                 .arg(&config_path)
                 .env_remove("RUST_LOG"),
         );
-        const LISTENING: &str = "bt tracker listening on ";
-        let line = process.wait_line(LISTENING, Duration::from_secs(20));
-        let addr = line
-            .strip_prefix(LISTENING)
-            .and_then(|a| a.trim().parse().ok())
-            .unwrap_or_else(|| panic!("bt tracker printed no address: {line:?}"));
+        let addr = process.addr();
         Tracker { addr, dir, process }
     }
 
