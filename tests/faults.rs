@@ -179,7 +179,7 @@ impl Runner {
 
     /// Start `bt ARGS` as the client's user.
     fn start(&self, args: &[&str], cwd: &Path) -> common::Proc {
-        common::Proc::start(self.command(&self.bt, cwd).args(args))
+        common::Proc::spawn("bt client", self.command(&self.bt, cwd).args(args))
     }
 }
 
@@ -249,14 +249,14 @@ fn a_folder_made_read_only_mid_download_stops_cleanly_and_resume_works_after() {
         "the client's user can still write to the read-only folder"
     );
     let status = c.wait_exit(Duration::from_secs(60));
-    let text = c.seen.join("\n");
+    let lines = c.lines();
+    let text = lines.join("\n");
     assert_eq!(
         status.code(),
         Some(1),
         "a read-only folder must fail:\n{text}"
     );
-    let error = c
-        .seen
+    let error = lines
         .iter()
         .find(|l| l.contains("error:"))
         .unwrap_or_else(|| panic!("no error line:\n{text}"));
@@ -275,10 +275,11 @@ fn a_folder_made_read_only_mid_download_stops_cleanly_and_resume_works_after() {
     chmod_tree(&out, "u+w");
     let mut c = runner.start(&args, d);
     let status = c.wait_exit(Duration::from_secs(90));
-    assert!(status.success(), "{}", c.seen.join("\n"));
+    let lines = c.lines();
+    assert!(status.success(), "{}", lines.join("\n"));
     same_tree(&f1.join("set"), &out.join("set"));
     // The pieces verified before the folder became read-only were not fetched again.
-    let summary = c.seen.iter().find(|l| l.contains("complete:")).unwrap();
+    let summary = lines.iter().find(|l| l.contains("complete:")).unwrap();
     assert!(
         received_bytes(summary) <= total as f64 - kept as f64 * 0.5,
         "{summary} (kept {kept} of {total} bytes)"
@@ -311,7 +312,7 @@ fn a_read_only_folder_fails_at_once_and_nothing_is_written() {
         let args = client_args(folder.to_str().unwrap(), torrent.to_str().unwrap(), &peers);
         let mut c = runner.start(&args, d);
         let status = c.try_wait_exit(Duration::from_secs(10));
-        let text = c.seen.join("\n");
+        let text = c.lines().join("\n");
         let status = status.unwrap_or_else(|| panic!("no error at once for {folder:?}:\n{text}"));
         assert_eq!(status.code(), Some(1), "{text}");
         assert!(
