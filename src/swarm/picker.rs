@@ -32,6 +32,10 @@ enum Block {
 /// A piece being downloaded: block states, the bytes so far, and who sent them.
 #[derive(Debug)]
 struct Partial {
+    /// The peer that started it, which gets its free blocks first; `None` once that peer has
+    /// left. Another peer takes blocks of it only when it has nothing else to do, so that two
+    /// seeders do not each read the whole piece from disk to send half of it.
+    owner: Option<PeerKey>,
     blocks: Vec<Block>,
     received: u32,
     buf: Vec<u8>,
@@ -153,29 +157,26 @@ impl Picker {
         if max == 0 || self.is_complete() {
             return out;
         }
-        // 1. Blocks of pieces already started, most complete first: finish before starting.
-        let mut started: Vec<(u32, u32)> = self
-            .partial
-            .iter()
-            .filter(|(i, _)| bits.get(**i as usize) && !self.avoided(**i, peer, bits))
-            .map(|(i, p)| (*i, p.received))
-            .collect();
-        started.sort_by_key(|&(i, received)| (std::cmp::Reverse(received), i));
-        for (i, _) in started {
-            self.take_free(i, peer, max, now, &mut out);
-            if out.len() >= max {
-                return out;
-            }
-        }
+        // 1. Blocks of pieces this peer started (or whose peer left), most complete first:
+        // finish before starting.
+        self.take_started(peer, bits, max, now, &mut out, |owner| {
+            owner.is_none_or(|o| o == peer)
+        });
         // 2. New pieces, rarest first, while the buffers allow.
         while out.len() < max && self.buffered_pieces() < self.max_buffered_pieces() {
             let Some(i) = self.rarest_new_piece(peer, bits) else {
                 break;
             };
-            self.start(i);
+            self.start(i, peer);
             self.take_free(i, peer, max, now, &mut out);
         }
-        // 3. Endgame: every missing piece is started, nothing is free; double up on blocks held
+        // 3. Free blocks of pieces other peers started.
+        if out.len() < max {
+            self.take_started(peer, bits, max, now, &mut out, |owner| {
+                owner.is_some_and(|o| o != peer)
+            });
+        }
+        // 4. Endgame: every missing piece is started, nothing is free; double up on blocks held
         // by a single other peer. Not when only the buffer bound stopped step 2: doubling up
         // then would fetch every block twice while whole pieces wait to be started.
         if out.is_empty() && self.unstarted() == 0 {
@@ -206,7 +207,34 @@ impl Picker {
         listed && self.availability[i as usize] > 1
     }
 
-    fn start(&mut self, i: u32) {
+    /// Free blocks of started pieces whose owner passes `whose`, most complete pieces first.
+    fn take_started(
+        &mut self,
+        peer: PeerKey,
+        bits: &Bitfield,
+        max: usize,
+        now: Instant,
+        out: &mut Vec<BlockRef>,
+        whose: impl Fn(Option<PeerKey>) -> bool,
+    ) {
+        let mut started: Vec<(u32, u32)> = self
+            .partial
+            .iter()
+            .filter(|(i, p)| {
+                whose(p.owner) && bits.get(**i as usize) && !self.avoided(**i, peer, bits)
+            })
+            .map(|(i, p)| (*i, p.received))
+            .collect();
+        started.sort_by_key(|&(i, received)| (std::cmp::Reverse(received), i));
+        for (i, _) in started {
+            if out.len() >= max {
+                return;
+            }
+            self.take_free(i, peer, max, now, out);
+        }
+    }
+
+    fn start(&mut self, i: u32, owner: PeerKey) {
         let size = self.layout.piece_size(i as usize) as usize;
         // A reused buffer keeps its old bytes: every one is overwritten by a block before the
         // piece is hashed, so zeroing it again would only cost time.
@@ -217,6 +245,7 @@ impl Picker {
         self.partial.insert(
             i,
             Partial {
+                owner: Some(owner),
                 blocks,
                 received: 0,
                 buf,
@@ -244,6 +273,7 @@ impl Picker {
         let Some(p) = self.partial.get_mut(&i) else {
             return;
         };
+        p.owner.get_or_insert(peer); // an orphan is adopted
         let mut picked = Vec::new();
         for (b, state) in p.blocks.iter_mut().enumerate() {
             if out.len() + picked.len() >= max {
@@ -392,6 +422,9 @@ impl Picker {
     /// Give back every request held by `peer` (it choked us or left).
     pub fn release_peer(&mut self, peer: PeerKey) {
         for p in self.partial.values_mut() {
+            if p.owner == Some(peer) {
+                p.owner = None;
+            }
             for state in p.blocks.iter_mut() {
                 if let Block::Requested { by, .. } = state {
                     by.retain(|&k| k != peer);
@@ -601,5 +634,32 @@ mod tests {
             p.pick(2, &all, 1000, now).is_empty(),
             "pieces are still unstarted: no duplicate requests"
         );
+    }
+
+    #[test]
+    fn each_peer_keeps_to_its_own_pieces_until_it_runs_out() {
+        // 16 pieces of 4 blocks (64 KiB): the 8 MiB bound is far away.
+        let l = Layout::new(4 * BLOCK as u64, [16 * 4 * BLOCK as u64]).unwrap();
+        let mut p = Picker::new(l.clone(), Bitfield::new(16));
+        let all = Bitfield::full(16);
+        p.add_peer_pieces(&all);
+        p.add_peer_pieces(&all);
+        let now = Instant::now();
+        let a = p.pick(1, &all, 2, now); // half of one piece
+        let b = p.pick(2, &all, 2, now);
+        assert_ne!(a[0].index, b[0].index, "peer 2 starts its own piece");
+        let a2 = p.pick(1, &all, 2, now);
+        assert!(
+            a2.iter().all(|x| x.index == a[0].index),
+            "peer 1 finishes its piece first"
+        );
+        // Peer 1 leaves: its piece is an orphan and the next peer to ask finishes it.
+        let mut p = Picker::new(l, Bitfield::new(16));
+        p.add_peer_pieces(&all);
+        p.add_peer_pieces(&all);
+        let a = p.pick(1, &all, 2, now);
+        p.release_peer(1);
+        let b = p.pick(2, &all, 2, now);
+        assert_eq!(b, a, "the orphan's blocks come first");
     }
 }
