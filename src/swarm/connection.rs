@@ -19,10 +19,6 @@ use crate::proto::wire::{self, Handshake, Limits, Message, HANDSHAKE_LEN};
 
 /// Time allowed to connect and to complete the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A peer silent this long (not even a keep-alive) is dropped.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
-/// We send a keep-alive after this long without writing.
-const KEEPALIVE: Duration = Duration::from_secs(60);
 /// Receive buffer: room for many blocks per read.
 const READ_BUF: usize = 256 * 1024;
 /// Bytes queued before they are written even if more are waiting.
@@ -148,11 +144,11 @@ async fn read_loop(
             end -= start;
             start = 0;
         }
-        let n = match async_std::future::timeout(IDLE_TIMEOUT, stream.read(&mut buf[end..])).await {
-            Ok(Ok(0)) => return Err("peer closed the connection".into()),
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => return Err(format!("read: {e}")),
-            Err(_) => return Err(format!("silent for {} s", IDLE_TIMEOUT.as_secs())),
+        // No timer here: the torrent's tick closes a silent connection (`PeerSlot::check_idle`).
+        let n = match stream.read(&mut buf[end..]).await {
+            Ok(0) => return Err("peer closed the connection".into()),
+            Ok(n) => n,
+            Err(e) => return Err(format!("read: {e}")),
         };
         end += n;
     }
@@ -173,10 +169,10 @@ async fn write_loop(
                 Err(TryRecvError::Closed) => return Ok(()),
                 Err(TryRecvError::Empty) => {
                     out.flush(&mut sock).await.map_err(write_error)?;
-                    match async_std::future::timeout(KEEPALIVE, rx.recv()).await {
-                        Ok(Ok(item)) => item,
-                        Ok(Err(_)) => return Ok(()),
-                        Err(_) => Out::Raw(0u32.to_be_bytes().to_vec()),
+                    // Keep-alives come from the torrent's tick (`PeerSlot::check_idle`).
+                    match rx.recv().await {
+                        Ok(item) => item,
+                        Err(_) => return Ok(()),
                     }
                 }
             };

@@ -260,6 +260,7 @@ impl Torrent {
         let Some(p) = st.peers.get_mut(&key) else {
             return Err("connection closed".into());
         };
+        p.last_heard = Instant::now();
         match msg {
             Message::KeepAlive | Message::Unknown(_) => {}
             Message::Choke => {
@@ -321,7 +322,7 @@ impl Torrent {
                     return Err(format!("more than {MAX_PEER_REQUESTS} requests queued"));
                 }
                 p.their_requests.push_back(b);
-                let _ = p.tx.try_send(Out::Serve(b));
+                p.queue(Out::Serve(b));
             }
             Message::Cancel(b) => {
                 if let Some(pos) = p.their_requests.iter().position(|r| *r == b) {
@@ -351,6 +352,7 @@ impl Torrent {
         let Some(p) = st.peers.get_mut(&key) else {
             return Err("connection closed".into());
         };
+        p.last_heard = Instant::now();
         if !p.inflight.remove(&block) {
             // Cancelled or timed-out requests may still arrive; a stream of blocks nobody
             // asked for is an attack on our bandwidth.
@@ -572,6 +574,9 @@ impl Torrent {
                 }
             }
             self.rechoke(st, now);
+            for p in st.peers.values() {
+                p.check_idle(now);
+            }
             st.peers.keys().copied().collect()
         };
         for k in keys {
