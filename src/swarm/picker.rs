@@ -190,6 +190,11 @@ impl Picker {
         self.have.len() - self.have.count() - self.verifying.count() - self.partial.len()
     }
 
+    /// Blocks the piece buffers hold at most (see [`MAX_BUFFERED`]).
+    pub fn buffer_blocks(&self) -> usize {
+        self.max_buffered_pieces() * self.layout.piece_length().div_ceil(BLOCK as u64) as usize
+    }
+
     fn buffered_pieces(&self) -> usize {
         self.partial.len() + self.verifying.count()
     }

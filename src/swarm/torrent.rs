@@ -24,6 +24,8 @@ use crate::proto::wire::{BlockRef, Message};
 
 /// Bad pieces a peer may send before it is dropped and never called again.
 const MAX_STRIKES: u32 = 2;
+/// Requests in flight a serving peer may always have, however many peers share the buffers.
+const MIN_SHARE: usize = 16;
 
 /// Byte counts of one peer, kept after it leaves (for the summary).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -480,13 +482,23 @@ impl Torrent {
     pub fn fill(&self, key: PeerKey) {
         let mut st = self.lock();
         let st = &mut *st;
+        // The piece buffers are shared fairly among the peers serving us: with the first peer
+        // to ask holding requests for all of them, a second seeder would wait on the first
+        // one's pace (two upload-capped seeders gave 1.14x one).
+        let serving = st
+            .peers
+            .values()
+            .filter(|q| !q.peer_choking && q.am_interested)
+            .count()
+            .max(1);
+        let share = (st.picker.buffer_blocks() / serving).max(MIN_SHARE);
         let Some(p) = st.peers.get_mut(&key) else {
             return;
         };
         if p.peer_choking || !p.am_interested {
             return;
         }
-        let want = p.queue_target.saturating_sub(p.inflight.len());
+        let want = p.queue_target.min(share).saturating_sub(p.inflight.len());
         // Ask in batches: one pick and one write per several blocks.
         if want < 4.min(p.queue_target) {
             return;
@@ -703,5 +715,69 @@ impl Torrent {
             .peers
             .values()
             .any(|p| p.addr == addr && p.bits.is_full())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::metainfo::{Content, NewTorrent};
+    use crate::swarm::storage::Access;
+
+    /// A torrent of 64 pieces of 1 MiB that we lack, stored under `dir`.
+    fn torrent(dir: &std::path::Path) -> Arc<Torrent> {
+        let meta = NewTorrent {
+            name: "t.bin".into(),
+            piece_length: 1 << 20,
+            pieces: vec![[0; 20]; 64],
+            content: Content::Single(64 << 20),
+            private: false,
+            trackers: vec![],
+            comment: None,
+            created_by: None,
+            creation_date: None,
+        }
+        .build()
+        .unwrap();
+        let storage = Arc::new(Storage::new(dir, &meta, Access::ReadWrite));
+        Torrent::new(
+            Arc::new(meta),
+            storage,
+            Bitfield::new(64),
+            [9; 20],
+            EngineConfig::default(),
+            None,
+        )
+    }
+
+    /// A seeder that unchoked us and has a deep request queue.
+    fn seeder(t: &Torrent, n: u8) -> (PeerKey, async_std::channel::Receiver<Out>) {
+        let (tx, rx) = async_std::channel::unbounded();
+        let addr = SocketAddr::from(([127, 0, 0, 1], 6880 + n as u16));
+        let key = t.register(addr, [n; 20], false, tx).unwrap();
+        let mut st = t.lock();
+        st.picker.add_peer_pieces(&Bitfield::full(64));
+        let p = st.peers.get_mut(&key).unwrap();
+        p.bits = Bitfield::full(64);
+        p.am_interested = true;
+        p.peer_choking = false;
+        p.queue_target = MAX_QUEUE;
+        (key, rx)
+    }
+
+    #[test]
+    fn serving_peers_share_the_piece_buffers() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = torrent(dir.path());
+        let (a, _ra) = seeder(&t, 1);
+        let (b, _rb) = seeder(&t, 2);
+        t.fill(a); // the first to ask must not take every buffered block
+        t.fill(b);
+        let st = t.lock();
+        let (na, nb) = (st.peers[&a].inflight.len(), st.peers[&b].inflight.len());
+        let all = st.picker.buffer_blocks();
+        assert_eq!(na + nb, all, "the buffers are in use");
+        assert_eq!(na, all / 2, "peer a: {na} of {all}");
+        assert_eq!(nb, all / 2, "peer b: {nb} of {all}");
     }
 }
