@@ -97,9 +97,16 @@ def seeds_on_tracker(tracker_port):
     return int(body[i + 11:body.index(b"e", i + 11)]) if i >= 0 else 0
 
 
+# Upload cap of the "btcap" seeder, in KiB/s: a per-seeder limit such as a LAN link's, so that
+# the seeders, not this machine's two cores, are what limits the download.
+CAP_KIB = 150 * 1024
+
+
 def seeder_cmd(kind, bt, torrent, folder, port):
     if kind == "bt":
         return [bt, "peer", "--profile", "seed", "--folder", folder, "--port", str(port)]
+    if kind == "btcap":
+        return seeder_cmd("bt", bt, torrent, folder, port) + ["--upload-limit", str(CAP_KIB)]
     if kind == "lt":
         return [PY, os.path.join(ROOT, "tests/clients/lt.py"), "seed", torrent, folder, str(port),
                 "--timeout", "900"]
@@ -199,6 +206,8 @@ SCENARIOS = {  # name: (seeders, downloader)
     "aria2-aria2": (["aria2"], "aria2"),
     "lt-bt": (["lt"], "bt"),
     "bt-lt": (["bt"], "lt"),
+    "btcap-bt": (["btcap"], "bt"),
+    "btcap+btcap-bt": (["btcap", "btcap"], "bt"),
 }
 
 
@@ -269,6 +278,7 @@ def targets(results, torrents, work, recheck_s):
         ratio(tname, "bt+bt-bt", "bt-bt", 1.0, "bt+bt-bt vs bt-bt")
         ratio(tname, "bt+bt-bt", "lt+lt-lt", 2.0, "bt+bt-bt vs lt+lt-lt")
         ratio(tname, "lt-bt", "lt-lt", 1.2, "lt-bt vs lt-lt")
+        ratio(tname, "btcap+btcap-bt", "btcap-bt", 1.8, "two capped bt seeders vs one")
     rss = [r[2] for (t, s), runs in results.items() if s.endswith("-bt") for r in runs]
     if rss:
         rows.append(("bt client peak RSS", "<= 24 MiB", f"{max(rss):.1f} MiB", max(rss) <= 24))
