@@ -13,6 +13,7 @@ use async_std::task;
 use super::outbox::Outbox;
 use super::peer::Out;
 use super::picker::PeerKey;
+use super::ratelimit::QUANTUM;
 use super::torrent::Torrent;
 use crate::proto::layout::BLOCK;
 use crate::proto::wire::{self, Handshake, Limits, Message, HANDSHAKE_LEN};
@@ -192,7 +193,9 @@ async fn write_loop(
                     }
                     if let Some(l) = &torrent.limiter {
                         let wait = l.take(range.len() as u64);
-                        if !wait.is_zero() {
+                        // Sleep only once the debt is worth a quantum: a sleep per block sent
+                        // the blocks one by one, and the receiver paid a wake-up for each.
+                        if wait >= QUANTUM {
                             out.flush(&mut sock).await.map_err(write_error)?;
                             task::sleep(wait).await;
                         }

@@ -4,6 +4,10 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// A sender may run ahead of its limit by this much before it sleeps off the whole debt, so
+/// that it sends in bursts of `rate x QUANTUM` bytes rather than one block per sleep.
+pub const QUANTUM: Duration = Duration::from_millis(10);
+
 /// A token bucket of `rate` bytes per second.
 #[derive(Debug)]
 pub struct RateLimiter {
