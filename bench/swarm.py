@@ -300,7 +300,8 @@ def memory_sweep(bt, work, sizes):
         path = os.path.join(sub, "data", "big.bin")
         write_random(path, n)
         subprocess.run([bt, "create", path, "--piece-length", "1m", "-o", os.path.join(sub, "big.torrent"),
-                        "--force", "--tracker", "http://127.0.0.1:9/announce"], check=True, stdout=subprocess.DEVNULL)
+                        "--force", "--tracker", "http://127.0.0.1:9/announce"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         seconds, _, rss = run_once(bt, sub, "big", ["big.bin"], ["bt"], "bt")
         lines.append(f"| {text} | {n / 1e6 / seconds:.1f} | {rss:.1f} |")
         print(f"rss sweep {text}: {rss:.1f} MiB", flush=True)
