@@ -203,7 +203,7 @@ impl Picker {
         ((MAX_BUFFERED / self.layout.piece_length()) as usize).max(2)
     }
 
-    fn avoided(&self, i: u32, peer: PeerKey, _bits: &Bitfield) -> bool {
+    fn avoided(&self, i: u32, peer: PeerKey) -> bool {
         if self.avoid.is_empty() {
             return false;
         }
@@ -225,9 +225,7 @@ impl Picker {
         let mut started: Vec<(u32, u32)> = self
             .partial
             .iter()
-            .filter(|(i, p)| {
-                whose(p.owner) && bits.get(**i as usize) && !self.avoided(**i, peer, bits)
-            })
+            .filter(|(i, p)| whose(p.owner) && bits.get(**i as usize) && !self.avoided(**i, peer))
             .map(|(i, p)| (*i, p.received))
             .collect();
         started.sort_by_key(|&(i, received)| (std::cmp::Reverse(received), i));
@@ -313,7 +311,7 @@ impl Picker {
             if !bits.get(i) || !self.wants(i) || self.started.get(i) {
                 continue;
             }
-            if self.avoided(i as u32, peer, bits) {
+            if self.avoided(i as u32, peer) {
                 continue;
             }
             let a = self.availability[i];
