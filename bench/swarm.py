@@ -29,6 +29,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PY = "/usr/bin/python3"  # Debian's python, where python3-libtorrent lives
+LT = [PY, os.path.join(ROOT, "tests/clients/lt.py")]  # the libtorrent wrapper the tests use
 ARIA2 = ["aria2c", "--no-conf=true", "--enable-dht=false", "--enable-dht6=false",
          "--enable-peer-exchange=false", "--bt-enable-lpd=false", "--interface=127.0.0.1",
          "--disable-ipv6=true", "--bt-external-ip=127.0.0.1", "--async-dns=false",
@@ -108,8 +109,7 @@ def seeder_cmd(kind, bt, torrent, folder, port):
     if kind == "btcap":
         return seeder_cmd("bt", bt, torrent, folder, port) + ["--upload-limit", str(CAP_KIB)]
     if kind == "lt":
-        return [PY, os.path.join(ROOT, "tests/clients/lt.py"), "seed", torrent, folder, str(port),
-                "--timeout", "900"]
+        return LT + ["seed", torrent, folder, str(port), "--timeout", "900"]
     if kind == "aria2":
         return ARIA2 + [f"--listen-port={port}", f"--dht-listen-port={port + 1000}", "-d", folder,
                         "--check-integrity=false", "--bt-seed-unverified=true", "--seed-ratio=0.0",
@@ -122,8 +122,7 @@ def getter_cmd(kind, bt, torrent, folder, port):
         return [bt, "client", "--profile", "get", "--folder", folder, "--port", str(port),
                 "--exit-when-done", torrent]
     if kind == "lt":
-        return [PY, os.path.join(ROOT, "tests/clients/lt.py"), "get", torrent, folder, str(port),
-                "--timeout", "900"]
+        return LT + ["get", torrent, folder, str(port), "--timeout", "900"]
     if kind == "aria2":
         return ARIA2 + [f"--listen-port={port}", f"--dht-listen-port={port + 1000}", "-d", folder,
                         "--file-allocation=none", "--seed-time=0", "--bt-hash-check-seed=false",
