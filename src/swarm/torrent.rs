@@ -482,6 +482,13 @@ impl Torrent {
     pub fn fill(&self, key: PeerKey) {
         let mut st = self.lock();
         let st = &mut *st;
+        if !st
+            .peers
+            .get(&key)
+            .is_some_and(|p| !p.peer_choking && p.am_interested)
+        {
+            return;
+        }
         // The piece buffers are shared fairly among the peers serving us: with the first peer
         // to ask holding requests for all of them, a second seeder would wait on the first
         // one's pace (two upload-capped seeders gave 1.14x one).
@@ -489,15 +496,9 @@ impl Torrent {
             .peers
             .values()
             .filter(|q| !q.peer_choking && q.am_interested)
-            .count()
-            .max(1);
+            .count();
         let share = (st.picker.buffer_blocks() / serving).max(MIN_SHARE);
-        let Some(p) = st.peers.get_mut(&key) else {
-            return;
-        };
-        if p.peer_choking || !p.am_interested {
-            return;
-        }
+        let p = st.peers.get_mut(&key).expect("checked above");
         let want = p.queue_target.min(share).saturating_sub(p.inflight.len());
         // Ask in batches: one pick and one write per several blocks.
         if want < 4.min(p.queue_target) {
