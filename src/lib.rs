@@ -10,5 +10,6 @@ pub mod config;
 pub mod library;
 pub mod modes;
 pub mod proto;
+pub mod rt;
 pub mod swarm;
 pub mod ui;

@@ -22,7 +22,7 @@ pub fn run(args: PeersArgs) -> Result<()> {
         None => Config::load(args.config.as_deref())?.0.tracker.announce,
     };
     let url = peers_url(&tracker);
-    let body = async_std::task::block_on(fetch(&url))?;
+    let body = crate::rt::block_on(fetch(&url))?;
     let snapshot: Snapshot = serde_json::from_slice(&body)
         .with_context(|| format!("{url} did not answer with a bt tracker's peer list"))?;
     print!("{}", table(&url, &snapshot));

@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use async_std::prelude::FutureExt;
 
 use super::engine::{self, Options};
 use super::status::{self, Display};
@@ -52,7 +51,7 @@ pub fn run(args: ClientArgs) -> Result<()> {
     };
     let stop = engine::stop_signal()?;
     let stall = Duration::from_secs(args.stall_timeout);
-    async_std::task::block_on(async move {
+    crate::rt::block_on(async move {
         let running = engine::start(&profile, metas, &opts).await?;
         println!(
             "client {} listening on {}, downloading into {}",
@@ -74,14 +73,15 @@ pub fn run(args: ClientArgs) -> Result<()> {
         let mut reported = vec![false; running.torrents.len()];
         let mut progress_at = vec![(Instant::now(), 0u64); running.torrents.len()];
         // Woken at every refresh, and at once when a torrent completes or fails.
-        let (wake, woken) = async_std::channel::bounded(1);
+        let (wake, woken) = crate::rt::channel::bounded(1);
         for t in &running.torrents {
             t.watch(wake.clone());
         }
         let result = loop {
             let stopped = async { stop.recv().await.map(|()| true) };
             let news = async { woken.recv().await.map(|()| false) };
-            if let Ok(Ok(true)) = async_std::future::timeout(REFRESH, stopped.race(news)).await {
+            if let Ok(Ok(true)) = crate::rt::timeout(REFRESH, crate::rt::race(stopped, news)).await
+            {
                 break Ok(());
             }
             let mut all_done = true;

@@ -61,7 +61,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "bt demo in {} (tracker, peer1, peer2 and client on 127.0.0.1)",
         work.display()
     );
-    async_std::task::block_on(demo(
+    crate::rt::block_on(demo(
         &config,
         metas,
         [p1, p2, client],
@@ -86,10 +86,10 @@ async fn demo(
     timeout: Duration,
 ) -> Result<()> {
     // The tracker, on a free port.
-    let listener = async_std::net::TcpListener::bind(SocketAddr::new(LOOPBACK, 0)).await?;
+    let listener = crate::rt::TcpListener::bind(SocketAddr::new(LOOPBACK, 0)).await?;
     let tracker_addr = listener.local_addr()?;
     let table = Table::new(Limits::from(&config.tracker), None, Instant::now());
-    async_std::task::spawn(super::tracker::serve(listener, table));
+    crate::rt::spawn(super::tracker::serve(listener, table)).detach();
     let opts = Options {
         trackers: vec![format!("http://{tracker_addr}/announce")],
         ..Options::default()
@@ -150,7 +150,7 @@ async fn demo(
                 timeout.as_secs()
             ));
         }
-        async_std::task::sleep(Duration::from_millis(100)).await;
+        crate::rt::sleep(Duration::from_millis(100)).await;
     };
     view.done();
     if result.is_ok() {

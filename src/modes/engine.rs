@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::rt::channel::{bounded, Receiver};
 use anyhow::{anyhow, Context, Result};
-use async_std::channel::{bounded, Receiver};
 
 use crate::config::Profile;
 use crate::proto::metainfo::Metainfo;
@@ -48,7 +48,7 @@ impl Running {
             .iter()
             .map(|a| {
                 let a = Arc::clone(a);
-                async_std::task::spawn(async move { a.stopped().await })
+                crate::rt::spawn(async move { a.stopped().await })
             })
             .collect();
         for s in stops {
@@ -94,7 +94,7 @@ pub async fn bind(profile: &Profile, config: EngineConfig) -> Result<Arc<Session
             profile.name, profile.port
         )
     })?;
-    async_std::task::spawn(Arc::clone(&session).accept_loop(listener));
+    crate::rt::spawn(Arc::clone(&session).accept_loop(listener)).detach();
     Ok(session)
 }
 
@@ -109,7 +109,7 @@ pub async fn add(
 ) -> Result<(Arc<Torrent>, Arc<Announcer>)> {
     let t = session.add(meta, folder).await?;
     let a = Announcer::new(Arc::clone(&t), trackers, session.listen.port());
-    async_std::task::spawn(Arc::clone(&a).run());
+    crate::rt::spawn(Arc::clone(&a).run()).detach();
     {
         let mut d = t.dialer.lock().unwrap_or_else(|e| e.into_inner());
         for addr in direct {

@@ -32,7 +32,7 @@ pub fn run(args: PeerArgs) -> Result<()> {
         },
     };
     let stop = engine::stop_signal()?;
-    async_std::task::block_on(async move {
+    crate::rt::block_on(async move {
         let running = engine::start(&profile, metas, &opts).await?;
         println!(
             "peer {} listening on {} (folder {})",
@@ -58,7 +58,7 @@ pub fn run(args: PeerArgs) -> Result<()> {
         }
         let mut last = Vec::new();
         loop {
-            if async_std::future::timeout(Duration::from_secs(2), stop.recv())
+            if crate::rt::timeout(Duration::from_secs(2), stop.recv())
                 .await
                 .is_ok()
             {

@@ -36,8 +36,8 @@ pub fn run(args: TrackerArgs) -> Result<()> {
         None => None,
     };
     let table = Table::new(Limits::from(tc), access, Instant::now());
-    async_std::task::block_on(async {
-        let listener = async_std::net::TcpListener::bind(bind)
+    crate::rt::block_on(async {
+        let listener = crate::rt::TcpListener::bind(bind)
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;
         print_urls(
@@ -135,20 +135,21 @@ fn log_event(req: &AnnounceRequest, source: IpAddr, answer: &AnnounceResponse) {
 }
 
 /// Serve on `listener` until the process ends (`bt demo` runs this beside its peers).
-pub async fn serve(listener: async_std::net::TcpListener, table: Table) -> Result<()> {
+pub async fn serve(listener: crate::rt::TcpListener, table: Table) -> Result<()> {
     let sweep_every = Duration::from_secs(u64::from(table.limits().interval / 2).max(1));
     let shared = Shared(Arc::new(Mutex::new(table)));
 
     let sweeper = shared.clone();
-    async_std::task::spawn(async move {
+    crate::rt::spawn(async move {
         loop {
-            async_std::task::sleep(sweep_every).await;
+            crate::rt::sleep(sweep_every).await;
             let gone = sweeper.table().expire(Instant::now());
             if gone > 0 {
                 debug!("{gone} silent peers dropped");
             }
         }
-    });
+    })
+    .detach();
 
     let mut app = tide::with_state(shared);
     app.at("/announce")

@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_std::io::ReadExt;
-use async_std::task;
+use crate::rt::io::ReadExt;
 
 use super::torrent::Torrent;
 use crate::proto::tracker::{AnnounceRequest, AnnounceResponse, Event};
@@ -35,7 +34,7 @@ pub struct Announcer {
     status: Mutex<String>,
     /// Held while an announce is under way: one at a time, so that `stopped` never overtakes
     /// a `completed` still on its way (the tracker would list us again after we left).
-    one_at_a_time: async_std::sync::Mutex<()>,
+    one_at_a_time: crate::rt::AsyncMutex<()>,
     /// Set by [`Announcer::stopped`]: nothing else is announced after it.
     stopping: AtomicBool,
     /// The download was incomplete at start and no `completed` has been sent yet.
@@ -57,7 +56,7 @@ impl Announcer {
             key,
             current: Mutex::new(0),
             status: Mutex::new("not announced yet".into()),
-            one_at_a_time: async_std::sync::Mutex::new(()),
+            one_at_a_time: crate::rt::AsyncMutex::new(()),
             stopping: AtomicBool::new(false),
         })
     }
@@ -177,7 +176,7 @@ impl Announcer {
             };
             let until = Instant::now() + wait;
             while Instant::now() < until {
-                task::sleep(Duration::from_millis(250)).await;
+                crate::rt::sleep(Duration::from_millis(250)).await;
                 let complete = self.torrent.is_complete();
                 if complete && !was_complete {
                     was_complete = true;
@@ -195,7 +194,7 @@ impl Announcer {
     /// tracker then counts the download and does not list us again.
     pub async fn stopped(&self) {
         self.stopping.store(true, Ordering::SeqCst);
-        let _ = async_std::future::timeout(Duration::from_secs(3), async {
+        let _ = crate::rt::timeout(Duration::from_secs(3), async {
             let _turn = self.one_at_a_time.lock().await;
             if self.torrent.is_complete() && self.owes_completed.load(Ordering::SeqCst) {
                 let _ = self.announce_now(Event::Completed).await;
@@ -212,7 +211,7 @@ const USER_AGENT: &str = concat!("bt/", env!("CARGO_PKG_VERSION"));
 /// A bare `GET` over HTTP/1.0 (`Connection: close`; the body runs to the end of the stream),
 /// with the answer's head parsed by `httparse`.
 async fn http10_get(url: &str) -> Result<Vec<u8>, String> {
-    use async_std::io::WriteExt;
+    use crate::rt::io::WriteExt;
     let rest = url.strip_prefix("http://").ok_or("not an http:// URL")?;
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
@@ -221,7 +220,7 @@ async fn http10_get(url: &str) -> Result<Vec<u8>, String> {
     } else {
         format!("{host}:80")
     };
-    let mut stream = async_std::net::TcpStream::connect(&addr)
+    let mut stream = crate::rt::TcpStream::connect(&addr)
         .await
         .map_err(|e| e.to_string())?;
     let head = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nConnection: close\r\n\r\n");
@@ -272,7 +271,7 @@ async fn announce_to(url: &str, req: &AnnounceRequest) -> Result<AnnounceRespons
         // surf's HTTP/1.1-only backend refuses HTTP/1.0 answers, which opentracker and many
         // small trackers send: ask those again with a plain HTTP/1.0 request.
         Err(e) if e.to_string().contains("Unsupported HTTP version") => {
-            let body = async_std::future::timeout(TIMEOUT, http10_get(&full))
+            let body = crate::rt::timeout(TIMEOUT, http10_get(&full))
                 .await
                 .map_err(|_| "timed out".to_string())??;
             return AnnounceResponse::parse(&body).map_err(|e| e.to_string());
@@ -383,11 +382,11 @@ mod tests {
         let a = Announcer::new(torrent(dir.path()), vec![url], 6881);
         // As if the download had been incomplete at start.
         a.owes_completed.store(true, Ordering::SeqCst);
-        task::block_on(async {
+        crate::rt::block_on(async {
             let a2 = Arc::clone(&a);
-            let completed = task::spawn(async move { a2.announce(Event::Completed).await });
+            let completed = crate::rt::spawn(async move { a2.announce(Event::Completed).await });
             while seen.events.lock().unwrap().is_empty() {
-                task::sleep(Duration::from_millis(5)).await;
+                crate::rt::sleep(Duration::from_millis(5)).await;
             }
             // `completed` is at the tracker, unanswered: `stopped` must wait its turn.
             a.stopped().await;
@@ -406,11 +405,11 @@ mod tests {
         let (url, seen) = fake_tracker(Duration::ZERO);
         let a = Announcer::new(torrent(dir.path()), vec![url.clone()], 6881);
         a.owes_completed.store(true, Ordering::SeqCst);
-        task::block_on(a.stopped());
+        crate::rt::block_on(a.stopped());
         assert_eq!(*seen.events.lock().unwrap(), ["completed", "stopped"]);
         // Complete from the start: nothing owed.
         let b = Announcer::new(torrent(dir.path()), vec![url], 6881);
-        task::block_on(b.stopped());
+        crate::rt::block_on(b.stopped());
         assert_eq!(
             *seen.events.lock().unwrap(),
             ["completed", "stopped", "stopped"]

@@ -5,10 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_std::channel::{unbounded, Receiver, TryRecvError};
-use async_std::io::prelude::*;
-use async_std::net::{Shutdown, TcpStream};
-use async_std::task;
+use crate::rt::channel::{unbounded, Receiver, TryRecvError};
+use crate::rt::io::{ReadExt, WriteExt};
+use crate::rt::{Shutdown, TcpStream};
 
 use super::outbox::Outbox;
 use super::peer::Out;
@@ -30,7 +29,7 @@ async fn timed<T>(
     what: &str,
     f: impl std::future::Future<Output = std::io::Result<T>>,
 ) -> Result<T, String> {
-    match async_std::future::timeout(d, f).await {
+    match crate::rt::timeout(d, f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(format!("{what}: {e}")),
         Err(_) => Err(format!("{what}: timed out after {} s", d.as_secs())),
@@ -91,7 +90,7 @@ async fn run(
         "{addr}: connected ({})",
         super::peer::peer_id_text(&peer_id)
     );
-    let writer = task::spawn(write_loop(Arc::clone(&torrent), stream.clone(), rx, key));
+    let writer = crate::rt::spawn(write_loop(Arc::clone(&torrent), stream.clone(), rx, key));
     let result = read_loop(&torrent, stream.clone(), key).await;
     torrent.unregister(key);
     let _ = stream.shutdown(Shutdown::Both);
@@ -197,7 +196,7 @@ async fn write_loop(
                         // the blocks one by one, and the receiver paid a wake-up for each.
                         if wait >= QUANTUM {
                             out.flush(&mut sock).await.map_err(write_error)?;
-                            task::sleep(wait).await;
+                            crate::rt::sleep(wait).await;
                         }
                     }
                     out.push_small(&wire::piece_header(b.index, b.begin, range.len()));

@@ -169,7 +169,7 @@ mod tests {
                 got: Vec::new(),
                 step,
             };
-            async_std::task::block_on(o.flush(&mut w)).unwrap();
+            crate::rt::block_on(o.flush(&mut w)).unwrap();
             assert_eq!(w.got, want, "step {step}");
             assert!(o.is_empty());
         }

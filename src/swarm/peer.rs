@@ -6,7 +6,7 @@ use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use async_std::channel::Sender;
+use crate::rt::channel::Sender;
 
 use crate::proto::bitfield::Bitfield;
 use crate::proto::wire::{self, BlockRef, Message};
@@ -174,8 +174,8 @@ pub fn peer_id_text(id: &[u8; 20]) -> String {
 mod tests {
     use super::*;
 
-    fn slot() -> (PeerSlot, async_std::channel::Receiver<Out>) {
-        let (tx, rx) = async_std::channel::unbounded();
+    fn slot() -> (PeerSlot, crate::rt::channel::Receiver<Out>) {
+        let (tx, rx) = crate::rt::channel::unbounded();
         let addr = "127.0.0.1:6881".parse().unwrap();
         (PeerSlot::new(addr, [1; 20], false, 8, tx), rx)
     }

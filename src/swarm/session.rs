@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::rt::{TcpListener, TcpStream};
 use anyhow::{Context, Result};
-use async_std::net::{TcpListener, TcpStream};
-use async_std::task;
 use rand::Rng;
 
 use super::connection;
@@ -102,7 +101,7 @@ impl Session {
         let meta = Arc::new(meta);
         let folder = folder.to_path_buf();
         let (m, f) = (Arc::clone(&meta), folder.clone());
-        let have = task::spawn_blocking(move || check_existing(&m, &f)).await;
+        let have = crate::rt::spawn_blocking(move || check_existing(&m, &f)).await;
         let access = if have.is_full() {
             Access::ReadOnly
         } else {
@@ -111,7 +110,7 @@ impl Session {
         let storage = Arc::new(Storage::new(&folder, &meta, access));
         // A folder we may not write to fails the start, not the first piece.
         let s = Arc::clone(&storage);
-        task::spawn_blocking(move || s.prepare())
+        crate::rt::spawn_blocking(move || s.prepare())
             .await
             .with_context(|| format!("cannot download {}", meta.info.name))?;
         let torrent = Torrent::new(
@@ -126,7 +125,7 @@ impl Session {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(torrent.info_hash(), Arc::clone(&torrent));
-        task::spawn(maintain(Arc::clone(&torrent)));
+        crate::rt::spawn(maintain(Arc::clone(&torrent))).detach();
         Ok(torrent)
     }
 
@@ -156,7 +155,7 @@ impl Session {
                 Err(e) => {
                     // Out of file descriptors and the like: wait, do not spin.
                     log::warn!("accept: {e}");
-                    task::sleep(Duration::from_millis(100)).await;
+                    crate::rt::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             };
@@ -166,12 +165,13 @@ impl Session {
                 continue;
             }
             let session = Arc::clone(&self);
-            task::spawn(async move {
+            crate::rt::spawn(async move {
                 let r = session.serve_incoming(stream, addr).await;
                 if let Err(e) = r {
                     log::debug!("{addr}: {e}");
                 }
-            });
+            })
+            .detach();
         }
     }
 
@@ -197,7 +197,7 @@ async fn maintain(torrent: Arc<Torrent>) {
     loop {
         torrent.tick();
         dial_due(&torrent);
-        task::sleep(Duration::from_secs(1)).await;
+        crate::rt::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -211,7 +211,7 @@ pub fn dial_due(torrent: &Arc<Torrent>) {
     };
     for addr in due {
         let t = Arc::clone(torrent);
-        task::spawn(async move {
+        crate::rt::spawn(async move {
             let result = connection::outgoing(Arc::clone(&t), addr).await;
             let seed_pair = t.is_complete() && t.peer_is_seed(addr);
             let useful = matches!(result, Ok(d) if d > Duration::from_secs(10)) && !seed_pair;
@@ -226,6 +226,7 @@ pub fn dial_due(torrent: &Arc<Torrent>) {
                 useful,
                 Instant::now(),
             );
-        });
+        })
+        .detach();
     }
 }

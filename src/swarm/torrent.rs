@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use async_std::channel::Sender;
+use crate::rt::channel::Sender;
 
 use super::cache::PieceCache;
 use super::hashing::sha1;
@@ -561,7 +561,7 @@ impl Torrent {
         }
         let storage = Arc::clone(&self.storage);
         let mut buf = self.cache.buffer();
-        let data = async_std::task::spawn_blocking(move || {
+        let data = crate::rt::spawn_blocking(move || {
             storage
                 .read_piece(index as usize, &mut buf)
                 .map(|()| Arc::new(buf))
@@ -752,8 +752,8 @@ mod tests {
     }
 
     /// A seeder that unchoked us and has a deep request queue.
-    fn seeder(t: &Torrent, n: u8) -> (PeerKey, async_std::channel::Receiver<Out>) {
-        let (tx, rx) = async_std::channel::unbounded();
+    fn seeder(t: &Torrent, n: u8) -> (PeerKey, crate::rt::channel::Receiver<Out>) {
+        let (tx, rx) = crate::rt::channel::unbounded();
         let addr = SocketAddr::from(([127, 0, 0, 1], 6880 + n as u16));
         let key = t.register(addr, [n; 20], false, tx).unwrap();
         let mut st = t.lock();

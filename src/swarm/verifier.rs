@@ -9,7 +9,7 @@
 
 use std::sync::OnceLock;
 
-use async_std::channel::{unbounded, Sender};
+use crate::rt::channel::{unbounded, Sender};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use async_std::task;
 use indicatif::HumanBytes;
 
 use super::input::Notes;
@@ -107,10 +106,11 @@ impl Downloads {
         });
         let me = self.clone();
         let direct = direct.to_vec();
-        task::spawn(async move {
+        crate::rt::spawn(async move {
             let added = engine::add(&session, &me.profile.folder, meta, trackers, &direct).await;
             me.added(hash, added);
-        });
+        })
+        .detach();
         println!("started {name} ({hash}) in the background; `status` shows how it goes");
         Ok(())
     }
@@ -120,15 +120,16 @@ impl Downloads {
         if let Some(s) = &self.lock().session {
             return Ok(Arc::clone(s));
         }
-        let session = task::block_on(engine::bind(&self.profile, EngineConfig::default()))?;
+        let session = crate::rt::block_on(engine::bind(&self.profile, EngineConfig::default()))?;
         self.lock().session = Some(Arc::clone(&session));
         let me = self.clone();
-        task::spawn(async move {
+        crate::rt::spawn(async move {
             loop {
-                task::sleep(SAMPLE_EVERY).await;
+                crate::rt::sleep(SAMPLE_EVERY).await;
                 me.sample();
             }
-        });
+        })
+        .detach();
         println!(
             "listening for peers on {}, downloading into {}",
             session.listen,
@@ -221,7 +222,7 @@ impl Downloads {
         };
         if !running.torrents.is_empty() {
             println!("stopping {} torrent(s)", running.torrents.len());
-            task::block_on(running.shutdown());
+            crate::rt::block_on(running.shutdown());
         }
     }
 }

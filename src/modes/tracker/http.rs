@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use async_std::net::{TcpListener, TcpStream};
+use crate::rt::{TcpListener, TcpStream};
 use futures::io::{AsyncRead, AsyncWrite};
 use log::{debug, warn};
 
@@ -58,7 +58,7 @@ where
             Err(e) => {
                 // Out of file descriptors, most likely: say so and let connections drain.
                 warn!("cannot accept a connection: {e}");
-                async_std::task::sleep(Duration::from_millis(100)).await;
+                crate::rt::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
@@ -67,7 +67,7 @@ where
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        async_std::task::spawn(async move {
+        crate::rt::spawn(async move {
             let local = stream.local_addr().ok();
             let peer = Some(peer);
             let conn = Coalesced::new(stream);
@@ -90,7 +90,8 @@ where
                 debug!("connection from {peer:?} ended: {e}");
             }
             drop(slot);
-        });
+        })
+        .detach();
     }
 }
 
@@ -101,7 +102,7 @@ async fn idle(state: &Mutex<Progress>) {
         if quiet >= IDLE_TIMEOUT {
             return;
         }
-        async_std::task::sleep(IDLE_TIMEOUT - quiet).await;
+        crate::rt::sleep(IDLE_TIMEOUT - quiet).await;
     }
 }
 
