@@ -124,6 +124,25 @@ pub fn grouped(n: u64) -> String {
     out
 }
 
+/// Text from outside (a torrent's name, paths or comment, a tracker's failure reason, a peer
+/// id) made safe to print on a terminal: control characters (escape sequences included) are
+/// shown as `\u{1b}`-style escapes, so that a hostile torrent cannot move the cursor, retitle
+/// the window or hide text. Printable text, non-ASCII letters included, is kept as it is.
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +158,13 @@ mod tests {
         assert_eq!(duration(Duration::from_millis(5)), "5 ms");
         assert_eq!(duration(Duration::from_millis(12_345)), "12.3 s");
         assert_eq!(duration(Duration::from_secs(245)), "4 min 05 s");
+    }
+
+    #[test]
+    fn escape_shows_control_characters_and_keeps_letters() {
+        assert_eq!(escape("album"), "album");
+        assert_eq!(escape("\u{1b}]0;pwned\u{7}x"), "\\u{1b}]0;pwned\\u{7}x");
+        assert_eq!(escape("a\nb\tc"), "a\\nb\\tc");
+        assert_eq!(escape("café \u{9b}31m"), "café \\u{9b}31m");
     }
 }
