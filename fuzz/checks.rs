@@ -14,7 +14,7 @@ use bt::proto::metainfo::{check_component, Metainfo};
 use bt::proto::tracker::{
     AnnounceRequest, AnnounceResponse, PeerEntry, ScrapeRequest, ScrapeResponse,
 };
-use bt::proto::wire::{self, Handshake, Limits, Message, WireError, HANDSHAKE_LEN};
+use bt::proto::wire::{self, FrameLimits, Handshake, Message, WireError, HANDSHAKE_LEN};
 use sha1::{Digest, Sha1};
 
 /// `Metainfo::from_bytes`: when it accepts, every path is safe, the info-hash is the SHA-1 of
@@ -58,7 +58,7 @@ pub fn metainfo(data: &[u8]) {
 }
 
 /// The frame decoder fed a byte stream in chunks. Input: one byte that picks the piece count
-/// behind the [`Limits`], one byte `k`, then `k % 8` chunk sizes, then the stream (which may open
+/// behind the [`FrameLimits`], one byte `k`, then `k % 8` chunk sizes, then the stream (which may open
 /// with a handshake). Chunked
 /// decoding must give exactly what decoding the whole stream at once gives; every message
 /// re-encodes to the bytes it came from; the decoder only waits for frames within the limit.
@@ -67,7 +67,7 @@ pub fn wire_stream(data: &[u8]) {
         return;
     };
     let pieces = pieces_for(*sel);
-    let limits = Limits::for_pieces(pieces);
+    let limits = FrameLimits::for_pieces(pieces);
     let n = usize::from(k % 8).min(rest.len());
     let (sizes, stream) = rest.split_at(n);
 
@@ -94,7 +94,7 @@ struct Decoded {
 
 /// Decode `stream`, arriving in chunks of `1 + s * s` bytes for each `s` of `sizes` (cycled: 1
 /// to 65,026 bytes, small ones more often; none = all at once).
-fn decode_all(stream: &[u8], limits: Limits, pieces: usize, sizes: &[u8]) -> Decoded {
+fn decode_all(stream: &[u8], limits: FrameLimits, pieces: usize, sizes: &[u8]) -> Decoded {
     let mut out = Decoded {
         frames: Vec::new(),
         error: None,
@@ -136,7 +136,7 @@ fn decode_all(stream: &[u8], limits: Limits, pieces: usize, sizes: &[u8]) -> Dec
 }
 
 /// One decoded message against the bytes it was decoded from.
-fn check_message(msg: &Message<'_>, raw: &[u8], limits: Limits, pieces: usize) {
+fn check_message(msg: &Message<'_>, raw: &[u8], limits: FrameLimits, pieces: usize) {
     assert!(raw.len() >= 4 && raw.len() <= 4 + limits.max_frame as usize);
     match msg {
         Message::Unknown(id) => assert!(*id > wire::id::CANCEL && raw[4] == *id),

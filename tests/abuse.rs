@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bt::proto::metainfo::Metainfo;
-use bt::proto::wire::{self, BlockRef, Handshake, Limits, Message};
+use bt::proto::wire::{self, BlockRef, FrameLimits, Handshake, Message};
 use common::live::*;
 
 struct Seeder {
@@ -59,7 +59,7 @@ impl Seeder {
     fn unchoked(&self) -> TcpStream {
         let mut s = self.connect();
         send(&mut s, &Message::Interested);
-        let limits = Limits::for_pieces(self.meta.info.pieces.len());
+        let limits = FrameLimits::for_pieces(self.meta.info.pieces.len());
         let mut buf = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

@@ -11,7 +11,7 @@ use bt::proto::tracker::{
     AnnounceRequest, AnnounceResponse, Event, PeerEntry, ScrapeRequest, ScrapeResponse,
     ScrapeStats, MAX_SCRAPE_HASHES,
 };
-use bt::proto::wire::{self, BlockRef, Handshake, Limits, Message, WireError};
+use bt::proto::wire::{self, BlockRef, FrameLimits, Handshake, Message, WireError};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ proptest! {
         msgs in prop::collection::vec(message(), 1..8),
         cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
     ) {
-        let limits = Limits::for_pieces(PIECES);
+        let limits = FrameLimits::for_pieces(PIECES);
         let mut stream = Vec::new();
         let mut sizes = Vec::new();
         for m in &msgs {
@@ -127,7 +127,7 @@ proptest! {
         let mut out = Vec::new();
         wire::encode(&if cancel { Message::Cancel(b) } else { Message::Request(b) }, &mut out);
         prop_assert_eq!(
-            wire::decode(&out, Limits::for_pieces(1)),
+            wire::decode(&out, FrameLimits::for_pieces(1)),
             Err(WireError::BlockTooLarge(b.len))
         );
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bt::proto::metainfo::Metainfo;
-use bt::proto::wire::{self, Handshake, Limits, Message};
+use bt::proto::wire::{self, FrameLimits, Handshake, Message};
 use common::live::*;
 
 #[test]
@@ -153,7 +153,7 @@ fn serve_garbage(mut s: TcpStream, meta: &Metainfo) {
     if s.write_all(&out).is_err() {
         return;
     }
-    let limits = Limits::for_pieces(n);
+    let limits = FrameLimits::for_pieces(n);
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65536];
     loop {

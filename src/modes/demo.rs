@@ -17,7 +17,6 @@ use crate::cli::DemoArgs;
 use crate::config::{Config, Profile};
 use crate::library;
 use crate::proto::metainfo::Metainfo;
-use crate::swarm::peer::peer_id_text;
 use crate::ui;
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -100,7 +99,7 @@ async fn demo(
     let roles = [("peer1", &peer1), ("peer2", &peer2)];
     let names: Vec<(String, &str)> = roles
         .iter()
-        .map(|(n, r)| (peer_id_text(&r.session.peer_id), *n))
+        .map(|(n, r)| (r.session.peer_id.text(), *n))
         .collect();
 
     let view = View::new();

@@ -41,7 +41,7 @@ impl Running {
     /// Close every connection and tell the trackers we leave (all at once, bounded).
     pub async fn shutdown(&self) {
         for t in &self.torrents {
-            t.close_all("shutting down");
+            t.close_all(crate::swarm::error::CloseReason::Shutdown);
         }
         let stops: Vec<_> = self
             .announcers

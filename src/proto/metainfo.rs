@@ -5,8 +5,6 @@
 //! Parsing validates everything a downloader relies on: piece count against total length, and
 //! path components that cannot escape the download folder.
 
-use std::fmt;
-
 use bendy::decoding::{Decoder, Object};
 use sha1::{Digest, Sha1};
 
@@ -20,35 +18,7 @@ pub const MAX_PIECE_LENGTH: u64 = 64 * 1024 * 1024;
 /// Most files one torrent may list (far above any real torrent; bounds the file table).
 pub const MAX_FILES: usize = 1_000_000;
 
-/// A 20-byte SHA-1 info-hash.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InfoHash(pub [u8; 20]);
-
-impl InfoHash {
-    /// Lower-case hex, 40 characters.
-    pub fn hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    /// Parse 40 hex digits.
-    pub fn from_hex(s: &str) -> Option<InfoHash> {
-        let mut out = [0u8; 20];
-        hex::decode_to_slice(s.trim(), &mut out).ok()?;
-        Some(InfoHash(out))
-    }
-}
-
-impl fmt::Display for InfoHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.hex())
-    }
-}
-
-impl fmt::Debug for InfoHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "InfoHash({})", self.hex())
-    }
-}
+pub use super::ids::InfoHash;
 
 /// One file of a torrent.
 #[derive(Debug, Clone, PartialEq, Eq)]

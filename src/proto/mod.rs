@@ -6,6 +6,7 @@
 
 pub mod bencode;
 pub mod bitfield;
+pub mod ids;
 pub mod layout;
 pub mod metainfo;
 pub mod tracker;

@@ -1,7 +1,7 @@
 //! The peer wire protocol (BEP 3): the 68-byte handshake and length-prefixed messages.
 //!
 //! [`decode`] reads one frame from the front of a buffer without copying (`Ok(None)` means
-//! "need more bytes"); every length is checked against [`Limits`] before anything is trusted,
+//! "need more bytes"); every length is checked against [`FrameLimits`] before anything is trusted,
 //! so a hostile peer cannot make us allocate or wait for a 4 GiB message.
 
 use super::layout::BLOCK;
@@ -154,18 +154,18 @@ pub enum Message<'a> {
 
 /// Bounds for incoming frames, derived from the torrent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub struct FrameLimits {
     /// Longest frame accepted (length prefix value).
     pub max_frame: u32,
 }
 
-impl Limits {
-    /// Limits for a torrent of `pieces` pieces: the larger of a full-block `piece` message and
+impl FrameLimits {
+    /// FrameLimits for a torrent of `pieces` pieces: the larger of a full-block `piece` message and
     /// a bitfield, plus a little room for unknown messages we skip.
-    pub fn for_pieces(pieces: usize) -> Limits {
+    pub fn for_pieces(pieces: usize) -> FrameLimits {
         let bitfield = 1 + pieces.div_ceil(8) as u64;
         let piece = 9 + BLOCK as u64;
-        Limits {
+        FrameLimits {
             max_frame: bitfield.max(piece).min(u32::MAX as u64) as u32,
         }
     }
@@ -177,7 +177,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 
 /// Decode the frame at the front of `buf`. `Ok(None)`: incomplete, read more. `Ok(Some((msg,
 /// used)))`: a message and the bytes it took. `Err`: drop the peer.
-pub fn decode(buf: &[u8], limits: Limits) -> Result<Option<(Message<'_>, usize)>, WireError> {
+pub fn decode(buf: &[u8], limits: FrameLimits) -> Result<Option<(Message<'_>, usize)>, WireError> {
     if buf.len() < 4 {
         return Ok(None);
     }
@@ -334,7 +334,7 @@ mod tests {
 
     #[test]
     fn every_message_round_trips_at_every_split() {
-        let limits = Limits::for_pieces(16);
+        let limits = FrameLimits::for_pieces(16);
         let mut stream = Vec::new();
         for m in all_messages() {
             encode(&m, &mut stream);
@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn hostile_lengths_are_refused_before_reading_them() {
-        let limits = Limits::for_pieces(100);
+        let limits = FrameLimits::for_pieces(100);
         // A 4 GiB claim: refused from the 4-byte prefix alone.
         assert!(matches!(
             decode(&[0xff, 0xff, 0xff, 0xff], limits),
@@ -416,8 +416,8 @@ mod tests {
 
     #[test]
     fn limits_cover_a_large_bitfield() {
-        let l = Limits::for_pieces(1_000_000);
+        let l = FrameLimits::for_pieces(1_000_000);
         assert_eq!(l.max_frame, 1 + 125_000);
-        assert_eq!(Limits::for_pieces(1).max_frame, 9 + BLOCK);
+        assert_eq!(FrameLimits::for_pieces(1).max_frame, 9 + BLOCK);
     }
 }

@@ -76,8 +76,8 @@ impl Announcer {
     fn request(&self, event: Event) -> AnnounceRequest {
         let (downloaded, uploaded) = self.torrent.transferred();
         AnnounceRequest {
-            info_hash: self.torrent.info_hash(),
-            peer_id: self.torrent.peer_id,
+            info_hash: self.torrent.info_hash().0,
+            peer_id: self.torrent.peer_id.0,
             port: self.port,
             uploaded,
             downloaded,
@@ -369,7 +369,7 @@ mod tests {
             Arc::new(meta),
             storage,
             Bitfield::full(1),
-            *b"-BT0001-testtesttest",
+            crate::proto::ids::PeerId(*b"-BT0001-testtesttest"),
             EngineConfig::default(),
             None,
         )

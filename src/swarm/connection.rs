@@ -9,13 +9,14 @@ use crate::rt::channel::{unbounded, Receiver, TryRecvError};
 use crate::rt::io::{ReadExt, WriteExt};
 use crate::rt::{Shutdown, TcpStream};
 
+use super::error::PeerError;
 use super::outbox::Outbox;
-use super::peer::Out;
-use super::picker::PeerKey;
 use super::ratelimit::QUANTUM;
-use super::torrent::Torrent;
+use super::state::PeerKey;
+use super::torrent::{Out, Torrent};
+use crate::proto::ids::PeerId;
 use crate::proto::layout::BLOCK;
-use crate::proto::wire::{self, Handshake, Limits, Message, HANDSHAKE_LEN};
+use crate::proto::wire::{self, FrameLimits, Handshake, Message, HANDSHAKE_LEN};
 
 /// Time allowed to connect and to complete the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,32 +27,32 @@ const WRITE_BUF: usize = 128 * 1024;
 
 async fn timed<T>(
     d: Duration,
-    what: &str,
+    doing: &'static str,
     f: impl std::future::Future<Output = std::io::Result<T>>,
-) -> Result<T, String> {
+) -> Result<T, PeerError> {
     match crate::rt::timeout(d, f).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
-        Err(_) => Err(format!("{what}: timed out after {} s", d.as_secs())),
+        Ok(Err(e)) => Err(PeerError::io(doing, e)),
+        Err(_) => Err(PeerError::Timeout { doing, after: d }),
     }
 }
 
 /// Read a handshake from `stream`.
-pub async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, String> {
+pub async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, PeerError> {
     let mut buf = [0u8; HANDSHAKE_LEN];
     timed(HANDSHAKE_TIMEOUT, "handshake", stream.read_exact(&mut buf)).await?;
-    Handshake::decode(&buf).map_err(|e| e.to_string())
+    Ok(Handshake::decode(&buf)?)
 }
 
 /// Call `addr` for `torrent`. Returns how long the connection lived once set up.
-pub async fn outgoing(torrent: Arc<Torrent>, addr: SocketAddr) -> Result<Duration, String> {
+pub async fn outgoing(torrent: Arc<Torrent>, addr: SocketAddr) -> Result<Duration, PeerError> {
     let mut stream = timed(HANDSHAKE_TIMEOUT, "connect", TcpStream::connect(addr)).await?;
     send_handshake(&torrent, &mut stream).await?;
     let theirs = read_handshake(&mut stream).await?;
-    if theirs.info_hash != torrent.info_hash() {
-        return Err("peer answered for another torrent".into());
+    if theirs.info_hash != torrent.info_hash().0 {
+        return Err(PeerError::WrongTorrent);
     }
-    run(torrent, stream, addr, theirs.peer_id, false).await
+    run(torrent, stream, addr, PeerId(theirs.peer_id), false).await
 }
 
 /// Serve a connection that sent us `theirs` for `torrent`: answer the handshake and run.
@@ -60,13 +61,13 @@ pub async fn incoming(
     mut stream: TcpStream,
     addr: SocketAddr,
     theirs: Handshake,
-) -> Result<Duration, String> {
+) -> Result<Duration, PeerError> {
     send_handshake(&torrent, &mut stream).await?;
-    run(torrent, stream, addr, theirs.peer_id, true).await
+    run(torrent, stream, addr, PeerId(theirs.peer_id), true).await
 }
 
-async fn send_handshake(torrent: &Torrent, stream: &mut TcpStream) -> Result<(), String> {
-    let ours = Handshake::new(torrent.info_hash(), torrent.peer_id);
+async fn send_handshake(torrent: &Torrent, stream: &mut TcpStream) -> Result<(), PeerError> {
+    let ours = Handshake::new(torrent.info_hash().0, torrent.peer_id.0);
     timed(
         HANDSHAKE_TIMEOUT,
         "handshake",
@@ -79,27 +80,23 @@ async fn run(
     torrent: Arc<Torrent>,
     stream: TcpStream,
     addr: SocketAddr,
-    peer_id: [u8; 20],
+    peer_id: PeerId,
     incoming: bool,
-) -> Result<Duration, String> {
+) -> Result<Duration, PeerError> {
     let _ = stream.set_nodelay(true);
     let (tx, rx) = unbounded();
     let key = torrent.register(addr, peer_id, incoming, tx)?;
     let started = Instant::now();
-    log::info!(
-        "{addr}: connected ({})",
-        super::peer::peer_id_text(&peer_id)
-    );
+    log::info!("{addr}: connected ({peer_id})");
     let writer = crate::rt::spawn(write_loop(Arc::clone(&torrent), stream.clone(), rx, key));
     let result = read_loop(&torrent, stream.clone(), key).await;
     torrent.unregister(key);
     let _ = stream.shutdown(Shutdown::Both);
     let write_result = writer.await;
-    let why = result
-        .err()
-        .or(write_result.err())
-        .unwrap_or_else(|| "closed".into());
-    log::info!("{addr}: disconnected: {why}");
+    match result.err().or(write_result.err()) {
+        Some(why) => log::info!("{addr}: disconnected: {why}"),
+        None => log::info!("{addr}: disconnected"),
+    }
     Ok(started.elapsed())
 }
 
@@ -107,33 +104,34 @@ async fn read_loop(
     torrent: &Arc<Torrent>,
     mut stream: TcpStream,
     key: PeerKey,
-) -> Result<(), String> {
-    let limits = Limits::for_pieces(torrent.layout.piece_count());
+) -> Result<(), PeerError> {
+    let limits = FrameLimits::for_pieces(torrent.layout.piece_count());
     let mut buf = vec![0u8; READ_BUF.max(limits.max_frame as usize + 4)];
     let (mut start, mut end) = (0usize, 0usize);
     loop {
-        let mut got_data = false;
-        while let Some((msg, used)) =
-            wire::decode(&buf[start..end], limits).map_err(|e| e.to_string())?
-        {
-            match msg {
-                Message::Piece { index, begin, data } => {
-                    torrent.on_block(key, index, begin, data)?;
-                    got_data = true;
+        // Everything one read brought is handed over at once: one lock per read, not per
+        // message.
+        let mut msgs: Vec<Message<'_>> = Vec::new();
+        let mut bad = None;
+        loop {
+            match wire::decode(&buf[start..end], limits) {
+                Ok(Some((msg, used))) => {
+                    msgs.push(msg);
+                    start += used;
                 }
-                other => {
-                    let refill = matches!(
-                        other,
-                        Message::Unchoke | Message::Have(_) | Message::Bitfield(_)
-                    );
-                    torrent.handle(key, other)?;
-                    got_data |= refill;
+                Ok(None) => break,
+                Err(e) => {
+                    bad = Some(e);
+                    break;
                 }
             }
-            start += used;
         }
-        if got_data {
-            torrent.fill(key);
+        if !msgs.is_empty() {
+            torrent.receive(key, &msgs)?;
+        }
+        drop(msgs);
+        if let Some(e) = bad {
+            return Err(e.into());
         }
         // Keep room for a whole frame after `end`.
         if start == end {
@@ -146,9 +144,9 @@ async fn read_loop(
         }
         // No timer here: the torrent's tick closes a silent connection (`PeerSlot::check_idle`).
         let n = match stream.read(&mut buf[end..]).await {
-            Ok(0) => return Err("peer closed the connection".into()),
+            Ok(0) => return Err(PeerError::ClosedByPeer),
             Ok(n) => n,
-            Err(e) => return Err(format!("read: {e}")),
+            Err(e) => return Err(PeerError::io("read", e)),
         };
         end += n;
     }
@@ -159,7 +157,7 @@ async fn write_loop(
     stream: TcpStream,
     rx: Receiver<Out>,
     key: PeerKey,
-) -> Result<(), String> {
+) -> Result<(), PeerError> {
     let mut out = Outbox::default();
     let mut sock = stream.clone();
     let result = async {
@@ -185,10 +183,12 @@ async fn write_loop(
                     let piece = torrent
                         .piece_for_upload(b.index)
                         .await
-                        .map_err(|e| format!("cannot read piece {}: {e}", b.index))?;
+                        .map_err(|e| PeerError::io(format!("read piece {}", b.index), e))?;
+                    // The state machine checked the request against the layout.
                     let range = b.begin as usize..(b.begin + b.len) as usize;
                     if piece.get(range.clone()).is_none() {
-                        return Err("request outside the piece".into());
+                        let e = std::io::Error::other("the piece is shorter than its layout");
+                        return Err(PeerError::io(format!("read piece {}", b.index), e));
                     }
                     if let Some(l) = &torrent.limiter {
                         let wait = l.take(range.len() as u64);
@@ -205,7 +205,7 @@ async fn write_loop(
                 }
                 Out::Close(why) => {
                     let _ = out.flush(&mut sock).await;
-                    return Err(why);
+                    return Err(PeerError::Closed(why));
                 }
             }
             if out.len() >= WRITE_BUF {
@@ -219,6 +219,6 @@ async fn write_loop(
     result
 }
 
-fn write_error(e: std::io::Error) -> String {
-    format!("write: {e}")
+fn write_error(e: std::io::Error) -> PeerError {
+    PeerError::io("write", e)
 }

@@ -1,8 +1,8 @@
 //! The peers a torrent may call: addresses from the tracker (or the command line), each with
 //! its state and a backoff so that a dead peer is retried less and less often.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// First retry delay after a failed or ended connection; doubles per failure.
@@ -26,10 +26,25 @@ struct Known {
     next_try: Instant,
 }
 
-/// Addresses to call, with backoff.
+/// Most banned IP addresses remembered per torrent.
+const MAX_BANNED_IPS: usize = 10_000;
+
+/// Who a ban covers: every port of `addr`'s IP address except the `spared` addresses, peers at
+/// the same IP known to be honest (a NAT, or the loopback demo where every peer is 127.0.0.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    /// The address that sent bad data.
+    pub addr: SocketAddr,
+    /// Addresses at the same IP that stay allowed.
+    pub spared: Vec<SocketAddr>,
+}
+
+/// Addresses to call, with backoff, and the bans that also refuse incoming connections.
 #[derive(Debug, Default)]
 pub struct Dialer {
     known: HashMap<SocketAddr, Known>,
+    /// Banned IP addresses, each with the addresses it spares.
+    banned_ips: HashMap<IpAddr, HashSet<SocketAddr>>,
 }
 
 impl Dialer {
@@ -45,18 +60,36 @@ impl Dialer {
         });
     }
 
-    /// Never call this address again (bad data, or it is ourselves).
-    pub fn ban(&mut self, addr: SocketAddr) {
-        if let Some(k) = self.known.get_mut(&addr) {
-            k.state = State::Banned;
+    /// Never call this address again, nor accept it (it is ourselves).
+    pub fn ban_addr(&mut self, addr: SocketAddr) {
+        let k = self.known.entry(addr).or_insert(Known {
+            state: State::Banned,
+            fails: 0,
+            next_try: Instant::now(),
+        });
+        k.state = State::Banned;
+    }
+
+    /// Never call or accept the ban's IP again, except the addresses it spares.
+    pub fn ban(&mut self, ban: Ban) {
+        self.ban_addr(ban.addr);
+        if self.banned_ips.len() < MAX_BANNED_IPS {
+            let spared = self.banned_ips.entry(ban.addr.ip()).or_default();
+            spared.extend(ban.spared.into_iter().filter(|a| *a != ban.addr));
         }
     }
 
-    /// Whether an address is banned.
+    /// Whether an address is banned (by itself or by its IP).
     pub fn is_banned(&self, addr: SocketAddr) -> bool {
-        self.known
-            .get(&addr)
-            .is_some_and(|k| k.state == State::Banned)
+        let by_ip = self
+            .banned_ips
+            .get(&addr.ip())
+            .is_some_and(|spared| !spared.contains(&addr));
+        by_ip
+            || self
+                .known
+                .get(&addr)
+                .is_some_and(|k| k.state == State::Banned)
     }
 
     /// Addresses due for a call, at most `limit`; they are marked busy until [`Dialer::finished`].
@@ -64,7 +97,7 @@ impl Dialer {
         let mut out: Vec<SocketAddr> = self
             .known
             .iter()
-            .filter(|(_, k)| k.state == State::Idle && k.next_try <= now)
+            .filter(|(a, k)| k.state == State::Idle && k.next_try <= now && !self.is_banned(**a))
             .map(|(a, _)| *a)
             .collect();
         out.sort();
@@ -125,9 +158,21 @@ mod tests {
             d.due(t0 + Duration::from_secs(11), 5).is_empty(),
             "20 s after two failures"
         );
-        d.ban(b);
+        d.ban(Ban {
+            addr: b,
+            spared: vec![a],
+        });
         d.finished(b, true, t0);
         assert!(d.is_banned(b));
+        assert!(!d.is_banned(a), "a spared address at the same IP");
+        assert!(
+            d.is_banned("127.0.0.1:2000".parse().unwrap()),
+            "any other port of the IP"
+        );
+        assert!(
+            !d.is_banned("127.0.0.2:2000".parse().unwrap()),
+            "another IP"
+        );
         assert!(d
             .due(t0 + Duration::from_secs(1000), 5)
             .iter()

@@ -7,15 +7,16 @@ pub mod announce;
 pub mod cache;
 pub mod connection;
 pub mod dialer;
+pub mod error;
 pub mod hashing;
-pub mod outbox;
-pub mod peer;
-pub mod picker;
+pub(crate) mod outbox;
+pub(crate) mod picker;
 pub mod ratelimit;
 pub mod session;
+pub mod state;
 pub mod storage;
 pub mod torrent;
-pub mod verifier;
+pub(crate) mod verifier;
 
 use std::time::Duration;
 

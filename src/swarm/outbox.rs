@@ -33,11 +33,6 @@ impl Outbox {
         self.len
     }
 
-    /// Nothing queued.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Queue a copy of `bytes`.
     pub fn push_small(&mut self, bytes: &[u8]) {
         let start = self.small.len();
@@ -171,7 +166,7 @@ mod tests {
             };
             crate::rt::block_on(o.flush(&mut w)).unwrap();
             assert_eq!(w.got, want, "step {step}");
-            assert!(o.is_empty());
+            assert_eq!(o.len(), 0);
         }
     }
 }

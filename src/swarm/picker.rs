@@ -13,8 +13,7 @@ use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::{Layout, BLOCK};
 use crate::proto::wire::BlockRef;
 
-/// A connection's key inside one torrent.
-pub type PeerKey = u64;
+pub use super::state::PeerKey;
 
 /// Most peers that may hold a request for the same block (in endgame).
 const MAX_HOLDERS: usize = 2;
@@ -39,7 +38,11 @@ struct Partial {
     blocks: Vec<Block>,
     received: u32,
     buf: Vec<u8>,
-    contributors: Vec<PeerKey>,
+    /// Who sent each block (0 until it arrives).
+    senders: Vec<PeerKey>,
+    /// This piece failed its check before: it must come whole from one peer this time, so
+    /// that the result tells who sent what (see `TorrentState`'s blame).
+    single_source: bool,
 }
 
 /// What happened to a received block.
@@ -57,8 +60,9 @@ pub enum BlockOutcome {
         cancel: Vec<PeerKey>,
         /// The whole piece.
         data: Vec<u8>,
-        /// Every peer that sent part of it (to blame if the hash fails).
-        contributors: Vec<PeerKey>,
+        /// Who sent each block, in block order (for the credit, and the blame if the hash
+        /// check fails).
+        senders: Vec<PeerKey>,
     },
     /// Not something we asked this peer for (or already have): ignored.
     Unrequested,
@@ -75,9 +79,14 @@ pub struct Picker {
     partial: HashMap<u32, Partial>,
     /// The keys of `partial`, as bits: the rarest-first scan tests every piece.
     started: Bitfield,
-    /// Peers that sent bad data for a piece: asked for it again only if nobody else has it.
+    /// Peers that sent data for a piece that failed: asked for it again only if somebody else
+    /// may have it.
     avoid: HashMap<u32, Vec<PeerKey>>,
+    /// Pieces that failed their check: the next copy comes whole from one peer.
+    single_source: Bitfield,
     spare_buffers: Vec<Vec<u8>>,
+    /// Requests in flight per peer (the count of its keys in the blocks' `Requested` lists).
+    inflight: HashMap<PeerKey, usize>,
 }
 
 impl Picker {
@@ -91,8 +100,10 @@ impl Picker {
             partial: HashMap::new(),
             started: Bitfield::new(n),
             avoid: HashMap::new(),
+            single_source: Bitfield::new(n),
             have,
             spare_buffers: Vec::new(),
+            inflight: HashMap::new(),
         }
     }
 
@@ -207,9 +218,12 @@ impl Picker {
         if self.avoid.is_empty() {
             return false;
         }
-        let listed = self.avoid.get(&i).is_some_and(|v| v.contains(&peer));
-        // Only avoid while someone else could serve it.
-        listed && self.availability[i as usize] > 1
+        let Some(list) = self.avoid.get(&i) else {
+            return false;
+        };
+        // Only avoid while someone else may serve it: when every peer that has the piece is
+        // listed, waiting for another would stall the download.
+        list.contains(&peer) && self.availability[i as usize] as usize > list.len()
     }
 
     /// Free blocks of started pieces whose owner passes `whose`, most complete pieces first.
@@ -225,7 +239,12 @@ impl Picker {
         let mut started: Vec<(u32, u32)> = self
             .partial
             .iter()
-            .filter(|(i, p)| whose(p.owner) && bits.get(**i as usize) && !self.avoided(**i, peer))
+            .filter(|(i, p)| {
+                whose(p.owner)
+                    && !(p.single_source && p.owner.is_some_and(|o| o != peer))
+                    && bits.get(**i as usize)
+                    && !self.avoided(**i, peer)
+            })
             .map(|(i, p)| (*i, p.received))
             .collect();
         started.sort_by_key(|&(i, received)| (std::cmp::Reverse(received), i));
@@ -243,7 +262,8 @@ impl Picker {
         // piece is hashed, so zeroing it again would only cost time.
         let mut buf = self.spare_buffers.pop().unwrap_or_default();
         buf.resize(size, 0);
-        let blocks = vec![Block::Free; self.layout.block_count(i as usize) as usize];
+        let count = self.layout.block_count(i as usize) as usize;
+        let blocks = vec![Block::Free; count];
         self.started.set(i as usize);
         self.partial.insert(
             i,
@@ -252,7 +272,8 @@ impl Picker {
                 blocks,
                 received: 0,
                 buf,
-                contributors: Vec::new(),
+                senders: vec![0; count],
+                single_source: self.single_source.get(i as usize),
             },
         );
     }
@@ -290,6 +311,7 @@ impl Picker {
                 picked.push(b);
             }
         }
+        *self.inflight.entry(peer).or_default() += picked.len();
         for b in picked {
             out.push(self.block_ref(i, b));
         }
@@ -335,7 +357,7 @@ impl Picker {
     ) {
         let mut picks = Vec::new();
         for (&i, p) in self.partial.iter_mut() {
-            if !bits.get(i as usize) {
+            if !bits.get(i as usize) || p.single_source {
                 continue;
             }
             for (b, state) in p.blocks.iter_mut().enumerate() {
@@ -351,6 +373,7 @@ impl Picker {
                 }
             }
         }
+        *self.inflight.entry(peer).or_default() += picks.len();
         for (i, b) in picks {
             out.push(self.block_ref(i, b));
         }
@@ -366,30 +389,47 @@ impl Picker {
         }
         let b = (begin / BLOCK) as usize;
         let expected = self.layout.block_size(index as usize, b as u32) as usize;
-        let cancel = match p.blocks.get(b) {
+        let cancel: Vec<PeerKey> = match p.blocks.get(b) {
             Some(Block::Requested { by, .. }) if by.contains(&peer) && data.len() == expected => {
-                by.iter().copied().filter(|&k| k != peer).collect()
+                by.clone()
             }
             _ => return BlockOutcome::Unrequested,
         };
         p.buf[begin as usize..begin as usize + expected].copy_from_slice(data);
         p.blocks[b] = Block::Received;
         p.received += 1;
-        if !p.contributors.contains(&peer) {
-            p.contributors.push(peer);
+        p.senders[b] = peer;
+        let complete = p.received as usize == p.blocks.len();
+        for k in &cancel {
+            self.uncount(*k, 1);
         }
-        if p.received as usize == p.blocks.len() {
+        let cancel: Vec<PeerKey> = cancel.into_iter().filter(|&k| k != peer).collect();
+        if complete {
             let p = self.partial.remove(&index).expect("present");
             self.started.clear(index as usize);
             self.verifying.set(index as usize);
             BlockOutcome::Complete {
                 cancel,
                 data: p.buf,
-                contributors: p.contributors,
+                senders: p.senders,
             }
         } else {
             BlockOutcome::Stored { cancel }
         }
+    }
+
+    fn uncount(&mut self, peer: PeerKey, n: usize) {
+        if let Some(c) = self.inflight.get_mut(&peer) {
+            *c = c.saturating_sub(n);
+            if *c == 0 {
+                self.inflight.remove(&peer);
+            }
+        }
+    }
+
+    /// Requests in flight to `peer`.
+    pub fn inflight(&self, peer: PeerKey) -> usize {
+        self.inflight.get(&peer).copied().unwrap_or(0)
     }
 
     /// The hash check of piece `i` passed. `buf` may be given back for reuse.
@@ -397,12 +437,15 @@ impl Picker {
         self.verifying.clear(i);
         self.have.set(i);
         self.avoid.remove(&(i as u32));
+        self.single_source.clear(i);
         self.recycle(buf);
     }
 
-    /// The hash check of piece `i` failed: fetch it again, avoiding `culprits` when possible.
+    /// The hash check of piece `i` failed: fetch it again, whole from one peer, avoiding
+    /// `culprits` when possible.
     pub fn on_failed(&mut self, i: usize, culprits: &[PeerKey], buf: Option<Vec<u8>>) {
         self.verifying.clear(i);
+        self.single_source.set(i);
         let list = self.avoid.entry(i as u32).or_default();
         for c in culprits {
             if !list.contains(c) {
@@ -424,25 +467,20 @@ impl Picker {
 
     /// Give back every request held by `peer` (it choked us or left).
     pub fn release_peer(&mut self, peer: PeerKey) {
+        if self.inflight.remove(&peer).is_none() && !self.owns_any(peer) {
+            return;
+        }
         for p in self.partial.values_mut() {
             if p.owner == Some(peer) {
                 p.owner = None;
-            }
-            for state in p.blocks.iter_mut() {
-                if let Block::Requested { by, .. } = state {
-                    by.retain(|&k| k != peer);
-                    if by.is_empty() {
-                        *state = Block::Free;
-                    }
+                if p.single_source && p.received > 0 {
+                    // Its blocks cannot be mixed with another peer's: start the piece over.
+                    p.received = 0;
+                    p.senders.iter_mut().for_each(|s| *s = 0);
+                    p.blocks.iter_mut().for_each(|b| *b = Block::Free);
                 }
             }
-        }
-    }
-
-    /// Give back one request (the peer rejected or we cancelled it).
-    pub fn release(&mut self, peer: PeerKey, block: BlockRef) {
-        if let Some(p) = self.partial.get_mut(&block.index) {
-            if let Some(state) = p.blocks.get_mut((block.begin / BLOCK) as usize) {
+            for state in p.blocks.iter_mut() {
                 if let Block::Requested { by, .. } = state {
                     by.retain(|&k| k != peer);
                     if by.is_empty() {
@@ -469,14 +507,16 @@ impl Picker {
                 }
             }
         }
+        for (k, _) in &out {
+            self.uncount(*k, 1);
+        }
         out.into_iter()
             .map(|(k, (i, b))| (k, self.block_ref(i, b)))
             .collect()
     }
 
-    /// Number of pieces started but not complete.
-    pub fn partial_count(&self) -> usize {
-        self.partial.len()
+    fn owns_any(&self, peer: PeerKey) -> bool {
+        self.partial.values().any(|p| p.owner == Some(peer))
     }
 }
 
@@ -537,14 +577,14 @@ mod tests {
         let complete: Vec<_> = outcomes
             .into_iter()
             .filter_map(|o| match o {
-                BlockOutcome::Complete {
-                    data, contributors, ..
-                } => Some((data.len(), contributors)),
+                BlockOutcome::Complete { data, senders, .. } => Some((data.len(), senders)),
                 _ => None,
             })
             .collect();
         assert_eq!(complete.len(), 4);
-        assert!(complete.iter().all(|(_, c)| c == &vec![1]));
+        assert!(complete
+            .iter()
+            .all(|(_, c)| c.iter().all(|&k| k == 1) && !c.is_empty()));
         assert!(p.pick(1, &all, 10, now).is_empty(), "all pieces verifying");
         for i in 0..3 {
             p.on_verified(i, None);
@@ -604,10 +644,16 @@ mod tests {
         let b = p.pick(2, &all, 5, now);
         assert_eq!(b, a, "endgame: the same block from a second peer");
         assert!(p.pick(3, &all, 5, now).is_empty(), "at most two holders");
+        assert_eq!((p.inflight(1), p.inflight(2)), (1, 1));
         match p.on_block(2, b[0].index, 0, &vec![1; BLOCK as usize]) {
             BlockOutcome::Complete { cancel, .. } => assert_eq!(cancel, vec![1]),
             other => panic!("{other:?}"),
         }
+        assert_eq!(
+            (p.inflight(1), p.inflight(2)),
+            (0, 0),
+            "both requests settled"
+        );
         // release and expiry
         let mut p = Picker::new(
             Layout::new(BLOCK as u64, [BLOCK as u64]).unwrap(),
@@ -615,10 +661,17 @@ mod tests {
         );
         p.add_peer_pieces(&all);
         let a = p.pick(1, &all, 5, now);
+        assert_eq!(p.inflight(1), 1);
         p.release_peer(1);
+        assert_eq!(p.inflight(1), 0);
         assert_eq!(p.pick(2, &all, 5, now), a);
         let expired = p.expire(now + Duration::from_secs(60), Duration::from_secs(30));
         assert_eq!(expired, vec![(2, a[0])]);
+        assert_eq!(
+            p.inflight(2),
+            0,
+            "an expired request is no longer in flight"
+        );
         assert_eq!(p.pick(3, &all, 5, now), a);
     }
 

@@ -13,12 +13,14 @@ use anyhow::{Context, Result};
 use rand::Rng;
 
 use super::connection;
+use super::error::PeerError;
 use super::hashing::hash_pieces;
 use super::ratelimit::RateLimiter;
 use super::storage::{Access, Storage};
 use super::torrent::Torrent;
 use super::EngineConfig;
 use crate::proto::bitfield::Bitfield;
+use crate::proto::ids::{InfoHash, PeerId};
 use crate::proto::metainfo::Metainfo;
 use crate::ui::Progress;
 
@@ -28,7 +30,7 @@ pub const PEER_ID_PREFIX: &[u8; 8] = b"-BT0001-";
 const MAX_PENDING_HANDSHAKES: usize = 64;
 
 /// A fresh peer id: `-BT0001-` and 12 random printable bytes.
-pub fn new_peer_id() -> [u8; 20] {
+pub fn new_peer_id() -> PeerId {
     const CHARS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut id = [0u8; 20];
     id[..8].copy_from_slice(PEER_ID_PREFIX);
@@ -36,7 +38,7 @@ pub fn new_peer_id() -> [u8; 20] {
     for b in &mut id[8..] {
         *b = CHARS[rng.gen_range(0..CHARS.len())];
     }
-    id
+    PeerId(id)
 }
 
 /// Hash what is on disk for `meta` under `folder`: the pieces already there and correct.
@@ -65,12 +67,12 @@ pub fn check_existing(meta: &Metainfo, folder: &Path) -> Bitfield {
 /// The engine: a listener and the torrents behind it.
 pub struct Session {
     /// Our peer id (one per process).
-    pub peer_id: [u8; 20],
+    pub peer_id: PeerId,
     /// The address we listen on.
     pub listen: SocketAddr,
     /// Tunables.
     pub config: EngineConfig,
-    torrents: Mutex<HashMap<[u8; 20], Arc<Torrent>>>,
+    torrents: Mutex<HashMap<InfoHash, Arc<Torrent>>>,
     pending: AtomicUsize,
     limiter: Option<Arc<RateLimiter>>,
 }
@@ -139,7 +141,7 @@ impl Session {
             .collect()
     }
 
-    fn find(&self, info_hash: &[u8; 20]) -> Option<Arc<Torrent>> {
+    fn find(&self, info_hash: &InfoHash) -> Option<Arc<Torrent>> {
         self.torrents
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -179,13 +181,13 @@ impl Session {
         self: Arc<Self>,
         mut stream: TcpStream,
         addr: SocketAddr,
-    ) -> Result<(), String> {
+    ) -> Result<(), PeerError> {
         let hs = connection::read_handshake(&mut stream).await;
         self.pending.fetch_sub(1, Ordering::SeqCst);
         let hs = hs?;
         let torrent = self
-            .find(&hs.info_hash)
-            .ok_or("handshake for a torrent we do not serve")?;
+            .find(&InfoHash(hs.info_hash))
+            .ok_or(PeerError::UnknownTorrent)?;
         connection::incoming(torrent, stream, addr, hs)
             .await
             .map(|_| ())
@@ -217,8 +219,11 @@ pub fn dial_due(torrent: &Arc<Torrent>) {
             let useful = matches!(result, Ok(d) if d > Duration::from_secs(10)) && !seed_pair;
             if let Err(e) = &result {
                 log::debug!("{addr}: {e}");
-                if e.contains("ourselves") {
-                    t.dialer.lock().unwrap_or_else(|e| e.into_inner()).ban(addr);
+                if matches!(e, PeerError::Ourselves) {
+                    t.dialer
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .ban_addr(addr);
                 }
             }
             t.dialer.lock().unwrap_or_else(|e| e.into_inner()).finished(

@@ -1,0 +1,643 @@
+//! One torrent's rules as a pure state machine: no channels, threads, files or clock of its own
+//! (the caller passes `now`), so every rule can be tested on plain values.
+//!
+//! **Events** (methods):
+//! - [`TorrentState::peer_connected`] / [`TorrentState::peer_gone`]: a handshake completed, a
+//!   connection ended;
+//! - [`TorrentState::on_message`]: a message from peer `k` (anything but `piece`);
+//! - [`TorrentState::on_block`]: a `piece` message (a block) from peer `k`;
+//! - [`TorrentState::fill`]: top up the requests in flight to `k` (after its messages);
+//! - [`TorrentState::take_request`] / [`TorrentState::on_uploaded`]: the writer is about to
+//!   send a block it was asked for, and sent it;
+//! - [`TorrentState::piece_checked`]: a verify-and-write job finished, with its
+//!   [`PieceOutcome`];
+//! - [`TorrentState::tick`]: about once a second (request timeouts, choking, idle peers);
+//! - [`TorrentState::fail`] / [`TorrentState::close_all`]: a fatal error, shutting down.
+//!
+//! **Actions** ([`Action`], taken with [`TorrentState::drain`]): send a message to `k`, serve a
+//! block to `k`, close `k` with a [`CloseReason`], verify (and then write) a piece, ban an
+//! address, the download completed, the torrent failed. The shell (`swarm::torrent`) carries
+//! them out and owns the sockets, threads and files.
+//!
+//! The [`Picker`] is the one record of which blocks are in flight, and from whom.
+
+mod blame;
+mod choke;
+mod peer;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+pub use blame::MAX_STRIKES;
+pub use peer::{PeerState, IDLE_TIMEOUT, INITIAL_QUEUE, KEEPALIVE, MAX_PEER_REQUESTS, MAX_QUEUE};
+
+use super::dialer::Ban;
+use super::error::{CloseReason, PeerError, Violation};
+use super::picker::{BlockOutcome, Picker};
+use crate::proto::bitfield::Bitfield;
+use crate::proto::ids::PeerId;
+use crate::proto::layout::Layout;
+use crate::proto::wire::{BlockRef, Message};
+
+/// A connection's key inside one torrent (never reused while the torrent lives).
+pub type PeerKey = u64;
+
+/// Requests in flight a serving peer may always have, however many peers share the buffers.
+const MIN_SHARE: usize = 16;
+/// Unrequested blocks tolerated (late answers to cancelled requests) before it is a flood.
+const MAX_UNREQUESTED: u32 = 64;
+
+/// The rules' tunables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Most connections.
+    pub max_peers: usize,
+    /// Peers we upload to at once (plus one optimistic unchoke); 0 unchokes every interested
+    /// peer, which is what a LAN wants.
+    pub upload_slots: usize,
+    /// A request unanswered this long is given to another peer.
+    pub request_timeout: Duration,
+}
+
+/// A message for one peer (the shell encodes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// Keep the connection open.
+    KeepAlive,
+    /// We stop serving you.
+    Choke,
+    /// We serve you.
+    Unchoke,
+    /// You have something we want.
+    Interested,
+    /// You have nothing we want.
+    NotInterested,
+    /// We have this piece now.
+    Have(u32),
+    /// Every piece we have (sent once, right after the handshake).
+    Bitfield(Vec<u8>),
+    /// Please send these blocks (one write for the batch).
+    Requests(Vec<BlockRef>),
+    /// Never mind this request.
+    Cancel(BlockRef),
+}
+
+/// What a verify-and-write job found.
+#[derive(Debug)]
+pub enum PieceOutcome {
+    /// The SHA-1 matched and the piece is on disk.
+    Verified,
+    /// The SHA-1 did not match; nothing was written.
+    HashMismatch,
+    /// The SHA-1 matched but the write failed.
+    WriteFailed(std::io::Error),
+}
+
+/// Something the shell must do.
+#[derive(Debug)]
+pub enum Action {
+    /// Send a message to a peer.
+    Send(PeerKey, Outgoing),
+    /// Read this block and send it to the peer (if it is still wanted then, see
+    /// [`TorrentState::take_request`]).
+    Serve(PeerKey, BlockRef),
+    /// Close a connection.
+    Close(PeerKey, CloseReason),
+    /// Check a complete piece's SHA-1 and, if it matches, write it; then report with
+    /// [`TorrentState::piece_checked`].
+    Verify {
+        /// The piece.
+        index: u32,
+        /// Its bytes (given back with the outcome, for reuse).
+        data: Vec<u8>,
+    },
+    /// Never call or accept this address (and its IP, with exceptions) again.
+    Ban(Ban),
+    /// Every piece is verified: make the files whole, tell the tracker, wake the watchers.
+    Completed,
+    /// The torrent cannot go on (see [`TorrentState::failure`]): wake the watchers.
+    Failed,
+}
+
+/// Byte counts of one peer address, kept after it leaves (for the summary).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerTotals {
+    /// Peer id as text.
+    pub client: String,
+    /// Payload bytes it sent that went into a piece (duplicates and unrequested blocks are not
+    /// counted: see `wasted` in the torrent's totals).
+    pub downloaded: u64,
+    /// Payload bytes we sent it.
+    pub uploaded: u64,
+    /// Pieces it sent bad data for.
+    pub strikes: u32,
+    /// Verified pieces credited to it: each piece to the one peer that sent most of its bytes,
+    /// so the counts of all peers add up to the pieces downloaded.
+    pub pieces: u32,
+}
+
+/// Whole-torrent byte counts, each counted once, here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Payload bytes received that went into a piece.
+    pub downloaded: u64,
+    /// Payload bytes received and thrown away: duplicates (endgame), blocks nobody asked for,
+    /// and pieces that failed their check.
+    pub wasted: u64,
+    /// Payload bytes sent.
+    pub uploaded: u64,
+    /// Pieces that failed their check.
+    pub bad_pieces: u32,
+    /// Pieces verified in this run.
+    pub verified: u32,
+}
+
+/// One torrent's rules and state (see the module doc).
+#[derive(Debug)]
+pub struct TorrentState {
+    layout: Layout,
+    limits: Limits,
+    picker: Picker,
+    peers: HashMap<PeerKey, PeerState>,
+    next_key: PeerKey,
+    history: HashMap<SocketAddr, PeerTotals>,
+    totals: Totals,
+    blame: blame::Blame,
+    first_block_at: Option<Instant>,
+    completed_at: Option<Instant>,
+    failure: Option<String>,
+    choke: choke::Choker,
+    actions: Vec<Action>,
+}
+
+impl TorrentState {
+    /// A torrent of `layout` whose verified pieces are `have`.
+    pub fn new(layout: Layout, have: Bitfield, limits: Limits, now: Instant) -> TorrentState {
+        TorrentState {
+            picker: Picker::new(layout.clone(), have),
+            layout,
+            limits,
+            peers: HashMap::new(),
+            next_key: 1,
+            history: HashMap::new(),
+            totals: Totals::default(),
+            blame: blame::Blame::default(),
+            first_block_at: None,
+            completed_at: None,
+            failure: None,
+            choke: choke::Choker::new(now),
+            actions: Vec::new(),
+        }
+    }
+
+    /// The actions produced since the last call, in order.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Action> {
+        self.actions.drain(..)
+    }
+
+    fn send(&mut self, k: PeerKey, msg: Outgoing, now: Instant) {
+        if let Some(p) = self.peers.get_mut(&k) {
+            p.last_sent = now;
+        }
+        self.actions.push(Action::Send(k, msg));
+    }
+
+    fn close(&mut self, k: PeerKey, why: CloseReason) {
+        if let Some(p) = self.peers.get_mut(&k) {
+            if !p.closing {
+                p.closing = true;
+                self.actions.push(Action::Close(k, why));
+            }
+        }
+    }
+
+    // ----- queries -----
+
+    /// Piece geometry.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Verified pieces.
+    pub fn have(&self) -> &Bitfield {
+        self.picker.have()
+    }
+
+    /// Every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.picker.is_complete()
+    }
+
+    /// Bytes still missing.
+    pub fn left(&self) -> u64 {
+        self.layout.total_length() - self.picker.bytes_have()
+    }
+
+    /// Byte and piece counts.
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    /// A live connection.
+    pub fn peer(&self, k: PeerKey) -> Option<&PeerState> {
+        self.peers.get(&k)
+    }
+
+    /// Every live connection.
+    pub fn peers(&self) -> impl Iterator<Item = (PeerKey, &PeerState)> {
+        self.peers.iter().map(|(k, p)| (*k, p))
+    }
+
+    /// Requests in flight to `k`.
+    pub fn inflight(&self, k: PeerKey) -> usize {
+        self.picker.inflight(k)
+    }
+
+    /// Totals of every peer address ever connected.
+    pub fn history(&self) -> &HashMap<SocketAddr, PeerTotals> {
+        &self.history
+    }
+
+    /// When the first block of this run arrived.
+    pub fn first_block_at(&self) -> Option<Instant> {
+        self.first_block_at
+    }
+
+    /// When the last piece was verified (this run).
+    pub fn completed_at(&self) -> Option<Instant> {
+        self.completed_at
+    }
+
+    /// The fatal error, if any.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// Blocks the piece buffers hold at most.
+    pub fn buffer_blocks(&self) -> usize {
+        self.picker.buffer_blocks()
+    }
+
+    // ----- events -----
+
+    /// A connection completed its handshake with `peer_id` at `addr`. Refuses ourselves (the
+    /// caller compares ids), a second connection to the same address, and connections past the
+    /// limit. On success our bitfield is queued for it.
+    pub fn peer_connected(
+        &mut self,
+        addr: SocketAddr,
+        peer_id: PeerId,
+        incoming: bool,
+        now: Instant,
+    ) -> Result<PeerKey, PeerError> {
+        // Peers are told apart by address: a peer id is the peer's own claim, and anyone who
+        // saw a seeder's handshake can present its id.
+        if self.peers.values().any(|p| p.addr == addr) {
+            return Err(PeerError::Duplicate(addr));
+        }
+        if self.peers.len() >= self.limits.max_peers {
+            return Err(PeerError::PeerLimit(self.limits.max_peers));
+        }
+        let key = self.next_key;
+        self.next_key += 1;
+        let pieces = self.layout.piece_count();
+        self.peers
+            .insert(key, PeerState::new(addr, peer_id, incoming, pieces, now));
+        self.history.entry(addr).or_default().client = peer_id.text();
+        if self.picker.have().count() > 0 {
+            let bits = self.picker.have().as_bytes().to_vec();
+            self.send(key, Outgoing::Bitfield(bits), now);
+        }
+        Ok(key)
+    }
+
+    /// A connection ended: its requests go to the others, its pieces leave the availability.
+    pub fn peer_gone(&mut self, k: PeerKey, now: Instant) {
+        let Some(p) = self.peers.remove(&k) else {
+            return;
+        };
+        self.picker.remove_peer_pieces(&p.bits);
+        self.picker.release_peer(k);
+        if self.choke.forget(k) || !p.am_choking {
+            self.unchoke_free_slots(now);
+        }
+        // Its blocks are free again: let the others pick them up now, not at the next tick.
+        self.fill_all(now);
+    }
+
+    /// A message from `k` (anything but `piece`: see [`TorrentState::on_block`]).
+    pub fn on_message(&mut self, k: PeerKey, msg: Message<'_>, now: Instant) {
+        let pieces = self.layout.piece_count();
+        let Some(p) = self.peers.get_mut(&k) else {
+            return;
+        };
+        p.last_heard = now;
+        match msg {
+            Message::KeepAlive | Message::Unknown(_) => {}
+            Message::Choke => {
+                p.peer_choking = true;
+                // Without the fast extension a choke discards our pending requests.
+                self.picker.release_peer(k);
+            }
+            Message::Unchoke => {
+                p.peer_choking = false;
+                self.fill(k, now);
+            }
+            Message::Interested => {
+                p.peer_interested = true;
+                self.unchoke_free_slots(now);
+            }
+            Message::NotInterested => {
+                p.peer_interested = false;
+                if !p.am_choking && self.limits.upload_slots > 0 {
+                    // Its slot goes to a peer that wants it.
+                    p.am_choking = true;
+                    p.their_requests.clear();
+                    self.send(k, Outgoing::Choke, now);
+                    self.unchoke_free_slots(now);
+                }
+            }
+            Message::Have(i) => {
+                if i as usize >= pieces {
+                    let v = Violation::HaveOutOfRange { index: i, pieces };
+                    return self.close(k, v.into());
+                }
+                if p.bits.set(i as usize) {
+                    self.picker.add_have(i as usize);
+                }
+                if p.bits.is_full() && self.picker.is_complete() {
+                    return self.close(k, CloseReason::BothSeeds);
+                }
+                if !p.am_interested && self.picker.wants(i as usize) {
+                    p.am_interested = true;
+                    self.send(k, Outgoing::Interested, now);
+                }
+                self.fill(k, now);
+            }
+            Message::Bitfield(bytes) => {
+                let bits = match Bitfield::from_bytes(bytes, pieces) {
+                    Ok(b) => b,
+                    Err(e) => return self.close(k, Violation::from(e).into()),
+                };
+                self.picker.remove_peer_pieces(&p.bits);
+                self.picker.add_peer_pieces(&bits);
+                p.bits = bits;
+                if p.bits.is_full() && self.picker.is_complete() {
+                    return self.close(k, CloseReason::BothSeeds);
+                }
+                if !p.am_interested && self.picker.interesting(&p.bits) {
+                    p.am_interested = true;
+                    self.send(k, Outgoing::Interested, now);
+                }
+                self.fill(k, now);
+            }
+            Message::Request(b) => {
+                if p.am_choking {
+                    return; // BEP 3: requests while choked are ignored
+                }
+                if !self.layout.contains(b.index as usize, b.begin, b.len) {
+                    return self.close(k, Violation::RequestOutside(b).into());
+                }
+                if !self.picker.have().get(b.index as usize) {
+                    return self.close(k, Violation::RequestMissing(b.index).into());
+                }
+                if p.their_requests.len() >= MAX_PEER_REQUESTS {
+                    return self.close(k, Violation::RequestFlood(MAX_PEER_REQUESTS).into());
+                }
+                p.their_requests.push_back(b);
+                p.last_sent = now;
+                self.actions.push(Action::Serve(k, b));
+            }
+            Message::Cancel(b) => {
+                if let Some(pos) = p.their_requests.iter().position(|r| *r == b) {
+                    p.their_requests.remove(pos);
+                }
+            }
+            Message::Piece { index, begin, data } => self.on_block(k, index, begin, data, now),
+        }
+    }
+
+    /// A block arrived from `k`: copied into its piece; a complete piece is sent to be verified.
+    pub fn on_block(&mut self, k: PeerKey, index: u32, begin: u32, data: &[u8], now: Instant) {
+        let Some(p) = self.peers.get_mut(&k) else {
+            return;
+        };
+        p.last_heard = now;
+        let len = data.len() as u64;
+        let block = BlockRef {
+            index,
+            begin,
+            len: data.len() as u32,
+        };
+        let (cancel, complete) = match self.picker.on_block(k, index, begin, data) {
+            BlockOutcome::Unrequested => {
+                // Cancelled, timed-out or endgame-duplicate requests may still arrive; a stream
+                // of blocks nobody asked for is an attack on our bandwidth.
+                self.totals.wasted += len;
+                p.unrequested += 1;
+                if p.unrequested > MAX_UNREQUESTED && p.unrequested > p.blocks_received {
+                    let n = p.unrequested;
+                    self.close(k, Violation::Unrequested(n).into());
+                }
+                return;
+            }
+            BlockOutcome::Stored { cancel } => (cancel, None),
+            BlockOutcome::Complete {
+                cancel,
+                data,
+                senders,
+            } => (cancel, Some((data, senders))),
+        };
+        p.downloaded += len;
+        p.blocks_received += 1;
+        p.queue_target = (p.queue_target + 1).min(MAX_QUEUE);
+        let addr = p.addr;
+        self.totals.downloaded += len;
+        self.first_block_at.get_or_insert(now);
+        self.history.entry(addr).or_default().downloaded += len;
+        for other in cancel {
+            self.send(other, Outgoing::Cancel(block), now);
+        }
+        if let Some((data, senders)) = complete {
+            self.note_senders(index, &senders);
+            self.actions.push(Action::Verify { index, data });
+        }
+    }
+
+    /// A verify-and-write job for piece `index` finished. `data` is its buffer, given back.
+    pub fn piece_checked(
+        &mut self,
+        index: u32,
+        outcome: PieceOutcome,
+        data: Vec<u8>,
+        now: Instant,
+    ) {
+        match outcome {
+            PieceOutcome::WriteFailed(e) => {
+                self.blame_failed(index, &[]);
+                self.picker.on_failed(index as usize, &[], Some(data));
+                self.fail(format!("cannot write piece {index}: {e}"));
+            }
+            PieceOutcome::HashMismatch => {
+                self.totals.bad_pieces += 1;
+                self.totals.wasted += data.len() as u64;
+                self.totals.downloaded -= (data.len() as u64).min(self.totals.downloaded);
+                let senders = self.blame_failed(index, &data);
+                self.picker.on_failed(index as usize, &senders, Some(data));
+                // The piece is wanted again: peers we lost interest in may have it.
+                self.refresh_interest(now);
+                self.fill_all(now);
+            }
+            PieceOutcome::Verified => {
+                self.blame_verified(index, &data);
+                self.picker.on_verified(index as usize, Some(data));
+                self.totals.verified += 1;
+                for k in self.peers.keys().copied().collect::<Vec<_>>() {
+                    self.send(k, Outgoing::Have(index), now);
+                }
+                if self.picker.is_complete() {
+                    self.on_complete(now);
+                } else {
+                    // A verified piece frees a buffer: peers held back by the buffer bound may
+                    // ask for more now, not at the next tick.
+                    self.fill_all(now);
+                }
+            }
+        }
+    }
+
+    /// Say `interested` to every peer that has a piece we want and has not heard it.
+    fn refresh_interest(&mut self, now: Instant) {
+        let keys: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.am_interested && !p.closing && self.picker.interesting(&p.bits))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            self.peers.get_mut(&k).expect("listed").am_interested = true;
+            self.send(k, Outgoing::Interested, now);
+        }
+    }
+
+    fn on_complete(&mut self, now: Instant) {
+        self.completed_at = Some(now);
+        self.actions.push(Action::Completed);
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in keys {
+            let p = &self.peers[&k];
+            let (interested, seed) = (p.am_interested, p.bits.is_full());
+            if seed {
+                self.close(k, CloseReason::BothSeeds);
+            } else if interested {
+                self.peers.get_mut(&k).expect("listed").am_interested = false;
+                self.send(k, Outgoing::NotInterested, now);
+            }
+        }
+    }
+
+    /// Top up the requests in flight to `k`.
+    pub fn fill(&mut self, k: PeerKey, now: Instant) {
+        let Some(p) = self.peers.get(&k) else { return };
+        if p.peer_choking || !p.am_interested || p.closing {
+            return;
+        }
+        // The piece buffers are shared fairly among the peers serving us: with the first peer
+        // to ask holding requests for all of them, a second seeder would wait on the first
+        // one's pace (two upload-capped seeders gave 1.14x one).
+        let serving = self
+            .peers
+            .values()
+            .filter(|q| !q.peer_choking && q.am_interested)
+            .count();
+        let share = (self.picker.buffer_blocks() / serving.max(1)).max(MIN_SHARE);
+        let inflight = self.picker.inflight(k);
+        let want = p.queue_target.min(share).saturating_sub(inflight);
+        // Ask in batches: one pick and one write per several blocks.
+        if want < 4.min(p.queue_target) {
+            return;
+        }
+        let picks = self.picker.pick(k, &p.bits, want, now);
+        if picks.is_empty() {
+            if inflight == 0 && !self.picker.interesting(&p.bits) {
+                self.peers.get_mut(&k).expect("checked").am_interested = false;
+                self.send(k, Outgoing::NotInterested, now);
+            }
+            return;
+        }
+        self.send(k, Outgoing::Requests(picks), now);
+    }
+
+    /// Top up every peer.
+    pub fn fill_all(&mut self, now: Instant) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in keys {
+            self.fill(k, now);
+        }
+    }
+
+    /// The writer is about to send block `b` to `k`: whether it is still wanted (not cancelled,
+    /// not dropped by a choke). Takes it off `k`'s queue.
+    pub fn take_request(&mut self, k: PeerKey, b: BlockRef) -> bool {
+        let Some(p) = self.peers.get_mut(&k) else {
+            return false;
+        };
+        match p.their_requests.iter().position(|r| *r == b) {
+            Some(pos) => {
+                p.their_requests.remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `n` payload bytes were sent to `k`.
+    pub fn on_uploaded(&mut self, k: PeerKey, n: u64) {
+        self.totals.uploaded += n;
+        if let Some(p) = self.peers.get_mut(&k) {
+            p.uploaded += n;
+            self.history.entry(p.addr).or_default().uploaded += n;
+        }
+    }
+
+    /// Periodic work (about once a second): expire slow requests, choke and unchoke, close
+    /// silent peers and keep quiet ones alive, top up every peer.
+    pub fn tick(&mut self, now: Instant) {
+        for (k, b) in self.picker.expire(now, self.limits.request_timeout) {
+            if let Some(p) = self.peers.get_mut(&k) {
+                p.queue_target = (p.queue_target / 2).max(INITIAL_QUEUE);
+                self.send(k, Outgoing::Cancel(b), now);
+            }
+        }
+        self.rechoke(now);
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in keys {
+            let p = &self.peers[&k];
+            if now.saturating_duration_since(p.last_heard) > IDLE_TIMEOUT {
+                self.close(k, CloseReason::Silent(IDLE_TIMEOUT));
+            } else if now.saturating_duration_since(p.last_sent) > KEEPALIVE {
+                self.send(k, Outgoing::KeepAlive, now);
+            }
+        }
+        self.fill_all(now);
+    }
+
+    /// Record a fatal error (the mode reports it and exits). The first one is kept.
+    pub fn fail(&mut self, why: String) {
+        if self.failure.is_none() {
+            self.failure = Some(why);
+            self.actions.push(Action::Failed);
+        }
+    }
+
+    /// Close every connection.
+    pub fn close_all(&mut self, why: CloseReason) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in keys {
+            self.close(k, why.clone());
+        }
+    }
+}
