@@ -11,5 +11,5 @@ pub mod library;
 pub mod modes;
 pub mod proto;
 pub mod rt;
-pub mod swarm;
+pub(crate) mod swarm;
 pub mod ui;

@@ -52,7 +52,7 @@ pub async fn outgoing(torrent: Arc<Torrent>, addr: SocketAddr) -> Result<Duratio
     if theirs.info_hash != torrent.info_hash().0 {
         return Err(PeerError::WrongTorrent);
     }
-    run(torrent, stream, addr, PeerId(theirs.peer_id), false).await
+    run(torrent, stream, addr, PeerId(theirs.peer_id)).await
 }
 
 /// Serve a connection that sent us `theirs` for `torrent`: answer the handshake and run.
@@ -63,7 +63,7 @@ pub async fn incoming(
     theirs: Handshake,
 ) -> Result<Duration, PeerError> {
     send_handshake(&torrent, &mut stream).await?;
-    run(torrent, stream, addr, PeerId(theirs.peer_id), true).await
+    run(torrent, stream, addr, PeerId(theirs.peer_id)).await
 }
 
 async fn send_handshake(torrent: &Torrent, stream: &mut TcpStream) -> Result<(), PeerError> {
@@ -81,11 +81,10 @@ async fn run(
     stream: TcpStream,
     addr: SocketAddr,
     peer_id: PeerId,
-    incoming: bool,
 ) -> Result<Duration, PeerError> {
     let _ = stream.set_nodelay(true);
     let (tx, rx) = unbounded();
-    let key = torrent.register(addr, peer_id, incoming, tx)?;
+    let key = torrent.register(addr, peer_id, tx)?;
     let started = Instant::now();
     log::info!("{addr}: connected ({peer_id})");
     let writer = crate::rt::spawn(write_loop(Arc::clone(&torrent), stream.clone(), rx, key));

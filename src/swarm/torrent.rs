@@ -204,7 +204,6 @@ impl Torrent {
         self: &Arc<Self>,
         addr: SocketAddr,
         peer_id: PeerId,
-        incoming: bool,
         tx: Sender<Out>,
     ) -> Result<PeerKey, PeerError> {
         if peer_id == self.peer_id {
@@ -221,7 +220,7 @@ impl Torrent {
         let mut inner = self.lock();
         let key = inner
             .state
-            .peer_connected(addr, peer_id, incoming, Instant::now())?;
+            .peer_connected(addr, peer_id, Instant::now())?;
         inner.links.insert(key, tx);
         self.carry_out(&mut inner, None);
         Ok(key)

@@ -31,7 +31,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-pub use blame::MAX_STRIKES;
 pub use peer::{PeerState, IDLE_TIMEOUT, INITIAL_QUEUE, KEEPALIVE, MAX_PEER_REQUESTS, MAX_QUEUE};
 
 use super::dialer::Ban;
@@ -216,11 +215,6 @@ impl TorrentState {
 
     // ----- queries -----
 
-    /// Piece geometry.
-    pub fn layout(&self) -> &Layout {
-        &self.layout
-    }
-
     /// Verified pieces.
     pub fn have(&self) -> &Bitfield {
         self.picker.have()
@@ -276,11 +270,6 @@ impl TorrentState {
         self.failure.as_deref()
     }
 
-    /// Blocks the piece buffers hold at most.
-    pub fn buffer_blocks(&self) -> usize {
-        self.picker.buffer_blocks()
-    }
-
     // ----- events -----
 
     /// A connection completed its handshake with `peer_id` at `addr`. Refuses ourselves (the
@@ -290,7 +279,6 @@ impl TorrentState {
         &mut self,
         addr: SocketAddr,
         peer_id: PeerId,
-        incoming: bool,
         now: Instant,
     ) -> Result<PeerKey, PeerError> {
         // Peers are told apart by address: a peer id is the peer's own claim, and anyone who
@@ -305,7 +293,7 @@ impl TorrentState {
         self.next_key += 1;
         let pieces = self.layout.piece_count();
         self.peers
-            .insert(key, PeerState::new(addr, peer_id, incoming, pieces, now));
+            .insert(key, PeerState::new(addr, peer_id, pieces, now));
         self.history.entry(addr).or_default().client = peer_id.text();
         if self.picker.have().count() > 0 {
             let bits = self.picker.have().as_bytes().to_vec();

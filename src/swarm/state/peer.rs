@@ -28,8 +28,6 @@ pub struct PeerState {
     pub addr: SocketAddr,
     /// Remote peer id.
     pub peer_id: PeerId,
-    /// Whether they connected to us.
-    pub incoming: bool,
     /// Their pieces.
     pub bits: Bitfield,
     /// We refuse to serve them.
@@ -56,8 +54,6 @@ pub struct PeerState {
     pub downloaded_mark: u64,
     /// `uploaded` at the last choke round.
     pub uploaded_mark: u64,
-    /// When the connection was set up.
-    pub since: Instant,
     /// When a message from them last arrived (see [`IDLE_TIMEOUT`]).
     pub last_heard: Instant,
     /// When we last queued something for them (see [`KEEPALIVE`]).
@@ -71,14 +67,12 @@ impl PeerState {
     pub fn new(
         addr: SocketAddr,
         peer_id: PeerId,
-        incoming: bool,
         pieces: usize,
         now: Instant,
     ) -> PeerState {
         PeerState {
             addr,
             peer_id,
-            incoming,
             bits: Bitfield::new(pieces),
             am_choking: true,
             am_interested: false,
@@ -92,7 +86,6 @@ impl PeerState {
             blocks_received: 0,
             downloaded_mark: 0,
             uploaded_mark: 0,
-            since: now,
             last_heard: now,
             last_sent: now,
             closing: false,

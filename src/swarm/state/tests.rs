@@ -42,7 +42,7 @@ fn id(n: u16) -> PeerId {
 }
 
 fn connect(st: &mut TorrentState, n: u16, t: Instant) -> PeerKey {
-    let k = st.peer_connected(addr(n), id(n), false, t).unwrap();
+    let k = st.peer_connected(addr(n), id(n), t).unwrap();
     st.drain().for_each(drop);
     k
 }
@@ -50,7 +50,7 @@ fn connect(st: &mut TorrentState, n: u16, t: Instant) -> PeerKey {
 /// A peer with every piece that has unchoked us; returns its key and the blocks we asked of it.
 fn seeder(st: &mut TorrentState, n: u16, t: Instant) -> (PeerKey, Vec<BlockRef>) {
     let k = connect(st, n, t);
-    let full = Bitfield::full(st.layout().piece_count());
+    let full = Bitfield::full(st.layout.piece_count());
     st.on_message(k, Message::Bitfield(full.as_bytes()), t);
     st.on_message(k, Message::Unchoke, t);
     let asked = requests(&take(st), k);
@@ -305,7 +305,7 @@ fn the_piece_buffers_bound_and_are_shared() {
     st.fill(a, t); // the first to ask must not take every buffered block
     st.fill(b, t);
     take(&mut st);
-    let all = st.buffer_blocks();
+    let all = st.picker.buffer_blocks();
     assert_eq!(all, 512);
     assert_eq!(
         st.inflight(a) + st.inflight(b),
@@ -529,7 +529,7 @@ fn counts_add_up() {
         h[&addr(1)].downloaded + h[&addr(2)].downloaded,
         st.totals().downloaded
     );
-    assert_eq!(st.totals().downloaded, st.layout().total_length());
+    assert_eq!(st.totals().downloaded, st.layout.total_length());
     assert_eq!(st.totals().verified, 4);
 }
 
@@ -554,11 +554,11 @@ fn silent_peers_are_closed_and_quiet_ones_get_keep_alives() {
 fn peers_are_told_apart_by_address_not_id() {
     let t = Instant::now();
     let mut st = seeding(0, t);
-    st.peer_connected(addr(1), id(1), false, t).unwrap();
+    st.peer_connected(addr(1), id(1), t).unwrap();
     assert!(matches!(
-        st.peer_connected(addr(1), id(2), true, t),
+        st.peer_connected(addr(1), id(2), t),
         Err(PeerError::Duplicate(_))
     ));
     // Someone presenting the same peer id from another address is another connection.
-    assert!(st.peer_connected(addr(2), id(1), true, t).is_ok());
+    assert!(st.peer_connected(addr(2), id(1), t).is_ok());
 }
