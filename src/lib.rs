@@ -12,4 +12,5 @@ pub mod modes;
 pub mod proto;
 pub mod rt;
 pub(crate) mod swarm;
+pub mod sys;
 pub mod ui;

@@ -371,7 +371,7 @@ mod tests {
             Bitfield::full(1),
             crate::proto::ids::PeerId(*b"-BT0001-testtesttest"),
             EngineConfig::default(),
-            None,
+            crate::swarm::Shared::new(&EngineConfig::default()),
         )
     }
 

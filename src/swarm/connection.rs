@@ -179,17 +179,16 @@ async fn write_loop(
                     if !torrent.take_request(key, b) {
                         continue; // cancelled, or we choked them meanwhile
                     }
-                    let piece = torrent
-                        .piece_for_upload(b.index)
-                        .await
-                        .map_err(|e| PeerError::io(format!("read piece {}", b.index), e))?;
-                    // The state machine checked the request against the layout.
-                    let range = b.begin as usize..(b.begin + b.len) as usize;
-                    if piece.get(range.clone()).is_none() {
-                        let e = std::io::Error::other("the piece is shorter than its layout");
-                        return Err(PeerError::io(format!("read piece {}", b.index), e));
-                    }
-                    if let Some(l) = &torrent.limiter {
+                    // Our disk failing is no fault of the peer's: the piece is marked missing
+                    // and the connection goes on.
+                    let (piece, range) = match torrent.block_for_upload(b).await {
+                        Ok(x) => x,
+                        Err(e) => {
+                            torrent.piece_lost(b.index, &e);
+                            continue;
+                        }
+                    };
+                    if let Some(l) = &torrent.shared.limiter {
                         let wait = l.take(range.len() as u64);
                         // Sleep only once the debt is worth a quantum: a sleep per block sent
                         // the blocks one by one, and the receiver paid a wake-up for each.

@@ -18,7 +18,12 @@ pub mod storage;
 pub mod torrent;
 pub(crate) mod verifier;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use cache::UploadBudget;
+use ratelimit::RateLimiter;
 
 /// Engine tunables.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,5 +47,76 @@ impl Default for EngineConfig {
             request_timeout: Duration::from_secs(20),
             upload_limit: None,
         }
+    }
+}
+
+/// What every torrent of one process shares: the upload rate limit, the upload memory budget
+/// and the cap on connections.
+pub struct Shared {
+    /// The process-wide upload limit, if any.
+    pub limiter: Option<RateLimiter>,
+    /// Piece buffers for upload (see [`cache::UPLOAD_BUDGET`]).
+    pub upload: Arc<UploadBudget>,
+    /// Peer connections of all torrents together.
+    pub connections: ConnectionCap,
+}
+
+impl Shared {
+    /// The shared limits for `config`, the connection cap from the open-file limit.
+    pub fn new(config: &EngineConfig) -> Arc<Shared> {
+        Arc::new(Shared {
+            limiter: config.upload_limit.map(RateLimiter::new),
+            upload: UploadBudget::new(cache::UPLOAD_BUDGET),
+            connections: ConnectionCap::from_fd_limit(crate::sys::open_file_limit()),
+        })
+    }
+}
+
+/// A cap on live peer connections across all torrents, so that sockets never exhaust the
+/// open-file limit (which then failed `accept` and every file open alike).
+#[derive(Debug)]
+pub struct ConnectionCap {
+    limit: usize,
+    live: AtomicUsize,
+}
+
+/// Descriptors kept back from peer connections: files being read or written, the listening
+/// socket, tracker connections, handshakes under way.
+const FD_RESERVE: u64 = 128;
+
+impl ConnectionCap {
+    /// Half of what the open-file limit leaves after [`FD_RESERVE`] (the other half is for
+    /// the file pool), at least 8.
+    pub fn from_fd_limit(nofile: u64) -> ConnectionCap {
+        ConnectionCap::new((nofile.saturating_sub(FD_RESERVE) / 2).max(8) as usize)
+    }
+
+    /// A cap of `limit` connections.
+    pub fn new(limit: usize) -> ConnectionCap {
+        ConnectionCap {
+            limit,
+            live: AtomicUsize::new(0),
+        }
+    }
+
+    /// The cap.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Take a slot; false when all are taken.
+    pub fn try_take(&self) -> bool {
+        self.live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Give a slot back.
+    pub fn give_back(&self) {
+        let _ = self
+            .live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 }

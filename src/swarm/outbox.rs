@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use futures::io::{AsyncWrite, AsyncWriteExt};
 
+use super::cache::PieceBuf;
+
 /// Most slices given to one `writev` (Linux allows 1024).
 const MAX_SLICES: usize = 256;
 
@@ -16,7 +18,7 @@ enum Part {
     /// A range of `small`.
     Small(Range<usize>),
     /// A range of a piece.
-    Block(Arc<Vec<u8>>, Range<usize>),
+    Block(Arc<PieceBuf>, Range<usize>),
 }
 
 /// Queued output: small messages copied, blocks borrowed.
@@ -45,7 +47,7 @@ impl Outbox {
     }
 
     /// Queue `range` of `piece` without copying it. `range` must lie inside `piece`.
-    pub fn push_block(&mut self, piece: Arc<Vec<u8>>, range: Range<usize>) {
+    pub fn push_block(&mut self, piece: Arc<PieceBuf>, range: Range<usize>) {
         debug_assert!(range.end <= piece.len());
         self.len += range.len();
         self.parts.push(Part::Block(piece, range));
@@ -137,7 +139,9 @@ mod tests {
 
     /// A box with many small and block parts, and the bytes it must write.
     fn filled() -> (Outbox, Vec<u8>) {
-        let piece = Arc::new((0..=255u8).cycle().take(5000).collect::<Vec<u8>>());
+        let piece = Arc::new(PieceBuf::uncounted(
+            (0..=255u8).cycle().take(5000).collect::<Vec<u8>>(),
+        ));
         let mut want = Vec::new();
         let mut o = Outbox::default();
         for k in 0..300 {

@@ -84,6 +84,8 @@ pub struct Picker {
     avoid: HashMap<u32, Vec<PeerKey>>,
     /// Pieces that failed their check: the next copy comes whole from one peer.
     single_source: Bitfield,
+    /// Pieces we had and then could not read back from disk.
+    lost: Bitfield,
     spare_buffers: Vec<Vec<u8>>,
     /// Requests in flight per peer (the count of its keys in the blocks' `Requested` lists).
     inflight: HashMap<PeerKey, usize>,
@@ -101,6 +103,7 @@ impl Picker {
             started: Bitfield::new(n),
             avoid: HashMap::new(),
             single_source: Bitfield::new(n),
+            lost: Bitfield::new(n),
             have,
             spare_buffers: Vec::new(),
             inflight: HashMap::new(),
@@ -439,6 +442,21 @@ impl Picker {
         self.avoid.remove(&(i as u32));
         self.single_source.clear(i);
         self.recycle(buf);
+    }
+
+    /// Verified piece `i` was lost from disk: it is missing again. False if we did not have it.
+    pub fn lose(&mut self, i: usize) -> bool {
+        if i >= self.have.len() || !self.have.get(i) {
+            return false;
+        }
+        self.have.clear(i);
+        self.lost.set(i);
+        true
+    }
+
+    /// Whether piece `i` was verified once and then lost from disk.
+    pub fn lost(&self, i: usize) -> bool {
+        i < self.lost.len() && self.lost.get(i)
     }
 
     /// The hash check of piece `i` failed: fetch it again, whole from one peer, avoiding

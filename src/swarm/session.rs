@@ -15,10 +15,9 @@ use rand::Rng;
 use super::connection;
 use super::error::PeerError;
 use super::hashing::hash_pieces;
-use super::ratelimit::RateLimiter;
 use super::storage::{Access, Storage};
 use super::torrent::Torrent;
-use super::EngineConfig;
+use super::{EngineConfig, Shared};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::ids::{InfoHash, PeerId};
 use crate::proto::metainfo::Metainfo;
@@ -74,7 +73,7 @@ pub struct Session {
     pub config: EngineConfig,
     torrents: Mutex<HashMap<InfoHash, Arc<Torrent>>>,
     pending: AtomicUsize,
-    limiter: Option<Arc<RateLimiter>>,
+    shared: Arc<Shared>,
 }
 
 impl Session {
@@ -92,7 +91,7 @@ impl Session {
             listen,
             torrents: Mutex::new(HashMap::new()),
             pending: AtomicUsize::new(0),
-            limiter: config.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
+            shared: Shared::new(&config),
             config,
         });
         Ok((session, listener))
@@ -121,7 +120,7 @@ impl Session {
             have,
             self.peer_id,
             self.config.clone(),
-            self.limiter.clone(),
+            Arc::clone(&self.shared),
         );
         self.torrents
             .lock()

@@ -8,17 +8,17 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::cache::PieceCache;
+use super::cache::{Buffer, PieceBuf, PieceCache};
 use super::dialer::Dialer;
 use super::error::{CloseReason, PeerError};
 use super::hashing::sha1;
-use super::ratelimit::RateLimiter;
 use super::state::{Action, Limits, Outgoing, PeerKey, PieceOutcome, TorrentState};
 use super::storage::Storage;
-use super::{verifier, EngineConfig};
+use super::{verifier, EngineConfig, Shared};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::ids::{InfoHash, PeerId};
 use crate::proto::layout::Layout;
@@ -124,8 +124,8 @@ pub struct Torrent {
     pub config: EngineConfig,
     /// Peers we may call.
     pub dialer: Mutex<Dialer>,
-    /// The process-wide upload limit, if any.
-    pub limiter: Option<Arc<RateLimiter>>,
+    /// What all torrents of the process share (upload limit, budgets, connection cap).
+    pub shared: Arc<Shared>,
     inner: Mutex<Inner>,
     cache: PieceCache,
     started: Instant,
@@ -139,7 +139,7 @@ impl Torrent {
         have: Bitfield,
         peer_id: PeerId,
         config: EngineConfig,
-        limiter: Option<Arc<RateLimiter>>,
+        shared: Arc<Shared>,
     ) -> Arc<Torrent> {
         let layout = meta.layout();
         let now = Instant::now();
@@ -156,13 +156,13 @@ impl Torrent {
                 scratch: Vec::new(),
             }),
             dialer: Mutex::new(Dialer::default()),
-            limiter,
+            cache: PieceCache::new(Arc::clone(&shared.upload)),
+            shared,
             meta,
             layout,
             storage,
             peer_id,
             config,
-            cache: PieceCache::default(),
             started: now,
         })
     }
@@ -217,21 +217,42 @@ impl Torrent {
         {
             return Err(PeerError::Banned);
         }
+        let now = Instant::now();
         let mut inner = self.lock();
-        let key = inner
-            .state
-            .peer_connected(addr, peer_id, Instant::now())?;
+        if !self.shared.connections.try_take() {
+            // Full across torrents: make room here if a connection of ours is useless.
+            if !inner.state.evict(now) {
+                return Err(PeerError::PeerLimit(self.shared.connections.limit()));
+            }
+            self.carry_out(&mut inner, None);
+            if !self.shared.connections.try_take() {
+                return Err(PeerError::PeerLimit(self.shared.connections.limit()));
+            }
+        }
+        let key = match inner.state.peer_connected(addr, peer_id, now) {
+            Ok(k) => k,
+            Err(e) => {
+                self.shared.connections.give_back();
+                return Err(e);
+            }
+        };
         inner.links.insert(key, tx);
         self.carry_out(&mut inner, None);
         Ok(key)
     }
 
-    /// A connection ended.
+    /// A connection ended. When it was the last, the upload cache is let go.
     pub fn unregister(self: &Arc<Self>, key: PeerKey) {
         let mut inner = self.lock();
-        inner.links.remove(&key);
+        if inner.links.remove(&key).is_some() {
+            self.shared.connections.give_back();
+        }
         inner.state.peer_gone(key, Instant::now());
         self.carry_out(&mut inner, None);
+        if inner.links.is_empty() && !self.cache.is_empty() {
+            self.cache.clear();
+            crate::sys::release_free_memory();
+        }
     }
 
     /// Messages that arrived together from `key`, in order; then its requests are topped up.
@@ -245,8 +266,10 @@ impl Torrent {
         inner.state.fill(key, now);
         match self.carry_out(&mut inner, Some(key)) {
             Some(why) => Err(PeerError::Closed(why)),
-            None if inner.state.peer(key).is_none_or(|p| p.closing) => {
-                Err(PeerError::Closed(CloseReason::Shutdown))
+            // Forgotten at once only when evicted for a newcomer.
+            None if inner.state.peer(key).is_none() => Err(CloseReason::Evicted.into()),
+            None if inner.state.peer(key).is_some_and(|p| p.closing) => {
+                Err(CloseReason::Shutdown.into())
             }
             None => Ok(()),
         }
@@ -277,7 +300,17 @@ impl Torrent {
                         if Some(k) == me {
                             closed = Some(why.clone());
                         }
-                        if let Some(tx) = inner.links.get(&k) {
+                        // An evicted peer is forgotten now (its slot goes to the newcomer).
+                        let link = if why == CloseReason::Evicted {
+                            let link = inner.links.remove(&k);
+                            if link.is_some() {
+                                self.shared.connections.give_back();
+                            }
+                            link
+                        } else {
+                            inner.links.get(&k).cloned()
+                        };
+                        if let Some(tx) = link {
                             let _ = tx.try_send(Out::Close(why));
                         }
                     }
@@ -340,21 +373,55 @@ impl Torrent {
         self.lock().state.on_uploaded(key, n);
     }
 
-    /// The bytes of verified piece `index`, from the cache or the disk.
-    pub async fn piece_for_upload(&self, index: u32) -> std::io::Result<Arc<Vec<u8>>> {
-        if let Some(data) = self.cache.get(index) {
-            return Ok(data);
+    /// The bytes of block `b` of a verified piece, and where it lies in them: the whole piece
+    /// from the cache or the disk while the upload budget allows, else the block alone.
+    pub async fn block_for_upload(
+        &self,
+        b: BlockRef,
+    ) -> std::io::Result<(Arc<PieceBuf>, Range<usize>)> {
+        let in_piece = b.begin as usize..(b.begin + b.len) as usize;
+        if let Some(data) = self.cache.get(b.index) {
+            return Ok((data, in_piece));
         }
         let storage = Arc::clone(&self.storage);
-        let mut buf = self.cache.buffer();
-        let data = crate::rt::spawn_blocking(move || {
-            storage
-                .read_piece(index as usize, &mut buf)
-                .map(|()| Arc::new(buf))
-        })
-        .await?;
-        self.cache.insert(index, Arc::clone(&data));
-        Ok(data)
+        let offset = self.layout.piece_offset(b.index as usize);
+        match self
+            .cache
+            .buffer(self.layout.piece_size(b.index as usize) as usize)
+        {
+            Buffer::Piece(mut buf) => {
+                let data = crate::rt::spawn_blocking(move || {
+                    storage.read(offset, &mut buf).map(|()| Arc::new(buf))
+                })
+                .await?;
+                self.cache.insert(b.index, Arc::clone(&data));
+                Ok((data, in_piece))
+            }
+            Buffer::BlockOnly => {
+                let at = offset + b.begin as u64;
+                let mut block = vec![0u8; b.len as usize];
+                let data = crate::rt::spawn_blocking(move || {
+                    storage
+                        .read(at, &mut block)
+                        .map(|()| Arc::new(PieceBuf::uncounted(block)))
+                })
+                .await?;
+                Ok((data, 0..b.len as usize))
+            }
+        }
+    }
+
+    /// Piece `index` could not be read back from disk (a file deleted, truncated or
+    /// unreadable): it is missing now, no longer offered, and fetched again if peers have it.
+    pub fn piece_lost(self: &Arc<Self>, index: u32, error: &std::io::Error) {
+        let mut inner = self.lock();
+        if inner.state.piece_lost(index, Instant::now()) {
+            log::warn!(
+                "{}: cannot read piece {index} back ({error}); it is missing now",
+                self.meta.info.name
+            );
+        }
+        self.carry_out(&mut inner, None);
     }
 
     /// Periodic work (about once a second): see [`TorrentState::tick`].

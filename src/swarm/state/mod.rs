@@ -286,7 +286,7 @@ impl TorrentState {
         if self.peers.values().any(|p| p.addr == addr) {
             return Err(PeerError::Duplicate(addr));
         }
-        if self.peers.len() >= self.limits.max_peers {
+        if self.peers.len() >= self.limits.max_peers && !self.evict(now) {
             return Err(PeerError::PeerLimit(self.limits.max_peers));
         }
         let key = self.next_key;
@@ -300,6 +300,23 @@ impl TorrentState {
             self.send(key, Outgoing::Bitfield(bits), now);
         }
         Ok(key)
+    }
+
+    /// Make room for a new connection: close the least useful one (the oldest that exchanged
+    /// nothing, see [`PeerState::evictable`]) and forget it at once. False if none qualifies.
+    pub fn evict(&mut self, now: Instant) -> bool {
+        let victim = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.evictable(now))
+            .min_by_key(|(k, p)| (p.since, **k))
+            .map(|(k, _)| *k);
+        let Some(k) = victim else {
+            return false;
+        };
+        self.close(k, CloseReason::Evicted);
+        self.peer_gone(k, now);
+        true
     }
 
     /// A connection ended: its requests go to the others, its pieces leave the availability.
@@ -390,6 +407,9 @@ impl TorrentState {
                     return self.close(k, Violation::RequestOutside(b).into());
                 }
                 if !self.picker.have().get(b.index as usize) {
+                    if self.picker.lost(b.index as usize) {
+                        return; // we offered it, then lost it from disk: not their fault
+                    }
                     return self.close(k, Violation::RequestMissing(b.index).into());
                 }
                 if p.their_requests.len() >= MAX_PEER_REQUESTS {
@@ -611,6 +631,22 @@ impl TorrentState {
             }
         }
         self.fill_all(now);
+    }
+
+    /// Piece `index` could not be read back from disk: it is missing now. Requests for it are
+    /// dropped (BEP 3 has no way to take a `have` back); we fetch it again if peers have it.
+    /// True the first time (for the log).
+    pub fn piece_lost(&mut self, index: u32, now: Instant) -> bool {
+        if !self.picker.lose(index as usize) {
+            return false;
+        }
+        self.completed_at = None;
+        for p in self.peers.values_mut() {
+            p.their_requests.retain(|r| r.index != index);
+        }
+        self.refresh_interest(now);
+        self.fill_all(now);
+        true
     }
 
     /// Record a fatal error (the mode reports it and exits). The first one is kept.

@@ -20,6 +20,9 @@ pub const MAX_PEER_REQUESTS: usize = 2048;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
 /// We send a keep-alive after this long without sending anything (BEP 3 suggests 2 minutes).
 pub const KEEPALIVE: Duration = Duration::from_secs(60);
+/// A connection this old that has exchanged no payload either way may be closed to make room
+/// for a new one when the torrent is full.
+pub const EVICT_AFTER: Duration = Duration::from_secs(10);
 
 /// One live connection, as the torrent's rules see it.
 #[derive(Debug, Clone)]
@@ -54,6 +57,8 @@ pub struct PeerState {
     pub downloaded_mark: u64,
     /// `uploaded` at the last choke round.
     pub uploaded_mark: u64,
+    /// When the connection was set up.
+    pub since: Instant,
     /// When a message from them last arrived (see [`IDLE_TIMEOUT`]).
     pub last_heard: Instant,
     /// When we last queued something for them (see [`KEEPALIVE`]).
@@ -63,13 +68,17 @@ pub struct PeerState {
 }
 
 impl PeerState {
+    /// Whether this connection may be closed to make room: old enough to have shown what it
+    /// is worth, and nothing exchanged (no payload either way, no interest in anything we have).
+    pub fn evictable(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.since) >= EVICT_AFTER
+            && self.downloaded == 0
+            && self.uploaded == 0
+            && !self.peer_interested
+    }
+
     /// A new connection: everyone choked and not interested, as BEP 3 starts.
-    pub fn new(
-        addr: SocketAddr,
-        peer_id: PeerId,
-        pieces: usize,
-        now: Instant,
-    ) -> PeerState {
+    pub fn new(addr: SocketAddr, peer_id: PeerId, pieces: usize, now: Instant) -> PeerState {
         PeerState {
             addr,
             peer_id,
@@ -86,6 +95,7 @@ impl PeerState {
             blocks_received: 0,
             downloaded_mark: 0,
             uploaded_mark: 0,
+            since: now,
             last_heard: now,
             last_sent: now,
             closing: false,

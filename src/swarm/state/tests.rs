@@ -1,5 +1,6 @@
 //! The torrent's rules on plain values: events in, actions out, no sockets.
 
+use super::peer::EVICT_AFTER;
 use super::*;
 use crate::proto::layout::BLOCK;
 
@@ -561,4 +562,36 @@ fn peers_are_told_apart_by_address_not_id() {
     ));
     // Someone presenting the same peer id from another address is another connection.
     assert!(st.peer_connected(addr(2), id(1), t).is_ok());
+}
+
+#[test]
+fn a_full_torrent_evicts_an_idle_connection_for_a_newcomer() {
+    let t = Instant::now();
+    let mut st = TorrentState::new(
+        layout(4, 2 * BLOCK as u64),
+        Bitfield::full(4),
+        Limits {
+            max_peers: 3,
+            ..limits(0)
+        },
+        t,
+    );
+    let useful = connect(&mut st, 1, t);
+    st.on_message(useful, Message::Interested, t);
+    take(&mut st);
+    st.on_uploaded(useful, 1000);
+    let idle: Vec<PeerKey> = (2..=3).map(|n| connect(&mut st, n, t)).collect();
+    // Full, and nobody is old enough to judge yet: the newcomer is refused.
+    assert!(matches!(
+        st.peer_connected(addr(4), id(4), t + Duration::from_secs(1)),
+        Err(PeerError::PeerLimit(3))
+    ));
+    // Later the oldest idle connection makes room; the useful one stays.
+    let later = t + EVICT_AFTER;
+    let k = st.peer_connected(addr(4), id(4), later).expect("room made");
+    let acts = take(&mut st);
+    assert_eq!(closed(&acts, idle[0]), Some(CloseReason::Evicted));
+    assert!(st.peer(idle[0]).is_none(), "forgotten at once");
+    assert!(st.peer(useful).is_some() && st.peer(k).is_some());
+    assert_eq!(st.peers().count(), 3);
 }
