@@ -6,6 +6,7 @@ use bt::cli::{Cli, Command};
 use bt::{commands, modes};
 
 fn main() -> ExitCode {
+    bt::sys::tune_allocator();
     let cli: Cli = argh::from_env();
     // The tracker's event lines are info; other commands log only problems unless asked.
     let level = match (&cli.command, cli.verbose) {

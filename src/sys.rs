@@ -38,3 +38,16 @@ pub fn release_free_memory() {
         libc::malloc_trim(0);
     }
 }
+
+/// Serve large allocations (piece buffers) from their own mappings, given back to the system
+/// when freed. glibc otherwise raises its mmap threshold after the first large free and carves
+/// later piece buffers out of its heaps, which it keeps: a seeder whose 64 MiB upload budget
+/// was full measured 110-120 MiB resident instead of 46 MiB. Piece buffers are reused, so the
+/// extra mmap calls are rare.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tunable; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}

@@ -390,17 +390,16 @@ impl Torrent {
             .buffer(self.layout.piece_size(b.index as usize) as usize)
         {
             Buffer::Piece(mut buf) => {
-                let data = crate::rt::spawn_blocking(move || {
-                    storage.read(offset, &mut buf).map(|()| Arc::new(buf))
-                })
-                .await?;
+                let data =
+                    verifier::read(move || storage.read(offset, &mut buf).map(|()| Arc::new(buf)))
+                        .await?;
                 self.cache.insert(b.index, Arc::clone(&data));
                 Ok((data, in_piece))
             }
             Buffer::BlockOnly => {
                 let at = offset + b.begin as u64;
                 let mut block = vec![0u8; b.len as usize];
-                let data = crate::rt::spawn_blocking(move || {
+                let data = verifier::read(move || {
                     storage
                         .read(at, &mut block)
                         .map(|()| Arc::new(PieceBuf::uncounted(block)))

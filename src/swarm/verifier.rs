@@ -1,6 +1,6 @@
-//! Work off the socket tasks: complete pieces are hashed on plain threads, one per core, and
-//! verified pieces are written by one writer thread, so that SHA-1 and disk writes never stall a
-//! socket task.
+//! Work off the socket tasks: complete pieces are hashed on plain threads, one per core,
+//! verified pieces are written by one writer thread, and pieces for upload are read by a few
+//! reader threads, so that SHA-1 and disk I/O never stall a socket task.
 //!
 //! One writer, not a write per hashing thread: buffered writes to a file serialise on its inode
 //! lock, and the kernel spins on that lock while the holder copies, so two threads writing the
@@ -50,4 +50,27 @@ pub fn submit(job: impl FnOnce() + Send + 'static) {
 pub fn write(job: impl FnOnce() + Send + 'static) {
     static WRITE: OnceLock<Sender<Job>> = OnceLock::new();
     send(WRITE.get_or_init(|| pool("bt-write", 1)), Box::new(job));
+}
+
+/// Reader threads: disk reads for upload. A fixed few, not a thread per waiting read: hundreds
+/// of slow peers each asking for blocks spun up hundreds of blocking-pool threads, whose stacks
+/// and allocator arenas took a seeder's memory past its upload budget.
+const READERS: usize = 4;
+
+/// Run `job` on a reader thread and wait for its result.
+pub async fn read<T: Send + 'static>(
+    job: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    static READ: OnceLock<Sender<Job>> = OnceLock::new();
+    let (tx, rx) = crate::rt::channel::bounded(1);
+    send(
+        READ.get_or_init(|| pool("bt-read", READERS)),
+        Box::new(move || {
+            let _ = tx.try_send(job());
+        }),
+    );
+    // An error only if the pool is gone (see `send`).
+    rx.recv()
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("the reader threads are gone")))
 }
