@@ -442,10 +442,6 @@ fn an_impostor_with_the_seeders_id_does_not_shut_the_seeder_out() {
     let f1 = peer_folder(d, "p1", &torrent);
     let (_p1, port1) = start_peer(d, &f1, &[]);
     // Learn the seeder's peer id from its own handshake.
-    let mut probe = idle_connection(port1, &m, *b"-XX0001-probeprobepr").unwrap();
-    probe
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
     let seeder_id = {
         let mut s = TcpStream::connect(("127.0.0.1", port1)).unwrap();
         s.write_all(&Handshake::new(m.info_hash.0, *b"-XX0001-probe2probe2").encode())
