@@ -344,6 +344,9 @@ def main():
     ap.add_argument("--work", default="/tmp/bt-swarm-bench")
     ap.add_argument("--rss-sizes", default="256m,1g,4g",
                     help="file sizes for the bt-bt memory sweep (empty: skip it)")
+    ap.add_argument("--baseline", default="",
+                    help="another bt binary (say, the last release): its bt-only scenarios run "
+                         "in the same run, rep by rep alternating with this build, as SCENARIO@base")
     args = ap.parse_args()
     ensure_clients()
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
@@ -355,24 +358,33 @@ def main():
     for tname in args.torrents.split(","):
         for sname in scenarios:
             seeders, getter = SCENARIOS[sname]
-            runs = []
+            bt_only = all(x.startswith("bt") for x in seeders) and getter == "bt"
+            binaries = [(sname, bt)]
+            if args.baseline and bt_only:
+                binaries.append((sname + "@base", os.path.abspath(args.baseline)))
+            for name, _ in binaries:
+                results[(tname, name)] = []
             for rep in range(args.reps):
-                try:
-                    runs.append(run_once(bt, args.work, tname, torrents[tname], seeders, getter))
-                except RuntimeError as e:
-                    print(f"{tname} {sname} rep {rep + 1}: {e}", flush=True)
-            results[(tname, sname)] = runs
-            if runs:
-                total = sum(os.path.getsize(os.path.join(args.work, "data", f)) for f in torrents[tname])
-                mbs = [total / 1e6 / r[0] for r in runs]
-                print(f"{tname:11} {sname:12} {statistics.median(mbs):8.1f} MB/s  ({min(mbs):.1f}-{max(mbs):.1f})  "
-                      f"cpu {statistics.median(r[1] for r in runs):.2f} s  rss {max(r[2] for r in runs):.1f} MiB", flush=True)
+                for name, binary in binaries:
+                    try:
+                        results[(tname, name)].append(
+                            run_once(binary, args.work, tname, torrents[tname], seeders, getter))
+                    except RuntimeError as e:
+                        print(f"{tname} {name} rep {rep + 1}: {e}", flush=True)
+            for name, _ in binaries:
+                runs = results[(tname, name)]
+                if runs:
+                    total = sum(os.path.getsize(os.path.join(args.work, "data", f)) for f in torrents[tname])
+                    mbs = [total / 1e6 / r[0] for r in runs]
+                    print(f"{tname:11} {name:12} {statistics.median(mbs):8.1f} MB/s  ({min(mbs):.1f}-{max(mbs):.1f})  "
+                          f"cpu {statistics.median(r[1] for r in runs):.2f} s  rss {max(r[2] for r in runs):.1f} MiB",
+                          flush=True)
     lines = [f"\n## {time.strftime('%Y-%m-%d %H:%M')} — {args.size}, {args.reps} reps, {os.cpu_count()} cores\n",
-             "| torrent | seeders -> downloader | MB/s median (min-max) | downloader CPU s | peak RSS MiB | vs lt-lt | vs aria2-aria2 |",
-             "|---|---|---|---|---|---|---|"]
+             "| torrent | seeders -> downloader | MB/s median (min-max) | downloader CPU s | peak RSS MiB | vs lt-lt | vs aria2-aria2 | vs @base |",
+             "|---|---|---|---|---|---|---|---|"]
     for (tname, sname), runs in results.items():
         if not runs:
-            lines.append(f"| {tname} | {sname} | failed | | | | |")
+            lines.append(f"| {tname} | {sname} | failed | | | | | |")
             continue
         total = sum(os.path.getsize(os.path.join(args.work, "data", f)) for f in torrents[tname])
         med = statistics.median(total / 1e6 / r[0] for r in runs)
@@ -383,7 +395,8 @@ def main():
             return f"{med / statistics.median(total / 1e6 / r[0] for r in a):.2f}x" if a else "-"
         lines.append(f"| {tname} | {sname} | {med:.1f} ({min(mbs):.1f}-{max(mbs):.1f}) | "
                      f"{statistics.median(r[1] for r in runs):.2f} | {max(r[2] for r in runs):.1f} | "
-                     f"{ratio('lt-lt')} | {ratio('aria2-aria2')} |")
+                     f"{ratio('lt-lt')} | {ratio('aria2-aria2')} | "
+                     f"{ratio(sname + '@base') if not sname.endswith('@base') else '-'} |")
     rc = recheck(bt, args.work)
     lines.append("\n| recheck of big.bin (page cache) | seconds |\n|---|---|")
     lines += [f"| {label} | {sec:.2f} |" for label, sec in rc]
