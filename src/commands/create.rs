@@ -10,7 +10,7 @@ use crate::cli::CreateArgs;
 use crate::config::Config;
 use crate::proto::layout::Layout;
 use crate::proto::metainfo::{self, auto_piece_length, Content, FileEntry, NewTorrent};
-use crate::swarm::hashing::hash_pieces;
+use crate::swarm::hashing::{hash_pieces, is_missing_data};
 use crate::swarm::storage::{Access, Storage};
 use crate::ui::{self, Progress};
 
@@ -93,7 +93,14 @@ pub fn build(
     });
     progress.finish();
     if let Some(e) = failure.into_inner().expect("no panics while held") {
-        return Err(e).context("a file changed while it was being hashed");
+        // Only a file that vanished or shrank since the scan "changed"; anything else (no
+        // permission, a disk error) is named as it is.
+        let why = if is_missing_data(&e) {
+            "a file changed while it was being hashed"
+        } else {
+            "cannot read the files to hash"
+        };
+        return Err(e).context(why);
     }
     let content = if source.single {
         Content::Single(total)

@@ -7,6 +7,7 @@ pub mod announce;
 pub mod cache;
 pub mod connection;
 pub mod dialer;
+pub mod files;
 pub mod hashing;
 pub mod outbox;
 pub mod peer;
