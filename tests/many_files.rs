@@ -26,7 +26,7 @@ fn bt_cmd(cwd: &Path, nofile: u64, args: &[&str]) -> Command {
             if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            lim.rlim_cur = nofile.min(lim.rlim_max as u64) as libc::rlim_t;
+            lim.rlim_cur = (nofile as libc::rlim_t).min(lim.rlim_max);
             if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
