@@ -268,7 +268,7 @@ impl Library {
             .create_new(true)
             .open(&tmp)
             .and_then(|mut f| std::io::Write::write_all(&mut f, &meta.to_bytes()))
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
+            .with_context(|| format!("cannot write {}", dest.display()))?;
         let candidates = std::iter::once(wanted.to_path_buf())
             .chain(std::iter::once(PathBuf::from(format!(
                 "{stem}.{short}.torrent"
@@ -316,4 +316,71 @@ pub fn bytes_on_disk(meta: &Metainfo, folder: &Path) -> u64 {
                 .unwrap_or(0)
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::metainfo::{Content, NewTorrent};
+
+    fn torrent(name: &str, byte: u8) -> Metainfo {
+        NewTorrent {
+            name: name.into(),
+            piece_length: 16384,
+            pieces: vec![[byte; 20]],
+            content: Content::Single(100),
+            private: false,
+            trackers: vec!["http://127.0.0.1:9/announce".into()],
+            comment: None,
+            created_by: None,
+            creation_date: None,
+        }
+        .build()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_folder_with_clashing_torrents_loads_only_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.torrent"), torrent("album", 1).to_bytes()).unwrap();
+        std::fs::write(d.join("b.torrent"), torrent("album", 2).to_bytes()).unwrap();
+        std::fs::write(d.join("c.torrent"), torrent("x.Torrent", 3).to_bytes()).unwrap();
+        std::fs::write(d.join("d.torrent"), torrent("other", 4).to_bytes()).unwrap();
+        let lib = Library::open(d).unwrap();
+        assert_eq!(lib.entries().len(), 4);
+        let names: Vec<_> = lib.metas().iter().map(|m| m.info.pieces[0][0]).collect();
+        assert_eq!(names, [1, 4]);
+    }
+
+    #[test]
+    fn import_renames_a_taken_file_name_and_refuses_a_taken_data_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let lib_dir = d.join("lib");
+        std::fs::create_dir_all(d.join("x")).unwrap();
+        std::fs::create_dir_all(d.join("y")).unwrap();
+        std::fs::write(d.join("x/t.torrent"), torrent("one", 1).to_bytes()).unwrap();
+        std::fs::write(d.join("y/t.torrent"), torrent("two", 2).to_bytes()).unwrap();
+        std::fs::write(d.join("clash.torrent"), torrent("one", 3).to_bytes()).unwrap();
+        let mut lib = Library::open(&lib_dir).unwrap();
+        let (_, first) = lib.import(&d.join("x/t.torrent")).unwrap();
+        assert_eq!(first, Imported::Added(lib_dir.join("t.torrent")));
+        let (m, second) = lib.import(&d.join("y/t.torrent")).unwrap();
+        let short = &m.info_hash.hex()[..8];
+        assert_eq!(
+            second,
+            Imported::Added(lib_dir.join(format!("t.{short}.torrent")))
+        );
+        let e = lib
+            .import(&d.join("clash.torrent"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("another torrent") && e.contains("t.torrent"),
+            "{e}"
+        );
+        // A fresh read of the folder sees the same two.
+        assert_eq!(load_all(&lib_dir).unwrap().len(), 2);
+    }
 }

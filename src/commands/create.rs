@@ -320,4 +320,32 @@ mod tests {
         assert_eq!(m.info.name, "top");
         assert_eq!(Metainfo::from_bytes(&m.to_bytes()).unwrap(), m);
     }
+
+    #[test]
+    fn read_errors_name_their_real_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("top");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("a"), [1u8; 5000]).unwrap();
+        std::fs::write(root.join("b"), [2u8; 5000]).unwrap();
+        let src = Source::scan(&root).unwrap();
+        let trackers = ["http://t/announce".to_string()];
+        // A file gone since the scan: it changed.
+        std::fs::remove_file(root.join("b")).unwrap();
+        let e = format!(
+            "{:#}",
+            build(&src, None, &trackers, false, None).unwrap_err()
+        );
+        assert!(e.contains("changed while it was being hashed"), "{e}");
+        // A folder where the file was: a read error, named as it is.
+        std::fs::create_dir(root.join("b")).unwrap();
+        let e = format!(
+            "{:#}",
+            build(&src, None, &trackers, false, None).unwrap_err()
+        );
+        assert!(
+            e.contains("cannot read the files to hash") && e.contains("top/b"),
+            "{e}"
+        );
+    }
 }
