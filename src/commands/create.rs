@@ -10,7 +10,7 @@ use crate::cli::CreateArgs;
 use crate::config::Config;
 use crate::proto::layout::Layout;
 use crate::proto::metainfo::{self, auto_piece_length, Content, FileEntry, NewTorrent};
-use crate::swarm::hashing::hash_pieces;
+use crate::swarm::hashing::{hash_pieces, is_missing_data};
 use crate::swarm::storage::{Access, Storage};
 use crate::ui::{self, Progress};
 
@@ -93,7 +93,14 @@ pub fn build(
     });
     progress.finish();
     if let Some(e) = failure.into_inner().expect("no panics while held") {
-        return Err(e).context("a file changed while it was being hashed");
+        // Only a file that vanished or shrank since the scan "changed"; anything else (no
+        // permission, a disk error) is named as it is.
+        let why = if is_missing_data(&e) {
+            "a file changed while it was being hashed"
+        } else {
+            "cannot read the files to hash"
+        };
+        return Err(e).context(why);
     }
     let content = if source.single {
         Content::Single(total)
@@ -312,5 +319,33 @@ mod tests {
         assert_eq!(m.info.pieces, want);
         assert_eq!(m.info.name, "top");
         assert_eq!(Metainfo::from_bytes(&m.to_bytes()).unwrap(), m);
+    }
+
+    #[test]
+    fn read_errors_name_their_real_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("top");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("a"), [1u8; 5000]).unwrap();
+        std::fs::write(root.join("b"), [2u8; 5000]).unwrap();
+        let src = Source::scan(&root).unwrap();
+        let trackers = ["http://t/announce".to_string()];
+        // A file gone since the scan: it changed.
+        std::fs::remove_file(root.join("b")).unwrap();
+        let e = format!(
+            "{:#}",
+            build(&src, None, &trackers, false, None).unwrap_err()
+        );
+        assert!(e.contains("changed while it was being hashed"), "{e}");
+        // A folder where the file was: a read error, named as it is.
+        std::fs::create_dir(root.join("b")).unwrap();
+        let e = format!(
+            "{:#}",
+            build(&src, None, &trackers, false, None).unwrap_err()
+        );
+        assert!(
+            e.contains("cannot read the files to hash") && e.contains("top/b"),
+            "{e}"
+        );
     }
 }

@@ -17,26 +17,27 @@ const REFRESH: Duration = Duration::from_millis(250);
 /// Run `bt client`.
 pub fn run(args: ClientArgs) -> Result<()> {
     let profile = args.profile()?;
+    // The folder is read once, however many torrents are given (import stays linear).
+    let mut lib = library::Library::open(&profile.folder)?;
     let mut given = Vec::new();
     for t in &args.torrents {
-        let (meta, _) = library::import(t, &profile.folder)?;
+        let (meta, _) = lib.import(t)?;
         given.push(meta);
     }
-    let wanted: Vec<_> = given.iter().map(|m| m.info_hash).collect();
+    // Info-hash -> position on the command line (first one wins), for the order below.
+    let mut wanted = std::collections::HashMap::new();
+    for (i, m) in given.iter().enumerate() {
+        wanted.entry(m.info_hash).or_insert(i);
+    }
     // Everything in the library, given torrents first. A torrent given on the command line
     // wins over an older library copy of the same info-hash (its trackers may be newer).
-    let mut metas = library::load_all(&profile.folder)?;
+    let mut metas = lib.metas();
     for m in metas.iter_mut() {
-        if let Some(g) = given.iter().find(|g| g.info_hash == m.info_hash) {
-            *m = g.clone();
+        if let Some(&i) = wanted.get(&m.info_hash) {
+            *m = given[i].clone();
         }
     }
-    metas.sort_by_key(|m| {
-        wanted
-            .iter()
-            .position(|h| *h == m.info_hash)
-            .unwrap_or(usize::MAX)
-    });
+    metas.sort_by_key(|m| wanted.get(&m.info_hash).copied().unwrap_or(usize::MAX));
     if metas.is_empty() {
         bail!("nothing to download: give a .torrent file, e.g. `bt client --profile {} data/album.torrent`", profile.name);
     }

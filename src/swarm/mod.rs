@@ -8,6 +8,7 @@ pub mod cache;
 pub mod connection;
 pub mod dialer;
 pub mod error;
+pub mod files;
 pub mod hashing;
 pub(crate) mod outbox;
 pub(crate) mod picker;
@@ -67,7 +68,7 @@ impl Shared {
         Arc::new(Shared {
             limiter: config.upload_limit.map(RateLimiter::new),
             upload: UploadBudget::new(cache::UPLOAD_BUDGET),
-            connections: ConnectionCap::from_fd_limit(crate::sys::open_file_limit()),
+            connections: ConnectionCap::from_fd_limit(files::open_file_limit()),
         })
     }
 }
@@ -83,12 +84,15 @@ pub struct ConnectionCap {
 /// Descriptors kept back from peer connections: files being read or written, the listening
 /// socket, tracker connections, handshakes under way.
 const FD_RESERVE: u64 = 128;
+/// Most peer connections a process holds, however high the open-file limit.
+pub const MAX_CONNECTIONS: usize = 10_000;
 
 impl ConnectionCap {
-    /// Half of what the open-file limit leaves after [`FD_RESERVE`] (the other half is for
-    /// the file pool), at least 8.
+    /// Half of what the open-file limit leaves after [`FD_RESERVE`] (the file pool takes a
+    /// quarter, see [`files::size_for_limit`]), between 8 and [`MAX_CONNECTIONS`].
     pub fn from_fd_limit(nofile: u64) -> ConnectionCap {
-        ConnectionCap::new((nofile.saturating_sub(FD_RESERVE) / 2).max(8) as usize)
+        let n = (nofile.saturating_sub(FD_RESERVE) / 2).clamp(8, MAX_CONNECTIONS as u64);
+        ConnectionCap::new(n as usize)
     }
 
     /// A cap of `limit` connections.
