@@ -165,11 +165,12 @@ pub async fn serve(listener: crate::rt::TcpListener, table: Table) -> Result<()>
     app.at("/peers")
         .get(|req: tide::Request<Shared>| async move {
             // Compact: a page of the largest swarm stays small (see `status::MAX_PAGE_PEERS`).
-            let json = serde_json::to_vec(&req.state().snapshot(raw_query(&req)))?;
+            let page = || serde_json::to_vec(&req.state().snapshot(raw_query(&req)));
+            let json = status::in_turn(page).await?;
             Ok(reply(json, "application/json"))
         });
     app.at("/").get(|req: tide::Request<Shared>| async move {
-        let html = req.state().snapshot(raw_query(&req)).html();
+        let html = status::in_turn(|| req.state().snapshot(raw_query(&req)).html()).await;
         Ok(reply(html.into_bytes(), "text/html; charset=utf-8"))
     });
     http::serve(listener, app).await;

@@ -2,6 +2,7 @@
 //! self-refreshing HTML page at `/`. Both are built from one bounded [`Snapshot`] of the table.
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,16 @@ impl Page {
         }
         page
     }
+}
+
+/// Run `build` (a page of the listing, built and encoded) when no other page is being built.
+/// Pages cost milliseconds each and a client can ask for many at once (pipelined, from many
+/// connections, never reading); built one at a time they keep at most one executor thread
+/// busy, and announces are answered on the others meanwhile.
+pub async fn in_turn<T>(build: impl FnOnce() -> T) -> T {
+    static TURN: OnceLock<crate::rt::AsyncMutex<()>> = OnceLock::new();
+    let _turn = TURN.get_or_init(Default::default).lock().await;
+    build()
 }
 
 /// The whole table as `/peers` serves it.
