@@ -59,9 +59,9 @@ const MAX_HEADERS: usize = 64;
 /// written in pieces of this size, each of which restarts the idle clock.
 const WRITE_CHUNK: usize = 64 * 1024;
 
-/// After refusing a request, how long and how much we read and discard before closing, so that
-/// the client's unread bytes do not make the kernel reset the connection before it has read
-/// our answer.
+/// After the last answer of a connection, how long and how much we read and discard before
+/// closing, so that the client's unread bytes do not make the kernel reset the connection
+/// before it has read our answer.
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 64 * 1024;
 
@@ -317,7 +317,7 @@ impl Connection {
             };
             self.answer(res, &head).await?;
             if !head.keep_alive {
-                let _ = self.stream.shutdown(Shutdown::Write);
+                self.linger().await;
                 return Ok(());
             }
         }
@@ -422,9 +422,15 @@ impl Connection {
             refusal.why
         );
         self.send(answer.as_bytes()).await?;
+        self.linger().await;
+        Err(Ended::Refused(refusal.why))
+    }
+
+    /// End our side of the connection after the last answer, then read and discard what the
+    /// client still sends for a moment: closing with unread bytes would reset the connection,
+    /// and a reset can discard our answer before the client reads it.
+    async fn linger(&mut self) {
         let _ = self.stream.shutdown(Shutdown::Write);
-        // Read what the client still sends for a moment: closing with unread bytes would reset
-        // the connection, and a reset can discard our answer before the client reads it.
         let mut drained = 0;
         let mut sink = [0u8; 4096];
         let end = Instant::now() + LINGER;
@@ -435,7 +441,6 @@ impl Connection {
                 _ => break,
             }
         }
-        Err(Ended::Refused(refusal.why))
     }
 }
 
