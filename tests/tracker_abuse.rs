@@ -567,25 +567,22 @@ fn many_torrents_from_one_address_over_keep_alive_are_never_refused() {
             AnnounceResponse::parse(&body).unwrap_or_else(|e| panic!("torrent {n}: {e}"));
         }
     }
-    // The cap is on connections open at once: one more is closed without an answer...
-    let extra = connect_from(FROM, t.addr).unwrap();
+    // The cap is on connections open at once: one more from the address makes the tracker
+    // close one of the idle ones (all are, between requests) and is served...
+    let mut extra = KeepAlive::open_from(FROM, t.addr);
+    extra.get("/scrape");
+    let gone = |conns: &[KeepAlive]| conns.iter().filter(|c| closed(&c.0)).count();
     assert!(
-        support::wait_until(Duration::from_secs(5), || closed(&extra)),
-        "connection {} from one address was kept",
-        MAX_PER_ADDRESS + 1
+        support::wait_until(Duration::from_secs(5), || gone(&conns) == 1),
+        "{} connections closed for one new one",
+        gone(&conns)
     );
-    // ...while the open ones go on being served, and closing one makes room at once.
-    conns[0].get("/scrape");
-    conns.pop();
-    let mut fresh = None;
-    assert!(support::wait_until(Duration::from_secs(5), || {
-        let mut c = KeepAlive::open_from(FROM, t.addr);
-        let ok = write!(c.0, "GET /scrape HTTP/1.1\r\n\r\n").is_ok()
-            && c.0.set_read_timeout(Some(Duration::from_secs(2))).is_ok()
-            && (&c.0).read(&mut [0u8; 1]).is_ok_and(|n| n == 1);
-        fresh = Some(c);
-        ok
-    }));
+    // ...while the others go on being served.
+    conns.retain(|c| !closed(&c.0));
+    for c in &mut conns {
+        c.get("/scrape");
+    }
+    let fresh = extra;
     drop(conns);
     drop(fresh);
     // Once the tracker has seen them close, their slots are free.
@@ -616,6 +613,47 @@ fn many_torrents_from_one_address_over_keep_alive_are_never_refused() {
     let (_, body) = t.get("/peers?limit=1");
     let snap: bt::modes::tracker::status::Snapshot = serde_json::from_slice(&body).unwrap();
     assert_eq!(snap.torrent_count, TORRENTS as usize);
+}
+
+#[test]
+fn idle_keep_alive_connections_make_room_for_new_ones_from_their_address() {
+    const FROM: [u8; 4] = [127, 0, 0, 4];
+    const MORE: usize = 60;
+    let t = Tracker::start("[tracker]\n", &[]);
+    // A client that keeps one connection per torrent: more than the cap, each idle after its
+    // announce. Every announce is answered; the oldest idle connections are the ones closed.
+    let mut conns: Vec<KeepAlive> = Vec::new();
+    for n in 0..(MAX_PER_ADDRESS + MORE) as u32 {
+        let mut c = KeepAlive::open_from(FROM, t.addr);
+        let body = c.get(&format!("/announce?{}", announce_n(n, 6881, 5).to_query()));
+        AnnounceResponse::parse(&body).unwrap_or_else(|e| panic!("torrent {n}: {e}"));
+        conns.push(c);
+    }
+    let open = || conns.iter().filter(|c| !closed(&c.0)).count();
+    assert!(
+        support::wait_until(Duration::from_secs(5), || open() == MAX_PER_ADDRESS),
+        "{} of {} connections open, cap {MAX_PER_ADDRESS}",
+        open(),
+        conns.len()
+    );
+    // The newest is among the open ones and still served.
+    conns.last_mut().unwrap().get("/scrape");
+    // A connection in the middle of a request is not evicted: fill the address with
+    // half-sent requests, then a new connection is refused.
+    let mut half: Vec<TcpStream> = Vec::new();
+    for _ in 0..MAX_PER_ADDRESS {
+        let mut s = connect_from(FROM, t.addr).unwrap();
+        s.write_all(b"GET /announce?info").unwrap();
+        half.push(s);
+    }
+    assert!(support::wait_until(Duration::from_secs(5), || {
+        conns.iter().all(|c| closed(&c.0))
+    }));
+    let late = connect_from(FROM, t.addr).unwrap();
+    assert!(support::wait_until(Duration::from_secs(5), || closed(
+        &late
+    )));
+    assert_eq!(half.iter().filter(|s| !closed(s)).count(), MAX_PER_ADDRESS);
 }
 
 /// Fill a tracker with `torrents` swarms of `per_torrent` peers each, announced by 40 threads

@@ -11,7 +11,8 @@
 //!   answered with a 4xx and the connection closed;
 //! - limits against clients that hold connections or memory: a cap on open connections,
 //!   overall and per address (on connections open at once: any number of requests may follow
-//!   each other on one connection); [`IDLE_TIMEOUT`] without anything sent closes a connection;
+//!   each other on one connection, and at the cap an idle kept-alive connection of the same
+//!   address is closed to make room); [`IDLE_TIMEOUT`] without anything sent closes a connection;
 //!   at most [`MAX_HEAD`] + [`MAX_BODY`] bytes are buffered for a request, and one answer at a
 //!   time is held (a client that pipelines and never reads stalls its own connection only);
 //! - `TCP_NODELAY`, and small answers written in one segment.
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,8 +37,10 @@ pub const MAX_CONNECTIONS: usize = 8192;
 /// Most connections open at once from one address (an IPv6 /64 counts as one address). Without
 /// it, one host holding [`MAX_CONNECTIONS`] slow connections would lock everyone else out. It
 /// counts connections, not requests: a peer with many torrents announcing them all over a few
-/// keep-alive connections is never refused. An announce holds a connection for milliseconds,
-/// so even a large NAT rarely has more than a few open at once.
+/// keep-alive connections is never refused. At the cap, a kept-alive connection waiting for its
+/// next request is closed to make room for a new one; only connections in the middle of a
+/// request (or new ones that have not sent one yet) make a new one be refused. An announce
+/// holds a connection for milliseconds, so even a large NAT rarely has more than a few open.
 pub const MAX_PER_ADDRESS: usize = 256;
 
 /// A connection that is sent nothing for this long is closed: it covers a request head that
@@ -81,14 +85,14 @@ where
                 continue;
             }
         };
-        let Some(slot) = slots.take(peer.ip()) else {
+        let Some(slot) = slots.take(peer.ip(), Some(stream.clone())) else {
             continue;
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         crate::rt::spawn(async move {
             let mut conn = Connection::new(stream, peer);
-            if let Err(e) = conn.serve(&app).await {
+            if let Err(e) = conn.serve(&app, &slot).await {
                 // A client that hangs up mid-request, a bad head, a stalled one: routine.
                 debug!("connection from {peer} ended: {e}");
             }
@@ -284,15 +288,22 @@ impl Connection {
     }
 
     /// Answer requests until the client closes, asks to close, or breaks a rule.
-    async fn serve<State>(&mut self, app: &tide::Server<State>) -> Result<(), Ended>
+    async fn serve<State>(&mut self, app: &tide::Server<State>, slot: &Slot) -> Result<(), Ended>
     where
         State: Clone + Send + Sync + 'static,
     {
+        let mut answered = false;
         loop {
             let parsed = match parse_request(&self.buf) {
                 Ok(Some(parsed)) => parsed,
                 Ok(None) => {
-                    if self.read_more().await? == 0 {
+                    // Waiting for the next request of a kept-alive connection, with nothing
+                    // buffered: it may be closed to make room for a newer one. A new
+                    // connection is not, however long its client takes to send a request.
+                    slot.set_idle(answered && self.buf.is_empty());
+                    let read = self.read_more().await;
+                    slot.set_idle(false);
+                    if read? == 0 {
                         return match self.buf.is_empty() {
                             true => Ok(()),
                             false => Err(Ended::Truncated),
@@ -316,6 +327,7 @@ impl Connection {
                 }
             };
             self.answer(res, &head).await?;
+            answered = true;
             if !head.keep_alive {
                 self.linger().await;
                 return Ok(());
@@ -451,48 +463,91 @@ struct Slots(Arc<Mutex<SlotCounts>>);
 #[derive(Default)]
 struct SlotCounts {
     total: usize,
-    per_address: HashMap<IpAddr, usize>,
+    next_id: u64,
+    per_address: HashMap<IpAddr, Vec<Arc<Member>>>,
+}
+
+/// One open connection as the slot table sees it.
+struct Member {
+    id: u64,
+    /// Set while the connection waits for its next request with nothing buffered.
+    idle: AtomicBool,
+    /// A handle to close it with when it is evicted (none in unit tests).
+    stream: Option<TcpStream>,
 }
 
 /// One open connection, given back on drop.
 struct Slot {
     slots: Slots,
     address: IpAddr,
+    member: Arc<Member>,
 }
 
 impl Slots {
-    /// A slot for a connection from `ip`, or `None` when a cap is reached.
-    fn take(&self, ip: IpAddr) -> Option<Slot> {
+    /// A slot for a connection from `ip`, or `None` when a cap is reached. At the per-address
+    /// cap, an idle keep-alive connection from the same address (one waiting between requests)
+    /// is closed to make room: a client that keeps a connection per torrent is then served,
+    /// while connections in the middle of a request (a slowloris) are never evicted.
+    fn take(&self, ip: IpAddr, stream: Option<TcpStream>) -> Option<Slot> {
         let address = address_key(ip);
         let mut c = lock(&self.0);
         if c.total >= MAX_CONNECTIONS {
             debug!("{MAX_CONNECTIONS} connections open: refusing one more");
             return None;
         }
+        c.next_id += 1;
+        let member = Arc::new(Member {
+            id: c.next_id,
+            idle: AtomicBool::new(false),
+            stream,
+        });
         let mine = c.per_address.entry(address).or_default();
-        if *mine >= MAX_PER_ADDRESS {
-            debug!("{MAX_PER_ADDRESS} connections open from {address}: refusing one more");
-            return None;
+        if mine.len() >= MAX_PER_ADDRESS {
+            let Some(idle) = mine.iter().position(|m| m.idle.load(Ordering::Acquire)) else {
+                debug!("{MAX_PER_ADDRESS} busy connections open from {address}: refusing one more");
+                return None;
+            };
+            let evicted = mine.swap_remove(idle);
+            if let Some(stream) = &evicted.stream {
+                // Its task reads the end of the stream and ends quietly.
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+            c.total -= 1;
+            debug!("{MAX_PER_ADDRESS} connections open from {address}: closed an idle one");
         }
-        *mine += 1;
+        let mine = c.per_address.entry(address).or_default();
+        mine.push(Arc::clone(&member));
         c.total += 1;
         Some(Slot {
             slots: self.clone(),
             address,
+            member,
         })
+    }
+}
+
+impl Slot {
+    /// Mark the connection as waiting for a request with nothing buffered (evictable), or not.
+    fn set_idle(&self, idle: bool) {
+        self.member.idle.store(idle, Ordering::Release);
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut c = lock(&self.slots.0);
-        c.total -= 1;
-        if let Some(n) = c.per_address.get_mut(&self.address) {
-            *n -= 1;
-            if *n == 0 {
-                c.per_address.remove(&self.address);
-            }
+        let Some(mine) = c.per_address.get_mut(&self.address) else {
+            return;
+        };
+        // An evicted connection was already taken out (and its count given back).
+        let Some(at) = mine.iter().position(|m| m.id == self.member.id) else {
+            return;
+        };
+        mine.swap_remove(at);
+        if mine.is_empty() {
+            c.per_address.remove(&self.address);
         }
+        c.total -= 1;
     }
 }
 
@@ -616,16 +671,25 @@ mod tests {
     }
 
     #[test]
-    fn slots_are_capped_per_address_and_given_back() {
+    fn slots_are_capped_per_address_idle_ones_evicted_and_given_back() {
         let slots = Slots::default();
         let one = IpAddr::from([10, 0, 0, 1]);
         let mut held: Vec<Slot> = (0..MAX_PER_ADDRESS)
-            .map(|_| slots.take(one).unwrap())
+            .map(|_| slots.take(one, None).unwrap())
             .collect();
-        assert!(slots.take(one).is_none());
-        assert!(slots.take(IpAddr::from([10, 0, 0, 2])).is_some());
+        assert!(slots.take(one, None).is_none());
+        assert!(slots.take(IpAddr::from([10, 0, 0, 2]), None).is_some());
         held.pop();
-        assert!(slots.take(one).is_some());
+        held.push(slots.take(one, None).unwrap());
+        // At the cap, an idle connection makes room for a new one (once).
+        held[7].set_idle(true);
+        let newer = slots.take(one, None).unwrap();
+        assert!(slots.take(one, None).is_none());
+        assert_eq!(lock(&slots.0).total, MAX_PER_ADDRESS);
+        drop(held.remove(7)); // the evicted one ends later: nothing to give back twice
+        assert_eq!(lock(&slots.0).total, MAX_PER_ADDRESS);
+        assert!(slots.take(one, None).is_none());
+        drop(newer);
         drop(held);
         assert_eq!(lock(&slots.0).per_address.len(), 0);
         assert_eq!(lock(&slots.0).total, 0);
