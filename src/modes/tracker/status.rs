@@ -1,5 +1,8 @@
 //! What the tracker shows of itself: the `/peers` JSON (also read back by `bt peers`) and the
-//! self-refreshing HTML page at `/`. Both are built from one bounded [`Snapshot`] of the table.
+//! self-refreshing HTML page at `/`. Both serve the table in pages (`?offset=&limit=`, at most
+//! [`MAX_PAGE_PEERS`] peers each), each a [`Snapshot`] that says where the next page starts, so
+//! an answer stays small however large the swarm; the HTML page links only to the tracker's
+//! own pages.
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
