@@ -636,6 +636,8 @@ fn idle_keep_alive_connections_make_room_for_new_ones_from_their_address() {
         open(),
         conns.len()
     );
+    // The ones closed are the oldest.
+    assert!(conns[..MORE].iter().all(|c| closed(&c.0)));
     // The newest is among the open ones and still served.
     conns.last_mut().unwrap().get("/scrape");
     // A connection in the middle of a request is not evicted: fill the address with

@@ -507,7 +507,8 @@ impl Slots {
                 debug!("{MAX_PER_ADDRESS} busy connections open from {address}: refusing one more");
                 return None;
             };
-            let evicted = mine.swap_remove(idle);
+            // The oldest idle one (the list is in order of arrival).
+            let evicted = mine.remove(idle);
             if let Some(stream) = &evicted.stream {
                 // Its task reads the end of the stream and ends quietly.
                 let _ = stream.shutdown(Shutdown::Both);
@@ -543,7 +544,7 @@ impl Drop for Slot {
         let Some(at) = mine.iter().position(|m| m.id == self.member.id) else {
             return;
         };
-        mine.swap_remove(at);
+        mine.remove(at); // keeps the order of arrival (at most MAX_PER_ADDRESS entries)
         if mine.is_empty() {
             c.per_address.remove(&self.address);
         }
