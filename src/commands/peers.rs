@@ -1,4 +1,7 @@
-//! `bt peers`: ask a running tracker for its `/peers` JSON and print it as a table.
+//! `bt peers`: ask a running tracker for its `/peers` JSON and print it as a table. The tracker
+//! serves its listing in pages (`?offset=`, each at most `status::MAX_PAGE_PEERS` peers);
+//! `bt peers` follows them up to [`MAX_PAGES`] and says so when it stops short. Everything the
+//! tracker sends is printed through [`crate::ui::escape`].
 
 use std::time::Duration;
 
@@ -12,8 +15,12 @@ use crate::modes::tracker::status::{PeerStatus, Snapshot};
 
 /// How long to wait for the tracker.
 const TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest answer read (the tracker bounds its snapshot far below this).
-const MAX_BODY: u64 = 32 * 1024 * 1024;
+/// Largest page read (a bt tracker's pages are under ~200 KiB; older ones sent everything in
+/// one answer, up to ~50 MB, which this cuts to a clear error instead of a stall).
+const MAX_BODY: u64 = 8 * 1024 * 1024;
+/// Most pages followed: 50 pages of up to 1,000 peers each is already more than a terminal
+/// shows usefully. Past it, the table ends with a line saying how many torrents are left.
+pub const MAX_PAGES: usize = 50;
 
 /// Run `bt peers`.
 pub fn run(args: PeersArgs) -> Result<()> {
@@ -22,11 +29,40 @@ pub fn run(args: PeersArgs) -> Result<()> {
         None => Config::load(args.config.as_deref())?.0.tracker.announce,
     };
     let url = peers_url(&tracker);
-    let body = crate::rt::block_on(fetch(&url))?;
-    let snapshot: Snapshot = serde_json::from_slice(&body)
-        .with_context(|| format!("{url} did not answer with a bt tracker's peer list"))?;
+    let snapshot = crate::rt::block_on(fetch_pages(&url))?;
     print!("{}", table(&url, &snapshot));
     Ok(())
+}
+
+/// The tracker's listing, page after page while it says there is a `next` one (at most
+/// [`MAX_PAGES`]): one snapshot holding every torrent fetched, whose `next` is where it
+/// stopped short (if it did).
+async fn fetch_pages(url: &str) -> Result<Snapshot> {
+    let mut all: Option<Snapshot> = None;
+    let mut offset = 0;
+    for _ in 0..MAX_PAGES {
+        let page_url = format!("{url}?offset={offset}");
+        let body = fetch(&page_url).await?;
+        let page: Snapshot = serde_json::from_slice(&body)
+            .with_context(|| format!("{url} did not answer with a bt tracker's peer list"))?;
+        // Guard against a tracker that sends us round in circles.
+        let next = page.next.filter(|&n| n > offset);
+        all = Some(match all {
+            None => page,
+            Some(mut all) => {
+                all.torrents.extend(page.torrents);
+                all
+            }
+        });
+        if let Some(all) = all.as_mut() {
+            all.next = next;
+        }
+        match next {
+            Some(n) => offset = n,
+            None => break,
+        }
+    }
+    all.ok_or_else(|| anyhow!("no page was fetched from {url}"))
 }
 
 /// The `/peers` URL of a tracker given by its announce URL, its `/peers` URL or its base URL.
@@ -62,23 +98,32 @@ async fn fetch(url: &str) -> Result<Vec<u8>> {
     let mut body = Vec::new();
     res.take_body()
         .into_reader()
-        .take(MAX_BODY)
+        .take(MAX_BODY + 1)
         .read_to_end(&mut body)
         .await
         .with_context(|| format!("cannot read the answer of {url}"))?;
+    if body.len() as u64 > MAX_BODY {
+        bail!("{url} answered with over {} MiB", MAX_BODY >> 20);
+    }
     Ok(body)
 }
 
 /// The snapshot as text: a header line, then each torrent with a table of its peers.
 pub fn table(url: &str, s: &Snapshot) -> String {
+    use crate::ui::escape;
     let mut out = format!(
-        "{url}: {} torrent(s), {} peer(s)\n",
-        s.torrent_count, s.peer_count
+        "{}: {} torrent(s), {} peer(s)\n",
+        escape(url),
+        s.torrent_count,
+        s.peer_count
     );
     for t in &s.torrents {
         out += &format!(
             "\n{}  seeders {}  leechers {}  completed {}\n",
-            t.info_hash, t.seeders, t.leechers, t.completed
+            escape(&t.info_hash),
+            t.seeders,
+            t.leechers,
+            t.completed
         );
         out += &format!(
             "  {:<22} {:<40} {:>10}  {}\n",
@@ -87,8 +132,8 @@ pub fn table(url: &str, s: &Snapshot) -> String {
         for p in &t.peers {
             out += &format!(
                 "  {:<22} {:<40} {:>10}  {} s ago\n",
-                address(p),
-                p.peer_id,
+                escape(&address(p)),
+                escape(&p.peer_id),
                 left(p.left),
                 p.last_seen_secs
             );
@@ -99,7 +144,14 @@ pub fn table(url: &str, s: &Snapshot) -> String {
             out += &format!("  ... and {} more\n", total - listed);
         }
     }
-    if s.torrents.len() < s.torrent_count {
+    if let Some(next) = s.next {
+        out += &format!(
+            "\n... and {} more torrents (listing cut after {MAX_PAGES} pages; the rest from \
+             {}?offset={next})\n",
+            s.torrent_count.saturating_sub(s.torrents.len()),
+            escape(url)
+        );
+    } else if s.torrents.len() < s.torrent_count {
         out += &format!(
             "\n... and {} more torrents\n",
             s.torrent_count - s.torrents.len()
@@ -151,6 +203,8 @@ mod tests {
             torrent_count: 2,
             peer_count: 3,
             interval: 30,
+            offset: 0,
+            next: None,
             torrents: vec![TorrentStatus {
                 info_hash: "ab".repeat(20),
                 seeders: 1,
@@ -189,5 +243,40 @@ mod tests {
         );
         assert!(text.contains("seeding") && text.contains("... and 1 more\n"));
         assert!(text.contains("... and 1 more torrents"));
+    }
+
+    #[test]
+    fn text_from_the_tracker_cannot_reach_the_terminal_raw() {
+        let evil = "\x1b]0;owned\x07\x1b[2J";
+        let s = Snapshot {
+            torrent_count: 5,
+            peer_count: 1,
+            interval: 30,
+            offset: 0,
+            next: Some(1),
+            torrents: vec![TorrentStatus {
+                info_hash: format!("{evil}ab"),
+                seeders: 1,
+                leechers: 0,
+                completed: 0,
+                peers: vec![PeerStatus {
+                    address: format!("10.0.0.1{evil}"),
+                    port: 1,
+                    peer_id: format!("-XX0001-{evil}\r\n"),
+                    left: 0,
+                    last_seen_secs: 1,
+                }],
+            }],
+        };
+        let text = table(&format!("http://t{evil}/peers"), &s);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(text.contains("-XX0001-"), "{text}");
+        assert!(
+            text.contains("... and 4 more torrents (listing cut after"),
+            "{text}"
+        );
     }
 }

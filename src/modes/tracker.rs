@@ -23,7 +23,7 @@ use crate::cli::TrackerArgs;
 use crate::config::Config;
 use crate::proto::metainfo::InfoHash;
 use crate::proto::tracker::{self, AnnounceRequest, AnnounceResponse, Event, ScrapeRequest};
-use status::{peer_id_text, Snapshot};
+use status::{peer_id_text, Page, Snapshot};
 use table::{parse_access_list, Limits, Table};
 
 /// Run `bt tracker` until the process is killed.
@@ -99,8 +99,9 @@ impl Shared {
         }
     }
 
-    fn snapshot(&self) -> Snapshot {
-        Snapshot::of(&self.table(), Instant::now())
+    /// The page of the listing that `raw_query` asks for (`offset`, `limit`).
+    fn snapshot(&self, raw_query: &str) -> Snapshot {
+        Snapshot::page(&self.table(), Instant::now(), Page::from_query(raw_query))
     }
 }
 
@@ -163,11 +164,13 @@ pub async fn serve(listener: crate::rt::TcpListener, table: Table) -> Result<()>
         });
     app.at("/peers")
         .get(|req: tide::Request<Shared>| async move {
-            let json = serde_json::to_vec_pretty(&req.state().snapshot())?;
+            // Compact: a page of the largest swarm stays small (see `status::MAX_PAGE_PEERS`).
+            let page = || serde_json::to_vec(&req.state().snapshot(raw_query(&req)));
+            let json = status::in_turn(page).await?;
             Ok(reply(json, "application/json"))
         });
     app.at("/").get(|req: tide::Request<Shared>| async move {
-        let html = req.state().snapshot().html();
+        let html = status::in_turn(|| req.state().snapshot(raw_query(&req)).html()).await;
         Ok(reply(html.into_bytes(), "text/html; charset=utf-8"))
     });
     http::serve(listener, app).await;

@@ -1,50 +1,73 @@
-//! HTTP plumbing under the tracker: accept connections and serve each with tide's HTTP/1 engine
-//! (async-h1), with what `tide::Server::listen` does not do:
+//! HTTP/1.1 under the tracker. This module owns each connection: it reads and parses request
+//! heads itself (with `httparse`, bounded), hands each request to the tide app (the router and
+//! handlers), and writes the answers back in order. Driving async-h1 instead dropped pipelined
+//! requests, closed HTTP/1.0 connections without an answer and accepted ambiguous framing.
 //!
-//! - `TCP_NODELAY`, so a keep-alive client does not wait ~40 ms for each answer (Nagle's
-//!   algorithm holding a segment until the client's delayed ACK);
-//! - one segment per answer: async-h1 writes the head and the body separately and flushes once,
-//!   so writes are held until that flush ([`Coalesced`]);
-//! - limits against clients that hold connections or memory: a cap on open connections, overall
-//!   and per address; [`IDLE_TIMEOUT`] without sending anything closes a connection; at most
-//!   [`MAX_UNANSWERED`] bytes are read before an answer.
+//! What a connection gets:
+//! - pipelined requests are answered one after the other, in order; HTTP/1.0 is answered and
+//!   then closed unless it asked for keep-alive;
+//! - a head that does not parse, has non-UTF-8 bytes in its request line, or frames its body
+//!   ambiguously (two different `Content-Length`s, `Transfer-Encoding` with `Content-Length`) is
+//!   answered with a 4xx and the connection closed;
+//! - limits against clients that hold connections or memory: a cap on open connections,
+//!   overall and per address (on connections open at once: any number of requests may follow
+//!   each other on one connection, and at the cap an idle kept-alive connection of the same
+//!   address is closed to make room); [`IDLE_TIMEOUT`] without anything sent closes a connection;
+//!   at most [`MAX_HEAD`] + [`MAX_BODY`] bytes are buffered for a request, and one answer at a
+//!   time is held (a client that pipelines and never reads stalls its own connection only);
+//! - `TCP_NODELAY`, and small answers written in one segment.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
-use std::pin::{pin, Pin};
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::rt::{TcpListener, TcpStream};
-use futures::io::{AsyncRead, AsyncWrite};
+use crate::rt::io::{ReadExt, WriteExt};
+use crate::rt::{Shutdown, TcpListener, TcpStream};
 use log::{debug, warn};
+use tide::http::{Method, Request, Response, Url, Version};
 
 /// Most connections served at once; more are closed at once. Announces are short-lived, so this
 /// bounds memory and file descriptors without hurting real swarms.
 pub const MAX_CONNECTIONS: usize = 8192;
 
-/// Most connections served at once from one address (an IPv6 /64 counts as one address). Without
-/// it, one host holding [`MAX_CONNECTIONS`] slow connections would lock everyone else out. A
-/// per-address cap is the simplest defence that keeps honest load whole: an announce holds a
-/// connection for milliseconds, so even a large NAT rarely has more than a few open at once,
-/// and a benchmark's 64 keep-alive connections fit easily.
+/// Most connections open at once from one address (an IPv6 /64 counts as one address). Without
+/// it, one host holding [`MAX_CONNECTIONS`] slow connections would lock everyone else out. It
+/// counts connections, not requests: a peer with many torrents announcing them all over a few
+/// keep-alive connections is never refused. At the cap, a kept-alive connection waiting for its
+/// next request is closed to make room for a new one; only connections in the middle of a
+/// request (or new ones that have not sent one yet) make a new one be refused. An announce
+/// holds a connection for milliseconds, so even a large NAT rarely has more than a few open.
 pub const MAX_PER_ADDRESS: usize = 256;
 
-/// A connection that sends us nothing to write for this long is closed: it covers a request
-/// head that never ends (slowloris: a byte now and then does not extend it), an idle keep-alive
+/// A connection that is sent nothing for this long is closed: it covers a request head that
+/// never ends (slowloris: a byte now and then does not extend it), an idle keep-alive
 /// connection, and a client that stops reading its answer. Tracker clients announce every few
-/// minutes and open a new connection each time, so they never notice.
+/// minutes, so they never notice.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Most bytes read from a connection before we answer it. async-h1 refuses a head over 8 KiB,
-/// but only once it has read a whole line: a request line without end would be buffered until
-/// the memory runs out. Tracker requests carry no body, so twice the head limit is plenty.
-pub const MAX_UNANSWERED: usize = 16 * 1024;
+/// Largest request head (request line and headers). Tracker requests are a few hundred bytes;
+/// the table refuses queries over 6 KiB anyway, with a clear failure reason.
+pub const MAX_HEAD: usize = 16 * 1024;
 
-/// Most bytes held before they are written anyway (a large `/peers` answer streams through).
-const MAX_HELD: usize = 64 * 1024;
+/// Largest request body accepted (read and ignored: tracker requests have none).
+pub const MAX_BODY: usize = 4 * 1024;
+
+/// Most header lines in a request head.
+const MAX_HEADERS: usize = 64;
+
+/// Answers up to this size go out in one write (one TCP segment on loopback); larger ones are
+/// written in pieces of this size, each of which restarts the idle clock.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// After the last answer of a connection, how long and how much we read and discard before
+/// closing, so that the client's unread bytes do not make the kernel reset the connection
+/// before it has read our answer.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
 
 /// Serve `app` on every connection `listener` accepts, forever.
 pub async fn serve<State>(listener: TcpListener, app: tide::Server<State>)
@@ -62,32 +85,16 @@ where
                 continue;
             }
         };
-        let Some(slot) = slots.take(peer.ip()) else {
+        let Some(slot) = slots.take(peer.ip(), Some(stream.clone())) else {
             continue;
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         crate::rt::spawn(async move {
-            let local = stream.local_addr().ok();
-            let peer = Some(peer);
-            let conn = Coalesced::new(stream);
-            let state = Arc::clone(&conn.state);
-            let served = pin!(async_h1::accept(conn, |mut req| {
-                req.set_local_addr(local);
-                req.set_peer_addr(peer);
-                let app = app.clone();
-                async move { app.respond(req).await }
-            }));
-            let ended = match futures::future::select(served, pin!(idle(&state))).await {
-                futures::future::Either::Left((served, _)) => served.err().map(|e| e.to_string()),
-                futures::future::Either::Right(_) => Some(format!(
-                    "nothing to send for {} s: closed",
-                    IDLE_TIMEOUT.as_secs()
-                )),
-            };
-            if let Some(e) = ended {
-                // A client that hangs up mid-request, a head over 8 KiB, a stalled one: routine.
-                debug!("connection from {peer:?} ended: {e}");
+            let mut conn = Connection::new(stream, peer);
+            if let Err(e) = conn.serve(&app, &slot).await {
+                // A client that hangs up mid-request, a bad head, a stalled one: routine.
+                debug!("connection from {peer} ended: {e}");
             }
             drop(slot);
         })
@@ -95,14 +102,357 @@ where
     }
 }
 
-/// Returns once the connection has sent nothing for [`IDLE_TIMEOUT`].
-async fn idle(state: &Mutex<Progress>) {
-    loop {
-        let quiet = lock(state).last_sent.elapsed();
-        if quiet >= IDLE_TIMEOUT {
-            return;
+/// Why a request is refused before it reaches the app: the status and a one-line reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// HTTP status sent.
+    pub status: u16,
+    /// Sent as the body.
+    pub why: &'static str,
+}
+
+const fn refuse(status: u16, why: &'static str) -> Refusal {
+    Refusal { status, why }
+}
+
+/// A request head as read from the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// The method, as sent.
+    pub method: String,
+    /// The request target, as sent (origin form `/path?query`, or absolute form).
+    pub target: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    /// Whether the connection stays open after the answer.
+    pub keep_alive: bool,
+    /// Header lines whose values are text (others are dropped).
+    pub headers: Vec<(String, String)>,
+    /// Bytes of body after the head.
+    pub body_len: usize,
+}
+
+/// Parse the request at the start of `buf`: `Ok(None)` when more bytes are needed, else the
+/// head and how many bytes of `buf` the request takes (head and body).
+pub fn parse_request(buf: &[u8]) -> Result<Option<(Head, usize)>, Refusal> {
+    let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut lines);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n <= MAX_HEAD => n,
+        Ok(httparse::Status::Complete(_)) => return Err(head_too_large()),
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return Err(head_too_large()),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(refuse(431, "too many header lines"));
         }
-        crate::rt::sleep(IDLE_TIMEOUT - quiet).await;
+        Err(httparse::Error::Version) => return Err(refuse(505, "only HTTP/1.0 and 1.1")),
+        Err(_) => return Err(refuse(400, "malformed request head")),
+    };
+    let minor = req.version.unwrap_or(1);
+    let (mut length, mut chunked, mut connection) = (None::<u64>, false, None::<bool>);
+    for h in req.headers.iter() {
+        let value = std::str::from_utf8(h.value).ok();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            // Several lengths, or a list, are fine only when they all agree (RFC 9112 6.3).
+            for part in value.unwrap_or("x").split(',') {
+                let part = part.trim();
+                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(refuse(400, "malformed Content-Length"));
+                }
+                let n = part.parse::<u64>().unwrap_or(u64::MAX);
+                if length.is_some_and(|l| l != n) {
+                    return Err(refuse(400, "conflicting Content-Length headers"));
+                }
+                length = Some(n);
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = true;
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            for token in value.unwrap_or("").split(',') {
+                match token.trim() {
+                    t if t.eq_ignore_ascii_case("close") => connection = Some(false),
+                    t if t.eq_ignore_ascii_case("keep-alive") => {
+                        connection = Some(connection.unwrap_or(true))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    if chunked && length.is_some() {
+        // The classic request-smuggling shape: refuse rather than pick one.
+        return Err(refuse(
+            400,
+            "Transfer-Encoding together with Content-Length",
+        ));
+    }
+    if chunked {
+        return Err(refuse(411, "request bodies must have a Content-Length"));
+    }
+    let body_len = match length {
+        Some(n) if n > MAX_BODY as u64 => return Err(refuse(413, "request body too large")),
+        Some(n) => n as usize,
+        None => 0,
+    };
+    if buf.len() < head_len + body_len {
+        return Ok(None);
+    }
+    let head = Head {
+        method: req.method.unwrap_or("").to_string(),
+        target: req.path.unwrap_or("").to_string(),
+        minor,
+        keep_alive: connection.unwrap_or(minor >= 1),
+        headers: req
+            .headers
+            .iter()
+            .filter_map(|h| {
+                Some((
+                    h.name.to_string(),
+                    std::str::from_utf8(h.value).ok()?.into(),
+                ))
+            })
+            .collect(),
+        body_len,
+    };
+    Ok(Some((head, head_len + body_len)))
+}
+
+fn head_too_large() -> Refusal {
+    refuse(431, "request head over 16 KiB")
+}
+
+impl Head {
+    /// The `http_types` request for the app; `local` names the server in the URL.
+    fn to_request(&self, local: Option<SocketAddr>, peer: SocketAddr) -> Result<Request, Refusal> {
+        let method =
+            Method::from_str(&self.method).map_err(|_| refuse(501, "method not implemented"))?;
+        let url = match self.target.starts_with('/') {
+            true => {
+                let host = local.map_or_else(|| "localhost".to_string(), |a| a.to_string());
+                Url::parse(&format!("http://{host}{}", self.target))
+            }
+            false => Url::parse(&self.target),
+        }
+        .map_err(|_| refuse(400, "malformed request target"))?;
+        let mut req = Request::new(method, url);
+        req.set_version(Some(match self.minor {
+            0 => Version::Http1_0,
+            _ => Version::Http1_1,
+        }));
+        req.set_peer_addr(Some(peer));
+        req.set_local_addr(local);
+        for (name, value) in &self.headers {
+            // Names and values that http_types cannot hold are of no use to the handlers.
+            if let (Ok(name), Ok(value)) = (
+                tide::http::headers::HeaderName::from_str(name),
+                tide::http::headers::HeaderValue::from_str(value),
+            ) {
+                req.append_header(name, value);
+            }
+        }
+        Ok(req)
+    }
+}
+
+/// A connection: the socket, the bytes read but not used yet, and when we last sent something.
+struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    buf: Vec<u8>,
+    last_sent: Instant,
+}
+
+/// How a connection ended early.
+#[derive(Debug, thiserror::Error)]
+enum Ended {
+    #[error("nothing sent for {} s: closed", IDLE_TIMEOUT.as_secs())]
+    Idle,
+    #[error("closed in the middle of a request")]
+    Truncated,
+    #[error("refused: {0}")]
+    Refused(&'static str),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl Connection {
+    fn new(stream: TcpStream, peer: SocketAddr) -> Connection {
+        Connection {
+            local: stream.local_addr().ok(),
+            stream,
+            peer,
+            buf: Vec::new(),
+            last_sent: Instant::now(),
+        }
+    }
+
+    /// Answer requests until the client closes, asks to close, or breaks a rule.
+    async fn serve<State>(&mut self, app: &tide::Server<State>, slot: &Slot) -> Result<(), Ended>
+    where
+        State: Clone + Send + Sync + 'static,
+    {
+        let mut answered = false;
+        loop {
+            let parsed = match parse_request(&self.buf) {
+                Ok(Some(parsed)) => parsed,
+                Ok(None) => {
+                    // Waiting for the next request of a kept-alive connection, with nothing
+                    // buffered: it may be closed to make room for a newer one. A new
+                    // connection is not, however long its client takes to send a request.
+                    slot.set_idle(answered && self.buf.is_empty());
+                    let read = self.read_more().await;
+                    slot.set_idle(false);
+                    if read? == 0 {
+                        return match self.buf.is_empty() {
+                            true => Ok(()),
+                            false => Err(Ended::Truncated),
+                        };
+                    }
+                    continue;
+                }
+                Err(refusal) => return self.refuse(refusal).await,
+            };
+            let (head, used) = parsed;
+            self.buf.drain(..used);
+            let req = match head.to_request(self.local, self.peer) {
+                Ok(req) => req,
+                Err(refusal) => return self.refuse(refusal).await,
+            };
+            let res: Response = match app.respond(req).await {
+                Ok(res) => res,
+                Err(e) => {
+                    warn!("the tracker failed to answer {}: {e}", self.peer);
+                    Response::new(500)
+                }
+            };
+            self.answer(res, &head).await?;
+            answered = true;
+            if !head.keep_alive {
+                self.linger().await;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Read more of the request into the buffer (never past [`MAX_HEAD`] + [`MAX_BODY`]);
+    /// returns 0 at the end of the stream.
+    async fn read_more(&mut self) -> Result<usize, Ended> {
+        let room = (MAX_HEAD + MAX_BODY).saturating_sub(self.buf.len());
+        if room == 0 {
+            // parse_request refuses a head this long; a body this long is refused before.
+            return Err(Ended::Refused("request over the size limit"));
+        }
+        let mut chunk = [0u8; 4096];
+        let want = room.min(chunk.len());
+        let n = crate::rt::timeout(self.time_left()?, self.stream.read(&mut chunk[..want]))
+            .await
+            .map_err(|_| Ended::Idle)??;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// What remains of the idle timeout.
+    fn time_left(&self) -> Result<Duration, Ended> {
+        match IDLE_TIMEOUT.checked_sub(self.last_sent.elapsed()) {
+            Some(left) if !left.is_zero() => Ok(left),
+            _ => Err(Ended::Idle),
+        }
+    }
+
+    /// Write `bytes`, each piece restarting the idle clock; a client that reads nothing for
+    /// [`IDLE_TIMEOUT`] ends the connection.
+    async fn send(&mut self, mut bytes: &[u8]) -> Result<(), Ended> {
+        while !bytes.is_empty() {
+            let piece = &bytes[..bytes.len().min(WRITE_CHUNK)];
+            let n = crate::rt::timeout(self.time_left()?, self.stream.write(piece))
+                .await
+                .map_err(|_| Ended::Idle)??;
+            if n == 0 {
+                return Err(Ended::Io(io::ErrorKind::WriteZero.into()));
+            }
+            bytes = &bytes[n..];
+            self.last_sent = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Write the app's answer to `head`: status line, headers, our own framing, the body.
+    async fn answer(&mut self, mut res: Response, head: &Head) -> Result<(), Ended> {
+        let status = res.status();
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\n",
+            status as u16,
+            status.canonical_reason()
+        );
+        for (name, values) in res.iter() {
+            let name = name.as_str();
+            if ["content-length", "transfer-encoding", "connection"]
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n))
+            {
+                continue; // framing is ours
+            }
+            for value in values.iter() {
+                out += &format!("{name}: {value}\r\n");
+            }
+        }
+        // Our handlers answer with bodies built in memory, bounded by their own limits (a
+        // `/peers` page); into_bytes only hands that buffer over.
+        let body = res.take_body().into_bytes().await.unwrap_or_default();
+        out += &format!("content-length: {}\r\n", body.len());
+        match (head.keep_alive, head.minor) {
+            (false, _) => out += "connection: close\r\n",
+            (true, 0) => out += "connection: keep-alive\r\n",
+            (true, _) => {}
+        }
+        out += "\r\n";
+        let mut bytes = out.into_bytes();
+        let body = match head.method.eq_ignore_ascii_case("HEAD") {
+            true => &[][..],
+            false => &body[..],
+        };
+        if bytes.len() + body.len() <= WRITE_CHUNK {
+            bytes.extend_from_slice(body);
+            self.send(&bytes).await
+        } else {
+            self.send(&bytes).await?;
+            self.send(body).await
+        }
+    }
+
+    /// Answer `refusal` and close the connection.
+    async fn refuse(&mut self, refusal: Refusal) -> Result<(), Ended> {
+        let status = tide::http::StatusCode::try_from(refusal.status)
+            .map(|s| s.canonical_reason())
+            .unwrap_or("Bad Request");
+        let answer = format!(
+            "HTTP/1.1 {} {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{}\n",
+            refusal.status,
+            refusal.why.len() + 1,
+            refusal.why
+        );
+        self.send(answer.as_bytes()).await?;
+        self.linger().await;
+        Err(Ended::Refused(refusal.why))
+    }
+
+    /// End our side of the connection after the last answer, then read and discard what the
+    /// client still sends for a moment: closing with unread bytes would reset the connection,
+    /// and a reset can discard our answer before the client reads it.
+    async fn linger(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        let mut drained = 0;
+        let mut sink = [0u8; 4096];
+        let end = Instant::now() + LINGER;
+        while drained < LINGER_BYTES {
+            let left = end.saturating_duration_since(Instant::now());
+            match crate::rt::timeout(left, self.stream.read(&mut sink)).await {
+                Ok(Ok(n)) if n > 0 => drained += n,
+                _ => break,
+            }
+        }
     }
 }
 
@@ -113,48 +463,92 @@ struct Slots(Arc<Mutex<SlotCounts>>);
 #[derive(Default)]
 struct SlotCounts {
     total: usize,
-    per_address: HashMap<IpAddr, usize>,
+    next_id: u64,
+    per_address: HashMap<IpAddr, Vec<Arc<Member>>>,
+}
+
+/// One open connection as the slot table sees it.
+struct Member {
+    id: u64,
+    /// Set while the connection waits for its next request with nothing buffered.
+    idle: AtomicBool,
+    /// A handle to close it with when it is evicted (none in unit tests).
+    stream: Option<TcpStream>,
 }
 
 /// One open connection, given back on drop.
 struct Slot {
     slots: Slots,
     address: IpAddr,
+    member: Arc<Member>,
 }
 
 impl Slots {
-    /// A slot for a connection from `ip`, or `None` when a cap is reached.
-    fn take(&self, ip: IpAddr) -> Option<Slot> {
+    /// A slot for a connection from `ip`, or `None` when a cap is reached. At the per-address
+    /// cap, an idle keep-alive connection from the same address (one waiting between requests)
+    /// is closed to make room: a client that keeps a connection per torrent is then served,
+    /// while connections in the middle of a request (a slowloris) are never evicted.
+    fn take(&self, ip: IpAddr, stream: Option<TcpStream>) -> Option<Slot> {
         let address = address_key(ip);
         let mut c = lock(&self.0);
         if c.total >= MAX_CONNECTIONS {
             debug!("{MAX_CONNECTIONS} connections open: refusing one more");
             return None;
         }
+        c.next_id += 1;
+        let member = Arc::new(Member {
+            id: c.next_id,
+            idle: AtomicBool::new(false),
+            stream,
+        });
         let mine = c.per_address.entry(address).or_default();
-        if *mine >= MAX_PER_ADDRESS {
-            debug!("{MAX_PER_ADDRESS} connections open from {address}: refusing one more");
-            return None;
+        if mine.len() >= MAX_PER_ADDRESS {
+            let Some(idle) = mine.iter().position(|m| m.idle.load(Ordering::Acquire)) else {
+                debug!("{MAX_PER_ADDRESS} busy connections open from {address}: refusing one more");
+                return None;
+            };
+            // The oldest idle one (the list is in order of arrival).
+            let evicted = mine.remove(idle);
+            if let Some(stream) = &evicted.stream {
+                // Its task reads the end of the stream and ends quietly.
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+            c.total -= 1;
+            debug!("{MAX_PER_ADDRESS} connections open from {address}: closed an idle one");
         }
-        *mine += 1;
+        let mine = c.per_address.entry(address).or_default();
+        mine.push(Arc::clone(&member));
         c.total += 1;
         Some(Slot {
             slots: self.clone(),
             address,
+            member,
         })
+    }
+}
+
+impl Slot {
+    /// Mark the connection as waiting for a request with nothing buffered (evictable), or not.
+    fn set_idle(&self, idle: bool) {
+        self.member.idle.store(idle, Ordering::Release);
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut c = lock(&self.slots.0);
-        c.total -= 1;
-        if let Some(n) = c.per_address.get_mut(&self.address) {
-            *n -= 1;
-            if *n == 0 {
-                c.per_address.remove(&self.address);
-            }
+        let Some(mine) = c.per_address.get_mut(&self.address) else {
+            return;
+        };
+        // An evicted connection was already taken out (and its count given back).
+        let Some(at) = mine.iter().position(|m| m.id == self.member.id) else {
+            return;
+        };
+        mine.remove(at); // keeps the order of arrival (at most MAX_PER_ADDRESS entries)
+        if mine.is_empty() {
+            c.per_address.remove(&self.address);
         }
+        c.total -= 1;
     }
 }
 
@@ -172,102 +566,99 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A connection's traffic since it last sent something.
-struct Progress {
-    /// When bytes last went out (or the connection opened).
-    last_sent: Instant,
-    /// Bytes read since then.
-    unanswered: usize,
-}
-
-/// A TCP stream whose writes wait for `flush` (or [`MAX_HELD`] bytes), and that refuses to read
-/// more than [`MAX_UNANSWERED`] bytes between two writes. Clones share the stream, the held
-/// bytes and the progress, as async-h1 reads and writes through two clones.
-#[derive(Clone)]
-struct Coalesced {
-    stream: TcpStream,
-    held: Arc<Mutex<Vec<u8>>>,
-    state: Arc<Mutex<Progress>>,
-}
-
-impl Coalesced {
-    fn new(stream: TcpStream) -> Coalesced {
-        Coalesced {
-            stream,
-            held: Arc::new(Mutex::new(Vec::new())),
-            state: Arc::new(Mutex::new(Progress {
-                last_sent: Instant::now(),
-                unanswered: 0,
-            })),
-        }
-    }
-
-    /// Write out everything held.
-    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        while !held.is_empty() {
-            let n = ready!(Pin::new(&mut self.stream).poll_write(cx, &held))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            held.drain(..n);
-            *lock(&self.state) = Progress {
-                last_sent: Instant::now(),
-                unanswered: 0,
-            };
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncRead for Coalesced {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.stream).poll_read(cx, buf))?;
-        let mut state = lock(&self.state);
-        state.unanswered += n;
-        if state.unanswered > MAX_UNANSWERED {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("over {MAX_UNANSWERED} bytes sent without an answer"),
-            )));
-        }
-        Poll::Ready(Ok(n))
-    }
-}
-
-impl AsyncWrite for Coalesced {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let full = self.held.lock().map(|h| h.len()).unwrap_or(0) >= MAX_HELD;
-        if full {
-            ready!(self.poll_drain(cx))?;
-        }
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_drain(cx))?;
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_drain(cx))?;
-        Pin::new(&mut self.stream).poll_close(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &[u8]) -> Result<Option<(Head, usize)>, Refusal> {
+        parse_request(text)
+    }
+
+    fn status(text: &[u8]) -> u16 {
+        parse(text).expect_err("a refusal").status
+    }
+
+    #[test]
+    fn requests_parse_one_at_a_time_with_their_keep_alive() {
+        let two = b"GET /a?x=%FF HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.0\r\n\r\n";
+        let (first, used) = parse(two).unwrap().unwrap();
+        assert_eq!(
+            (first.method.as_str(), first.target.as_str()),
+            ("GET", "/a?x=%FF")
+        );
+        assert!(first.keep_alive && first.minor == 1);
+        let (second, rest) = parse(&two[used..]).unwrap().unwrap();
+        assert_eq!((second.target.as_str(), second.minor), ("/b", 0));
+        assert!(!second.keep_alive);
+        assert_eq!(used + rest, two.len());
+        let asked = parse(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
+        assert!(asked.unwrap().unwrap().0.keep_alive);
+        let closing = parse(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+        assert!(!closing.unwrap().unwrap().0.keep_alive);
+        // Not all there yet: wait for more, also for a body.
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost:"), Ok(None));
+        assert_eq!(
+            parse(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nab"),
+            Ok(None)
+        );
+        let with_body = parse(b"POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabcGET");
+        assert_eq!(with_body.unwrap().unwrap().1, 44);
+    }
+
+    #[test]
+    fn ambiguous_framing_and_bad_heads_are_refused() {
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nContent-Length: 3, 4\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            411
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nContent-Length: 99999\r\n\r\n"),
+            413
+        );
+        assert_eq!(status(b"GET /\xff\xfe HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"),
+            400
+        );
+        assert_eq!(status(b"GET / HTTP/2.0\r\n\r\n"), 505);
+        assert_eq!(status(b"GET  HTTP/1.1\r\n\r\n"), 400);
+        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "X-A: b\r\n".repeat(200));
+        assert_eq!(status(many.as_bytes()), 431);
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD));
+        assert_eq!(status(long.as_bytes()), 431);
+    }
+
+    #[test]
+    fn targets_become_urls_with_the_raw_query_kept() {
+        let peer: SocketAddr = "127.0.0.9:5000".parse().unwrap();
+        let local = Some("127.0.0.1:6969".parse().unwrap());
+        let (head, _) = parse(b"GET /announce?info_hash=%00%FF&x=1 HTTP/1.1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        let req = head.to_request(local, peer).unwrap();
+        assert_eq!(req.url().query(), Some("info_hash=%00%FF&x=1"));
+        assert_eq!(req.peer_addr(), Some("127.0.0.9:5000"));
+        let (odd, _) = parse(b"FROB / HTTP/1.1\r\n\r\n").unwrap().unwrap();
+        assert_eq!(odd.to_request(local, peer).unwrap_err().status, 501);
+        let (star, _) = parse(b"OPTIONS * HTTP/1.1\r\n\r\n").unwrap().unwrap();
+        assert_eq!(star.to_request(local, peer).unwrap_err().status, 400);
+    }
 
     #[test]
     fn an_ipv6_slash_64_is_one_address_and_mapped_ipv4_is_ipv4() {
@@ -281,16 +672,25 @@ mod tests {
     }
 
     #[test]
-    fn slots_are_capped_per_address_and_given_back() {
+    fn slots_are_capped_per_address_idle_ones_evicted_and_given_back() {
         let slots = Slots::default();
         let one = IpAddr::from([10, 0, 0, 1]);
         let mut held: Vec<Slot> = (0..MAX_PER_ADDRESS)
-            .map(|_| slots.take(one).unwrap())
+            .map(|_| slots.take(one, None).unwrap())
             .collect();
-        assert!(slots.take(one).is_none());
-        assert!(slots.take(IpAddr::from([10, 0, 0, 2])).is_some());
+        assert!(slots.take(one, None).is_none());
+        assert!(slots.take(IpAddr::from([10, 0, 0, 2]), None).is_some());
         held.pop();
-        assert!(slots.take(one).is_some());
+        held.push(slots.take(one, None).unwrap());
+        // At the cap, an idle connection makes room for a new one (once).
+        held[7].set_idle(true);
+        let newer = slots.take(one, None).unwrap();
+        assert!(slots.take(one, None).is_none());
+        assert_eq!(lock(&slots.0).total, MAX_PER_ADDRESS);
+        drop(held.remove(7)); // the evicted one ends later: nothing to give back twice
+        assert_eq!(lock(&slots.0).total, MAX_PER_ADDRESS);
+        assert!(slots.take(one, None).is_none());
+        drop(newer);
         drop(held);
         assert_eq!(lock(&slots.0).per_address.len(), 0);
         assert_eq!(lock(&slots.0).total, 0);

@@ -1,7 +1,11 @@
 //! What the tracker shows of itself: the `/peers` JSON (also read back by `bt peers`) and the
-//! self-refreshing HTML page at `/`. Both are built from one bounded [`Snapshot`] of the table.
+//! self-refreshing HTML page at `/`. Both serve the table in pages (`?offset=&limit=`, at most
+//! [`MAX_PAGE_PEERS`] peers each), each a [`Snapshot`] that says where the next page starts, so
+//! an answer stays small however large the swarm; the HTML page links only to the tracker's
+//! own pages.
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -10,10 +14,60 @@ use super::peer_list::Peer;
 use super::table::{Table, Torrent};
 use crate::proto::metainfo::InfoHash;
 
-/// Most torrents listed in a snapshot (the counts still cover all).
-pub const MAX_TORRENTS_SHOWN: usize = 500;
-/// Most peers listed per torrent.
+/// Most peers listed in one page of `/peers` or of the status page; a torrent with no peer
+/// listed counts as one. A peer is at most ~150 bytes of JSON, so a page stays under ~200 KiB
+/// however large the swarm: that bounds what the tracker builds and holds per connection.
+pub const MAX_PAGE_PEERS: usize = 1000;
+/// Most peers listed per torrent (the counts still cover all of them).
 pub const MAX_PEERS_SHOWN: usize = 500;
+
+/// Which part of the listing a request asks for: `?offset=N&limit=M`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Torrents to skip (the listing is busiest torrent first).
+    pub offset: usize,
+    /// Most peers in the page, 1..=[`MAX_PAGE_PEERS`].
+    pub limit: usize,
+}
+
+impl Default for Page {
+    fn default() -> Page {
+        Page {
+            offset: 0,
+            limit: MAX_PAGE_PEERS,
+        }
+    }
+}
+
+impl Page {
+    /// The page a raw query asks for; missing or unreadable values take their defaults, and
+    /// `limit` is clamped to 1..=[`MAX_PAGE_PEERS`].
+    pub fn from_query(query: &str) -> Page {
+        let mut page = Page::default();
+        for pair in query.split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let Ok(n) = value.parse::<usize>() else {
+                continue;
+            };
+            match key {
+                "offset" => page.offset = n,
+                "limit" => page.limit = n.clamp(1, MAX_PAGE_PEERS),
+                _ => {}
+            }
+        }
+        page
+    }
+}
+
+/// Run `build` (a page of the listing, built and encoded) when no other page is being built.
+/// Pages cost milliseconds each and a client can ask for many at once (pipelined, from many
+/// connections, never reading); built one at a time they keep at most one executor thread
+/// busy, and announces are answered on the others meanwhile.
+pub async fn in_turn<T>(build: impl FnOnce() -> T) -> T {
+    static TURN: OnceLock<crate::rt::AsyncMutex<()>> = OnceLock::new();
+    let _turn = TURN.get_or_init(Default::default).lock().await;
+    build()
+}
 
 /// The whole table as `/peers` serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +78,13 @@ pub struct Snapshot {
     pub peer_count: usize,
     /// Seconds between announces asked of peers.
     pub interval: u32,
-    /// The busiest torrents (most peers first, at most [`MAX_TORRENTS_SHOWN`]).
+    /// Index of this page's first torrent in the whole listing (busiest first).
+    #[serde(default)]
+    pub offset: usize,
+    /// The `offset` of the next page, if the listing goes on.
+    #[serde(default)]
+    pub next: Option<usize>,
+    /// This page's torrents, busiest first (a page lists at most [`MAX_PAGE_PEERS`] peers).
     pub torrents: Vec<TorrentStatus>,
 }
 
@@ -59,53 +119,42 @@ pub struct PeerStatus {
 }
 
 impl Snapshot {
-    /// Take a bounded snapshot of `table` as of `now`.
+    /// The first page of `table` as of `now`.
     pub fn of(table: &Table, now: Instant) -> Snapshot {
+        Snapshot::page(table, now, Page::default())
+    }
+
+    /// One page of `table` as of `now`: the torrents from `page.offset` on, busiest first,
+    /// while their listed peers fit in `page.limit`.
+    pub fn page(table: &Table, now: Instant, page: Page) -> Snapshot {
         let (torrent_count, peer_count) = table.counts();
         let mut torrents: Vec<_> = table.torrents().collect();
         let size = |t: &Torrent| t.seeders.len() + t.leechers.len();
         let busiest_first = |a: &(InfoHash, &Torrent), b: &(InfoHash, &Torrent)| {
             size(b.1).cmp(&size(a.1)).then(a.0.cmp(&b.0))
         };
-        // This runs under the table's lock: select the few shown before sorting them.
-        if torrents.len() > MAX_TORRENTS_SHOWN {
-            torrents.select_nth_unstable_by(MAX_TORRENTS_SHOWN, busiest_first);
-            torrents.truncate(MAX_TORRENTS_SHOWN);
+        // This runs under the table's lock: sort only what this page can reach.
+        let offset = page.offset.min(torrents.len());
+        smallest(&mut torrents, offset + page.limit, busiest_first);
+        let per_torrent = MAX_PEERS_SHOWN.min(page.limit);
+        let mut used = 0;
+        let mut shown = Vec::new();
+        for &(hash, t) in &torrents[offset..] {
+            let cost = size(t).min(per_torrent).max(1);
+            if used + cost > page.limit {
+                break;
+            }
+            used += cost;
+            shown.push(TorrentStatus::of(table, hash, t, per_torrent, now));
         }
-        torrents.sort_unstable_by(busiest_first);
-        let torrents = torrents
-            .into_iter()
-            .map(|(hash, t)| {
-                let mut peers: Vec<&Peer> = t.seeders.as_slice().iter().collect();
-                peers.sort_by_key(|p| p.key);
-                let mut leechers: Vec<&Peer> = t.leechers.as_slice().iter().collect();
-                leechers.sort_by_key(|p| p.key);
-                peers.extend(leechers);
-                peers.truncate(MAX_PEERS_SHOWN);
-                let stats = t.stats();
-                TorrentStatus {
-                    info_hash: hash.hex(),
-                    seeders: stats.complete,
-                    leechers: stats.incomplete,
-                    completed: stats.downloaded,
-                    peers: peers
-                        .into_iter()
-                        .map(|p| PeerStatus {
-                            address: p.key.ip.to_string(),
-                            port: p.key.port,
-                            peer_id: peer_id_text(&p.peer_id),
-                            left: p.left,
-                            last_seen_secs: table.age(p.last_seen, now),
-                        })
-                        .collect(),
-                }
-            })
-            .collect();
+        let end = offset + shown.len();
         Snapshot {
             torrent_count,
             peer_count,
             interval: table.limits().interval,
-            torrents,
+            offset,
+            next: (end < torrent_count).then_some(end),
+            torrents: shown,
         }
     }
 
@@ -126,13 +175,23 @@ impl Snapshot {
         ));
         let _ = writeln!(
             h,
-            "<p>{} torrent{}, {} peer{}; peers announce every {} s. This page reloads every 5 s.</p>",
+            "<p>{} torrent{}, {} peer{}; peers announce every {} s. This page reloads every 5 s. \
+             The same as JSON: <a href=\"/peers?offset={}\">/peers</a>.</p>",
             self.torrent_count,
             plural(self.torrent_count),
             self.peer_count,
             plural(self.peer_count),
-            self.interval
+            self.interval,
+            self.offset
         );
+        if self.offset > 0 {
+            let _ = writeln!(
+                h,
+                "<p>Torrents {} to {}, busiest first. <a href=\"/\">First page</a></p>",
+                self.offset + 1,
+                self.offset + self.torrents.len()
+            );
+        }
         if self.torrents.is_empty() {
             h.push_str("<p class=\"muted\">No torrents yet: nobody has announced.</p>\n");
         }
@@ -168,10 +227,62 @@ impl Snapshot {
                 );
             }
             h.push_str("</table>\n");
+            let unlisted = ((t.seeders + t.leechers) as usize).saturating_sub(t.peers.len());
+            if unlisted > 0 {
+                let _ = writeln!(h, "<p class=\"muted\">and {unlisted} more peers</p>");
+            }
+        }
+        if let Some(next) = self.next {
+            let _ = writeln!(
+                h,
+                "<p><a href=\"/?offset={next}\">Next page</a> ({} more torrents)</p>",
+                self.torrent_count.saturating_sub(next)
+            );
         }
         h.push_str("</body></html>\n");
         h
     }
+}
+
+impl TorrentStatus {
+    /// `t` with its first `max_peers` peers: seeders first, then by address.
+    fn of(table: &Table, hash: InfoHash, t: &Torrent, max_peers: usize, now: Instant) -> Self {
+        let mut peers: Vec<&Peer> = t.seeders.as_slice().iter().collect();
+        smallest(&mut peers, max_peers, |a, b| a.key.cmp(&b.key));
+        if peers.len() < max_peers {
+            let mut leechers: Vec<&Peer> = t.leechers.as_slice().iter().collect();
+            smallest(&mut leechers, max_peers - peers.len(), |a, b| {
+                a.key.cmp(&b.key)
+            });
+            peers.extend(leechers);
+        }
+        let stats = t.stats();
+        TorrentStatus {
+            info_hash: hash.hex(),
+            seeders: stats.complete,
+            leechers: stats.incomplete,
+            completed: stats.downloaded,
+            peers: peers
+                .into_iter()
+                .map(|p| PeerStatus {
+                    address: p.key.ip.to_string(),
+                    port: p.key.port,
+                    peer_id: peer_id_text(&p.peer_id),
+                    left: p.left,
+                    last_seen_secs: table.age(p.last_seen, now),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Keep the `n` smallest of `v` by `order`, sorted (a selection first: `v` may be large).
+fn smallest<T>(v: &mut Vec<T>, n: usize, mut order: impl FnMut(&T, &T) -> std::cmp::Ordering) {
+    if v.len() > n {
+        v.select_nth_unstable_by(n, &mut order);
+        v.truncate(n);
+    }
+    v.sort_unstable_by(order);
 }
 
 /// A peer id as text when all of it is printable ASCII, else as hex.
@@ -264,17 +375,23 @@ mod tests {
         assert!(html.contains("-BT0001-&lt;script&gt;&amp;&#39;&quot;x"));
         assert!(!html.contains("<script>"));
         assert!(html.contains("http-equiv=\"refresh\""));
-        assert!(
-            !html.contains("src=") && !html.contains("href="),
-            "no external assets"
-        );
+        assert!(!html.contains("src="), "no external assets");
+        assert_eq!(links(&html), ["/peers?offset=0"]);
+    }
+
+    /// Every `href` of a page.
+    pub(crate) fn links(html: &str) -> Vec<String> {
+        html.split("href=\"")
+            .skip(1)
+            .map(|rest| rest[..rest.find('"').unwrap()].to_string())
+            .collect()
     }
 
     #[test]
-    fn only_the_busiest_torrents_are_listed() {
+    fn pages_list_the_busiest_torrents_first_and_chain_to_the_end() {
         let now = Instant::now();
         let mut t = Table::new(Limits::from(&TrackerConfig::default()), None, now);
-        let n = MAX_TORRENTS_SHOWN + 20;
+        let n = MAX_PAGE_PEERS + 20;
         for i in 0..n {
             let mut hash = [0u8; 20];
             hash[18..].copy_from_slice(&(i as u16).to_be_bytes());
@@ -284,12 +401,71 @@ mod tests {
             }
         }
         let s = Snapshot::of(&t, now);
-        assert_eq!((s.torrent_count, s.torrents.len()), (n, MAX_TORRENTS_SHOWN));
+        // 11 torrents of two peers, then one peer each, up to MAX_PAGE_PEERS peers.
+        assert_eq!((s.torrent_count, s.offset), (n, 0));
+        assert_eq!(s.torrents.len(), MAX_PAGE_PEERS - 11);
+        assert_eq!(s.next, Some(MAX_PAGE_PEERS - 11));
         let sizes: Vec<usize> = s.torrents.iter().map(|t| t.peers.len()).collect();
-        assert!(sizes[..6].iter().all(|&p| p == 2) && sizes[6..].iter().all(|&p| p == 1));
-        assert!(s.torrents[6..]
+        assert!(sizes[..11].iter().all(|&p| p == 2) && sizes[11..].iter().all(|&p| p == 1));
+        assert!(s.torrents[11..]
             .windows(2)
             .all(|w| w[0].info_hash < w[1].info_hash));
+        // Following `next` lists every torrent once, and the last page says it is the last.
+        let mut seen: Vec<String> = s.torrents.iter().map(|t| t.info_hash.clone()).collect();
+        let mut next = s.next;
+        while let Some(offset) = next {
+            let p = Snapshot::page(&t, now, Page { offset, limit: 100 });
+            assert!(p.torrents.len() <= 100 && p.offset == offset);
+            seen.extend(p.torrents.iter().map(|t| t.info_hash.clone()));
+            next = p.next;
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), n);
+        // Past the end: an empty last page.
+        let past = Snapshot::page(
+            &t,
+            now,
+            Page {
+                offset: n + 5,
+                limit: 10,
+            },
+        );
+        assert!(past.torrents.is_empty() && past.next.is_none() && past.offset == n);
+    }
+
+    #[test]
+    fn a_big_swarm_is_cut_to_the_page_and_the_page_links_on() {
+        let now = Instant::now();
+        let mut t = Table::new(Limits::from(&TrackerConfig::default()), None, now);
+        for torrent in 0..3u8 {
+            for port in 1..=700u16 {
+                let left = u64::from(port % 2);
+                announce(&mut t, [torrent; 20], port, left, &[b'a'; 20], now);
+            }
+        }
+        let s = Snapshot::page(&t, now, Page::from_query("limit=999999&offset=0"));
+        // Each torrent lists MAX_PEERS_SHOWN peers, seeders first; two fit in a page.
+        assert_eq!(s.torrents.len(), 2);
+        assert_eq!(s.next, Some(2));
+        let first = &s.torrents[0];
+        assert_eq!(first.peers.len(), MAX_PEERS_SHOWN);
+        assert!(first.peers[..350].iter().all(|p| p.left == 0));
+        assert!(first.peers[350..].iter().all(|p| p.left == 1));
+        let html = s.html();
+        assert!(html.contains("and 200 more peers"));
+        assert_eq!(links(&html), ["/peers?offset=0", "/?offset=2"]);
+        let last = Snapshot::page(&t, now, Page::from_query("offset=2&limit=10&x"));
+        assert_eq!((last.torrents.len(), last.torrents[0].peers.len()), (1, 10));
+        assert_eq!(last.next, None);
+        assert_eq!(links(&last.html()), ["/peers?offset=2", "/"]);
+        assert_eq!(
+            Page::from_query("limit=0&offset=x"),
+            Page {
+                offset: 0,
+                limit: 1
+            }
+        );
     }
 
     #[test]
