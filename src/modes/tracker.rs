@@ -21,9 +21,10 @@ use log::{debug, info, log_enabled, Level};
 
 use crate::cli::TrackerArgs;
 use crate::config::Config;
+use crate::proto::ids::PeerId;
 use crate::proto::metainfo::InfoHash;
 use crate::proto::tracker::{self, AnnounceRequest, AnnounceResponse, Event, ScrapeRequest};
-use status::{peer_id_text, Page, Snapshot};
+use status::{Page, Snapshot};
 use table::{parse_access_list, Limits, Table};
 
 /// Run `bt tracker` until the process is killed.
@@ -124,7 +125,7 @@ fn log_event(req: &AnnounceRequest, source: IpAddr, answer: &AnnounceResponse) {
         req.event.as_str(),
         InfoHash(req.info_hash),
         SocketAddr::new(source, req.port),
-        peer_id_text(&req.peer_id),
+        PeerId(req.peer_id),
         req.left,
         answer.complete,
         answer.incomplete

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::peer_list::Peer;
 use super::table::{Table, Torrent};
+use crate::proto::ids::PeerId;
 use crate::proto::metainfo::InfoHash;
 
 /// Most peers listed in one page of `/peers` or of the status page; a torrent with no peer
@@ -267,7 +268,7 @@ impl TorrentStatus {
                 .map(|p| PeerStatus {
                     address: p.key.ip.to_string(),
                     port: p.key.port,
-                    peer_id: peer_id_text(&p.peer_id),
+                    peer_id: PeerId(p.peer_id).text(),
                     left: p.left,
                     last_seen_secs: table.age(p.last_seen, now),
                 })
@@ -283,14 +284,6 @@ fn smallest<T>(v: &mut Vec<T>, n: usize, mut order: impl FnMut(&T, &T) -> std::c
         v.truncate(n);
     }
     v.sort_unstable_by(order);
-}
-
-/// A peer id as text when all of it is printable ASCII, else as hex.
-pub fn peer_id_text(id: &[u8; 20]) -> String {
-    match id.iter().all(|b| (0x20..0x7f).contains(b)) {
-        true => id.iter().map(|&b| b as char).collect(),
-        false => hex::encode(id),
-    }
 }
 
 fn plural(n: usize) -> &'static str {
