@@ -14,7 +14,7 @@ use rand::Rng;
 
 use super::connection;
 use super::error::PeerError;
-use super::hashing::hash_pieces;
+use super::hashing::verify;
 use super::storage::{Access, Storage};
 use super::torrent::Torrent;
 use super::{EngineConfig, Shared};
@@ -41,26 +41,21 @@ pub fn new_peer_id() -> PeerId {
 }
 
 /// Hash what is on disk for `meta` under `folder`: the pieces already there and correct.
-/// Missing or short files simply count as missing pieces.
-pub fn check_existing(meta: &Metainfo, folder: &Path) -> Bitfield {
+/// Missing or short files count as missing pieces; any other I/O error (permissions, a failing
+/// disk) is an error naming the file, not a silent count of missing pieces.
+pub fn check_existing(meta: &Metainfo, folder: &Path) -> std::io::Result<Bitfield> {
     let storage = Storage::new(folder, meta, Access::ReadOnly);
-    let have = Mutex::new(Bitfield::new(meta.info.pieces.len()));
-    let total = meta.total_length();
     // Skip the work entirely when no file exists yet (a fresh download).
     let any = (0..meta.info.files.len()).any(|i| folder.join(meta.relative_path(i)).exists());
     if !any {
-        return have.into_inner().unwrap_or_else(|e| e.into_inner());
+        return Ok(Bitfield::new(meta.info.pieces.len()));
     }
-    let progress = Progress::bytes(total, &format!("checking {}", meta.info.name));
-    hash_pieces(&storage, |i, r| {
-        if matches!(r, Ok(h) if h == meta.info.pieces[i]) {
-            have.lock().unwrap_or_else(|e| e.into_inner()).set(i);
-        }
-        progress.inc(storage.layout().piece_size(i) as u64);
-        true
+    let progress = Progress::bytes(meta.total_length(), &format!("checking {}", meta.info.name));
+    let found = verify(&storage, &meta.info.pieces, |i| {
+        progress.inc(storage.layout().piece_size(i) as u64)
     });
     progress.finish();
-    have.into_inner().unwrap_or_else(|e| e.into_inner())
+    Ok(found?.have)
 }
 
 /// The engine: a listener and the torrents behind it.
@@ -102,7 +97,9 @@ impl Session {
         let meta = Arc::new(meta);
         let folder = folder.to_path_buf();
         let (m, f) = (Arc::clone(&meta), folder.clone());
-        let have = crate::rt::spawn_blocking(move || check_existing(&m, &f)).await;
+        let have = crate::rt::spawn_blocking(move || check_existing(&m, &f))
+            .await
+            .with_context(|| format!("cannot check the data of {}", meta.info.name))?;
         let access = if have.is_full() {
             Access::ReadOnly
         } else {
