@@ -129,19 +129,27 @@ pub fn warn_if_alone(meta: &Metainfo, trackers: &[String], direct: &[SocketAddr]
     }
 }
 
+/// Torrents added (checked and prepared) at once at start.
+const ADD_AT_ONCE: usize = 16;
+
 /// Bind, add every torrent (checking its data), and start calling the direct peers.
 pub async fn start(profile: &Profile, metas: Vec<Metainfo>, opts: &Options) -> Result<Running> {
     let direct = parse_peers(&opts.peers)?;
     let session = bind(profile, opts.engine.clone()).await?;
-    let mut torrents = Vec::new();
-    let mut announcers = Vec::new();
-    for meta in metas {
-        let trackers = opts.trackers_for(&meta);
-        warn_if_alone(&meta, &trackers, &direct);
-        let (t, a) = add(&session, &profile.folder, meta, trackers, &direct).await?;
-        torrents.push(t);
-        announcers.push(a);
-    }
+    // Several torrents are checked and prepared at once (each is two trips to the blocking
+    // pool): one at a time, 2,000 torrents took 6-7 s to start.
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let (session_ref, direct_ref) = (&session, &direct);
+    let added: Vec<(Arc<Torrent>, Arc<Announcer>)> = stream::iter(metas)
+        .map(|meta| async move {
+            let trackers = opts.trackers_for(&meta);
+            warn_if_alone(&meta, &trackers, direct_ref);
+            add(session_ref, &profile.folder, meta, trackers, direct_ref).await
+        })
+        .buffered(ADD_AT_ONCE)
+        .try_collect()
+        .await?;
+    let (torrents, announcers) = added.into_iter().unzip();
     Ok(Running {
         session,
         torrents,

@@ -40,6 +40,9 @@ pub fn new_peer_id() -> PeerId {
     PeerId(id)
 }
 
+/// Torrents at least this large are checked one at a time, with a progress bar.
+const LARGE_CHECK: u64 = 256 * 1024 * 1024;
+
 /// Hash what is on disk for `meta` under `folder`: the pieces already there and correct.
 /// Missing or short files count as missing pieces; any other I/O error (permissions, a failing
 /// disk) is an error naming the file, not a silent count of missing pieces.
@@ -50,6 +53,13 @@ pub fn check_existing(meta: &Metainfo, folder: &Path) -> std::io::Result<Bitfiel
     if !any {
         return Ok(Bitfield::new(meta.info.pieces.len()));
     }
+    // Torrents are added several at once; a large check uses every core anyway, so large ones
+    // take turns, each with its progress bar, and small ones run side by side without one.
+    static LARGE: Mutex<()> = Mutex::new(());
+    if meta.total_length() < LARGE_CHECK {
+        return Ok(verify(&storage, &meta.info.pieces, |_| {})?.have);
+    }
+    let _turn = LARGE.lock().unwrap_or_else(|e| e.into_inner());
     let progress = Progress::bytes(meta.total_length(), &format!("checking {}", meta.info.name));
     let found = verify(&storage, &meta.info.pieces, |i| {
         progress.inc(storage.layout().piece_size(i) as u64)
