@@ -7,20 +7,14 @@ mod common;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::live::*;
 
 fn wait_allocated(dir: &Path, at_least: u64, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while allocated(dir) < at_least {
-        assert!(
-            Instant::now() < deadline,
-            "no progress in {}",
-            dir.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let what = format!("{at_least} bytes in {}", dir.display());
+    let enough = || (allocated(dir) >= at_least).then_some(());
+    common::wait_for(&what, limit, enough, String::new);
 }
 
 #[test]

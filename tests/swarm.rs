@@ -9,7 +9,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bt::proto::metainfo::Metainfo;
 use bt::proto::wire::{self, FrameLimits, Handshake, Message};
@@ -66,11 +66,9 @@ fn a_killed_peer_is_replaced_by_the_other() {
         d,
     );
     // Kill peer 1 (SIGKILL, no goodbye) once a fifth of the data is on disk.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while allocated(&out.join("set")) < total / 5 {
-        assert!(Instant::now() < deadline, "no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let limit = Duration::from_secs(30);
+    let fifth = || (allocated(&out.join("set")) >= total / 5).then_some(());
+    common::wait_for("a fifth of the data", limit, fifth, String::new);
     assert!(
         allocated(&out.join("set")) < total,
         "finished before the kill; slow the peers down"
@@ -100,11 +98,9 @@ fn a_restarted_client_resumes() {
     let out = d.join("client");
     let args = client_args(out.to_str().unwrap(), torrent.to_str().unwrap(), &peers);
     let c = Proc::start(&args, d);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while allocated(&out.join("set")) < total / 2 {
-        assert!(Instant::now() < deadline, "no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let limit = Duration::from_secs(30);
+    let half = || (allocated(&out.join("set")) >= total / 2).then_some(());
+    common::wait_for("half of the data", limit, half, String::new);
     drop(c); // SIGKILL mid-transfer
     let c = Proc::start(&args, d);
     let (code, lines) = c.finish(Duration::from_secs(60));

@@ -258,7 +258,7 @@ fn slow_connections_are_capped_per_address_and_closed_when_they_stall() {
         .collect();
     // Past the per-address cap, connections are closed at once.
     let open = |slow: &[TcpStream]| slow.iter().filter(|s| !closed(s)).count();
-    let settled = support::wait_until(Duration::from_secs(5), || open(&slow) <= MAX_PER_ADDRESS);
+    let settled = common::until(Duration::from_secs(5), || open(&slow) <= MAX_PER_ADDRESS);
     let held = open(&slow);
     assert!(
         settled,
@@ -573,7 +573,7 @@ fn many_torrents_from_one_address_over_keep_alive_are_never_refused() {
     extra.get("/scrape");
     let gone = |conns: &[KeepAlive]| conns.iter().filter(|c| closed(&c.0)).count();
     assert!(
-        support::wait_until(Duration::from_secs(5), || gone(&conns) == 1),
+        common::until(Duration::from_secs(5), || gone(&conns) == 1),
         "{} connections closed for one new one",
         gone(&conns)
     );
@@ -586,7 +586,7 @@ fn many_torrents_from_one_address_over_keep_alive_are_never_refused() {
     drop(conns);
     drop(fresh);
     // Once the tracker has seen them close, their slots are free.
-    assert!(support::wait_until(Duration::from_secs(5), || {
+    assert!(common::until(Duration::from_secs(5), || {
         let Ok(mut s) = connect_from(FROM, t.addr) else {
             return false;
         };
@@ -631,7 +631,7 @@ fn idle_keep_alive_connections_make_room_for_new_ones_from_their_address() {
     }
     let open = || conns.iter().filter(|c| !closed(&c.0)).count();
     assert!(
-        support::wait_until(Duration::from_secs(5), || open() == MAX_PER_ADDRESS),
+        common::until(Duration::from_secs(5), || open() == MAX_PER_ADDRESS),
         "{} of {} connections open, cap {MAX_PER_ADDRESS}",
         open(),
         conns.len()
@@ -648,13 +648,11 @@ fn idle_keep_alive_connections_make_room_for_new_ones_from_their_address() {
         s.write_all(b"GET /announce?info").unwrap();
         half.push(s);
     }
-    assert!(support::wait_until(Duration::from_secs(5), || {
+    assert!(common::until(Duration::from_secs(5), || {
         conns.iter().all(|c| closed(&c.0))
     }));
     let late = connect_from(FROM, t.addr).unwrap();
-    assert!(support::wait_until(Duration::from_secs(5), || closed(
-        &late
-    )));
+    assert!(common::until(Duration::from_secs(5), || closed(&late)));
     assert_eq!(half.iter().filter(|s| !closed(s)).count(), MAX_PER_ADDRESS);
 }
 
@@ -748,7 +746,7 @@ fn readers_that_never_read_a_big_listing_cost_bounded_memory_and_bt_peers_pages_
 
     // The stalled readers are closed after the idle timeout, and their memory is given back.
     assert!(
-        support::wait_until(IDLE_TIMEOUT + Duration::from_secs(5), || {
+        common::until(IDLE_TIMEOUT + Duration::from_secs(5), || {
             readers.iter().all(|s| {
                 // Read what is waiting so that the end of the stream can be seen.
                 s.set_nonblocking(true).unwrap();

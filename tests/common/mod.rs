@@ -573,26 +573,38 @@ pub fn log_text(log: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Poll `ready` every 50 ms until it gives a value; panic after `limit`, naming `what` and
-/// adding `context()` (say, the logs of the processes involved).
+/// Poll `ready` every 20 ms until it gives a value, for at most `limit`: the one polling loop
+/// of the tests (never a fixed sleep).
+pub fn poll<T>(limit: Duration, mut ready: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = ready() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// [`poll`] for a condition: whether it held within `limit`.
+pub fn until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    poll(limit, || cond().then_some(())).is_some()
+}
+
+/// [`poll`] for a value; panic after `limit`, naming `what` and adding `context()` (say, the
+/// logs of the processes involved).
 #[track_caller]
 pub fn wait_for<T>(
     what: &str,
     limit: Duration,
-    mut ready: impl FnMut() -> Option<T>,
+    ready: impl FnMut() -> Option<T>,
     context: impl Fn() -> String,
 ) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = ready() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {limit:?}\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    match poll(limit, ready) {
+        Some(v) => v,
+        None => panic!("{what}: not within {limit:?}\n{}", context()),
     }
 }
 
