@@ -62,11 +62,6 @@ impl Layout {
         self.total.div_ceil(self.piece_length) as usize
     }
 
-    /// Number of files.
-    pub fn file_count(&self) -> usize {
-        self.files.len()
-    }
-
     /// Length of file `i`.
     pub fn file_length(&self, i: usize) -> u64 {
         self.files[i].1
