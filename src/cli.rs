@@ -343,11 +343,13 @@ pub struct CheckArgs {
 #[argh(
     subcommand,
     name = "shell",
-    example = "bt shell --profile client\nprintf 'start data/album.torrent\\nstatus\\n' | bt shell --profile client",
-    note = "Commands at the prompt: create, edit, info, show, peers, start, status, help, quit \
-            (`help COMMAND` shows its options). `start` downloads in the background while the \
-            prompt stays usable; finished torrents keep seeding until `quit`, which tells the \
-            tracker they stopped. With piped input the lines are read one by one, for scripts."
+    example = "bt shell --profile client\nprintf 'start data/album.torrent\\nwait --timeout 120\\n' | bt shell --profile client",
+    note = "Commands at the prompt: create, edit, info, show, peers, start, status, wait, help, \
+            quit (`help COMMAND` shows its options). `start` downloads in the background while \
+            the prompt stays usable; finished torrents keep seeding until `quit`, which tells the \
+            tracker they stopped. With piped input the lines are read one by one, for scripts: \
+            end a script with `wait`, or it ends before its downloads do (a failed `wait` makes \
+            the script exit 1)."
 )]
 pub struct ShellArgs {
     /// the config file (default: peers.toml)

@@ -94,6 +94,11 @@ pub fn rate(bytes: u64, elapsed: Duration) -> u64 {
     }
 }
 
+/// "1 peer", "2 peers", "0 peers": `n` and the noun in the right number.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// A short duration: "850 ms", "12.3 s", "4 min 05 s".
 pub fn duration(d: Duration) -> String {
     let ms = d.as_millis();
@@ -156,6 +161,8 @@ mod tests {
         assert_eq!(percent(1, 4), 25.0);
         assert_eq!(percent(0, 0), 100.0);
         assert_eq!(duration(Duration::from_millis(5)), "5 ms");
+        assert_eq!(plural(1, "file", "files"), "1 file");
+        assert_eq!(plural(0, "peer", "peers"), "0 peers");
         assert_eq!(duration(Duration::from_millis(12_345)), "12.3 s");
         assert_eq!(duration(Duration::from_secs(245)), "4 min 05 s");
     }
