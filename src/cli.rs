@@ -9,8 +9,10 @@ use argh::FromArgs;
 #[derive(FromArgs, Debug)]
 /// bt: a BitTorrent tracker, seeding peer and downloading client in one binary.
 #[argh(
-    note = "Profiles (folder + port per peer) and the tracker address live in peers.toml.",
-    example = "bt create data/sample.txt\nbt info data/sample.txt.torrent --pieces\nbt tracker\nbt peers"
+    note = "Profiles (folder + port per peer) and the tracker address live in peers.toml (without \
+            one, built-in defaults are used). `bt COMMAND --help` (or -h) explains a command; \
+            `bt --version` prints the version.",
+    example = "bt create data/book.txt -o book.torrent\nbt info book.torrent --pieces\nbt tracker\nbt peers"
 )]
 pub struct Cli {
     /// print debug logs (RUST_LOG=debug does the same, with finer control)

@@ -770,3 +770,59 @@ fn shipped_samples_parse_with_their_known_info_hashes() {
     assert_eq!(on_disk(&show, "album"), "100%");
     assert_eq!(on_disk(&show, "book.txt"), "100%");
 }
+
+#[test]
+fn the_command_line_follows_the_usual_conventions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let version = bt(d, ["--version"]).success();
+    assert_eq!(
+        version.stdout.trim(),
+        format!("bt {}", env!("CARGO_PKG_VERSION"))
+    );
+    let help = bt(d, ["-h"]).success();
+    assert!(help.stdout.starts_with("Usage: bt "), "{}", help.stdout);
+    // The example in the top-level help names a file of the repository.
+    let example = help
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("bt create "))
+        .unwrap_or_else(|| panic!("no `bt create` example:\n{}", help.stdout));
+    let named = example.split_whitespace().nth(2).unwrap();
+    assert!(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(named).exists(),
+        "{example}"
+    );
+    let sub = bt(d, ["info", "-h"]).success();
+    assert!(sub.stdout.starts_with("Usage: bt info "), "{}", sub.stdout);
+
+    // A mistake: one line naming the subcommand's help, exit 2.
+    for (args, want) in [
+        (
+            vec!["client", "--bogus"],
+            "bt: error: unrecognized argument: --bogus; `bt client --help` shows the usage",
+        ),
+        (
+            vec!["info"],
+            "bt: error: required positional arguments not provided: torrent; `bt info --help` shows the usage",
+        ),
+        (
+            vec!["frobnicate"],
+            "bt: error: unrecognized argument: frobnicate; `bt --help` shows the usage",
+        ),
+    ] {
+        let out = bt(d, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.trim_end(), want, "{args:?}");
+    }
+
+    // A text file is not a torrent, said plainly.
+    std::fs::write(d.join("notes.txt"), "# shopping\nmilk\n").unwrap();
+    let out = bt(d, ["info", "notes.txt"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.stderr.trim_end(),
+        "bt: error: notes.txt is not a bencoded torrent (a .torrent file is a bencoded \
+         dictionary); is it the file you meant?"
+    );
+}

@@ -351,7 +351,10 @@ impl Downloads {
             }
         };
         if !running.torrents.is_empty() {
-            println!("stopping {} torrent(s)", running.torrents.len());
+            println!(
+                "stopping {}",
+                ui::plural(running.torrents.len(), "torrent", "torrents")
+            );
             crate::rt::block_on(running.shutdown());
         }
     }
@@ -378,14 +381,14 @@ impl Item {
         };
         let _ = writeln!(
             out,
-            "{}: {state}, {:.0}% ({} of {}), down {}/s, up {}/s, {} peer(s)",
+            "{}: {state}, {:.0}% ({} of {}), down {}/s, up {}/s, {}",
             self.name,
             ui::percent(s.have_bytes, s.total_bytes),
             HumanBytes(s.have_bytes),
             HumanBytes(s.total_bytes),
             HumanBytes(self.rates.0),
             HumanBytes(self.rates.1),
-            s.peers.len()
+            ui::plural(s.peers.len(), "peer", "peers")
         );
         for (addr, t) in &s.history {
             let live = s.peers.iter().any(|p| p.addr == *addr);

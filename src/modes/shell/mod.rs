@@ -144,7 +144,7 @@ impl Shell {
             None => Which::All,
             // A .torrent file names its info-hash (read as `start` read it).
             Some(t) if t.ends_with(".torrent") && std::path::Path::new(&t).is_file() => {
-                Which::Hash(library::read_torrent(std::path::Path::new(&t))?.info_hash)
+                Which::Hash(commands::read_torrent(std::path::Path::new(&t))?.info_hash)
             }
             Some(name) => Which::Named(name),
         };
