@@ -303,11 +303,12 @@ pub struct PeersArgs {
     subcommand,
     name = "demo",
     example = "bt demo\nbt demo --size 1GiB",
-    note = "Works in a scratch copy (default: bt-demo in the system temp folder, wiped first), so \
+    note = "Works in a scratch copy (default: a new bt-demo-XXXXXXXX in the system temp folder), so \
             the repository stays as it is: peer1 and peer2 get copies of their folders from \
             peers.toml, the client starts empty. Everything listens on 127.0.0.1 on free ports. \
-            With --size, both peers share one random file of that size instead of the samples. \
-            Exits 0 when the client has every piece verified, 1 with the reason otherwise."
+            With --size, both peers share one random file of that size instead of the samples; \
+            that data is removed when the demo ends. Exits 0 when the client has every piece \
+            verified, 1 with the reason otherwise, 130 on Ctrl-C."
 )]
 pub struct DemoArgs {
     /// the config file whose peer1 and peer2 folders are copied (default: peers.toml)
@@ -316,7 +317,7 @@ pub struct DemoArgs {
     /// share one random file of this size instead of the samples: 100m, 1GiB, ...
     #[argh(option)]
     pub size: Option<String>,
-    /// scratch folder (default: bt-demo in the system temp folder); wiped first
+    /// scratch folder, wiped first (default: a new bt-demo-XXXXXXXX in the system temp folder)
     #[argh(option)]
     pub dir: Option<PathBuf>,
     /// give up after this many seconds (default 300)
@@ -367,6 +368,15 @@ pub struct ShellArgs {
     #[argh(option)]
     pub port: Option<u16>,
 }
+
+/// A run stopped by Ctrl-C (or SIGTERM) before its work was done: `bt` exits 130, as a shell
+/// does for a command killed by SIGINT, so that a script can tell it from success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("interrupted before it was done")]
+pub struct Interrupted;
+
+/// Exit code of an [`Interrupted`] run (128 + SIGINT).
+pub const INTERRUPTED_EXIT: u8 = 130;
 
 /// `profile()` for every argument struct that carries `--config`, `--profile`, `--folder` and
 /// `--port` (argh cannot flatten a shared struct into subcommands).

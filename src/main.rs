@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use argh::{EarlyExit, FromArgs, SubCommands};
-use bt::cli::{Cli, Command};
+use bt::cli::{Cli, Command, Interrupted, INTERRUPTED_EXIT};
 use bt::{commands, modes};
 
 /// Exit code of a command line that does not parse (as getopt-style tools do).
@@ -127,6 +127,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Interrupted>() => {
+            eprintln!("bt: {e}");
+            ExitCode::from(INTERRUPTED_EXIT)
+        }
         Err(e) => {
             // The whole context chain on one line: "cannot open x.torrent: No such file".
             eprintln!("bt: error: {e:#}");
