@@ -92,7 +92,7 @@ fn run_in(
 ) -> Result<()> {
     let [p1, p2, client] = folders;
     match &args.size {
-        Some(size) => random_sample(size, &p1, &p2, &config.tracker.announce)?,
+        Some(size) => random_sample(size, p1, p2, &config.tracker.announce)?,
         None => {
             for (name, dest) in [("peer1", &p1), ("peer2", &p2)] {
                 let p = config
@@ -103,8 +103,8 @@ fn run_in(
             }
         }
     }
-    std::fs::create_dir_all(&client)?;
-    let metas: Vec<Metainfo> = library::list(&p1)?
+    std::fs::create_dir_all(client)?;
+    let metas: Vec<Metainfo> = library::list(p1)?
         .into_iter()
         .filter_map(|e| e.meta.ok())
         .collect();
@@ -114,15 +114,15 @@ fn run_in(
             p1.display()
         );
     }
-    for e in library::list(&p1)? {
-        library::import(&e.path, &client)?;
+    for e in library::list(p1)? {
+        library::import(&e.path, client)?;
     }
     println!(
         "bt demo in {} (tracker, peer1, peer2 and client on 127.0.0.1)",
         work.display()
     );
     crate::rt::block_on(demo(
-        &config,
+        config,
         metas,
         folders.clone(),
         Duration::from_secs(args.timeout),
