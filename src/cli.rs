@@ -219,10 +219,13 @@ pub struct PeerArgs {
 #[argh(
     subcommand,
     name = "client",
-    example = "bt client --profile client data/album.torrent\nbt client --profile client --exit-when-done data/book.txt.torrent",
+    example = "bt client data/album.torrent\nbt client -o downloads --exit-when-done data/book.txt.torrent\nbt client --json data/album.torrent",
     note = "Imports the given torrents into the profile's library (plus any already there), \
             downloads them from every peer the tracker knows, verifying each piece's SHA-1, then \
-            seeds until Ctrl-C. Exits 1 with the reason if a torrent cannot complete."
+            seeds until Ctrl-C. Exits 1 with the reason if a torrent cannot complete, 130 when \
+            Ctrl-C stops an --exit-when-done download before it is complete. Progress: a bar \
+            per torrent on a terminal, else a line when a tenth more is done or the peers \
+            change; --json prints one JSON object per line instead."
 )]
 pub struct ClientArgs {
     /// torrents to download (imported into the profile's library first)
@@ -231,12 +234,15 @@ pub struct ClientArgs {
     /// the config file (default: peers.toml)
     #[argh(option)]
     pub config: Option<PathBuf>,
-    /// the profile to run, a [profiles.NAME] section of the config
-    #[argh(option)]
+    /// the profile to run, a [profiles.NAME] section of the config (default: client)
+    #[argh(option, default = "String::from(\"client\")")]
     pub profile: String,
     /// use this folder instead of the profile's
     #[argh(option)]
     pub folder: Option<PathBuf>,
+    /// download into this folder (the same as --folder)
+    #[argh(option, short = 'o')]
+    pub output: Option<PathBuf>,
     /// use this port instead of the profile's
     #[argh(option)]
     pub port: Option<u16>,
@@ -246,6 +252,12 @@ pub struct ClientArgs {
     /// also connect to this peer directly, ADDR:PORT (repeatable)
     #[argh(option)]
     pub peer: Vec<String>,
+    /// no progress display: only the summaries and errors
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+    /// print one JSON object per line (progress each second, then completion) instead of bars
+    #[argh(switch)]
+    pub json: bool,
     /// exit 0 once every torrent is complete and verified, instead of seeding
     #[argh(switch)]
     pub exit_when_done: bool,
@@ -396,4 +408,19 @@ macro_rules! profile_args {
     )*};
 }
 
-profile_args!(ImportArgs, ShowArgs, PeerArgs, ClientArgs, ShellArgs);
+profile_args!(ImportArgs, ShowArgs, PeerArgs, ShellArgs);
+
+impl ClientArgs {
+    /// The profile these arguments name, with `--folder` (or `-o`) and `--port` applied.
+    pub fn profile(&self) -> anyhow::Result<crate::config::Profile> {
+        if self.folder.is_some() && self.output.is_some() {
+            anyhow::bail!("give --folder or -o, not both: they name the same folder");
+        }
+        crate::config::resolve(
+            self.config.as_deref(),
+            &self.profile,
+            self.folder.as_deref().or(self.output.as_deref()),
+            self.port,
+        )
+    }
+}

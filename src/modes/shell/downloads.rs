@@ -410,10 +410,13 @@ fn completion(name: &str, torrent: &Torrent, s: &Snapshot) -> String {
     if s.downloaded == 0 {
         return format!("{name}: already complete on disk; seeding");
     }
-    let elapsed = s
-        .completed_at
-        .unwrap_or_else(Instant::now)
-        .duration_since(torrent.started());
-    let summary = status::summary(name, s, elapsed);
+    // The watcher samples once a second: too coarse to time the first byte, so the time is
+    // the engine's, from the start to the last piece verified.
+    let timing = status::Timing::new(
+        torrent.started(),
+        None,
+        s.completed_at.unwrap_or_else(Instant::now),
+    );
+    let summary = status::summary(name, s, &timing);
     format!("{}; seeding", summary.lines().next().unwrap_or(name))
 }

@@ -36,6 +36,7 @@ pub fn run(args: ShellArgs) -> Result<()> {
         args.folder.as_deref(),
         args.port,
     )?;
+    config::note_if_built_in(args.config.as_deref(), &profile);
     let mut input = Input::new(profile.folder.clone())?;
     let downloads = Downloads::new(profile.clone(), input.notes());
     // Ctrl-C while a command runs (or a SIGTERM): leave as `quit` would.
