@@ -160,8 +160,15 @@ pub struct ImportArgs {
 }
 
 #[derive(FromArgs, Debug)]
-/// list a profile's library: torrents, sizes, info-hashes, data present.
-#[argh(subcommand, name = "show", example = "bt show --profile peer1")]
+/// list a profile's library: torrents, sizes, info-hashes, verified pieces.
+#[argh(
+    subcommand,
+    name = "show",
+    example = "bt show --profile peer1\nbt show --profile client --json",
+    note = "VERIFIED is the share of pieces whose SHA-1 matches the data on disk, hashed now, \
+            as `bt check` does (bt keeps no resume state), so a partial or damaged download \
+            never shows as complete."
+)]
 pub struct ShowArgs {
     /// the config file (default: peers.toml)
     #[argh(option)]
@@ -175,6 +182,9 @@ pub struct ShowArgs {
     /// use this port instead of the profile's (accepted for symmetry; unused here)
     #[argh(option)]
     pub port: Option<u16>,
+    /// print one JSON object instead of the table
+    #[argh(switch)]
+    pub json: bool,
 }
 
 #[derive(FromArgs, Debug)]

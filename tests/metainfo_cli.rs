@@ -733,6 +733,42 @@ fn show_lists_the_torrent_with_the_data_on_disk() {
     std::fs::rename(tmp.path().join("album"), tmp.path().join("lib/album")).expect("move");
     let show = library(tmp.path(), "show", None);
     assert_eq!(on_disk(&show, "album"), "100%");
+    assert!(
+        show.stdout.contains("hashed now as `bt check` does"),
+        "{show:?}"
+    );
+
+    // Every byte is on disk, but one is wrong: that piece is not verified.
+    let first = tmp.path().join("lib/album").join(ALBUM[5].0);
+    let mut bytes = std::fs::read(&first).expect("read");
+    bytes[0] ^= 0xff;
+    std::fs::write(&first, bytes).expect("write");
+    let show = library(tmp.path(), "show", None);
+    assert_ne!(on_disk(&show, "album"), "100%");
+    let json = bt(
+        tmp.path(),
+        [
+            "show",
+            "--profile",
+            "t",
+            "--folder",
+            "lib",
+            "--port",
+            "1",
+            "--json",
+        ],
+    )
+    .success();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let t = &v["torrents"][0];
+    assert_eq!(t["name"], "album");
+    assert_eq!(t["info_hash"], hash.as_str());
+    assert_eq!(
+        t["verified_pieces"].as_u64().unwrap() + 1,
+        t["pieces"].as_u64().unwrap(),
+        "{t}"
+    );
+    assert!(v["verified_by"].as_str().unwrap().contains("sha1"), "{v}");
 }
 
 #[test]

@@ -124,6 +124,7 @@ impl Shell {
                 profile: self.profile.name.clone(),
                 folder: Some(self.profile.folder.clone()),
                 port: Some(self.profile.port),
+                json: false,
             }),
             Line::Peers(mut a) => {
                 a.config = a.config.or_else(|| self.config.clone());
