@@ -225,12 +225,13 @@ async fn demo(
         view.line(
             3,
             format!(
-                "client   {:<21} {:>5.1}%  {} of {}  {}/s",
+                "client   {:<21} {:>5.1}%  {} of {}  {}",
                 client.session.listen.to_string(),
                 ui::percent(have, total),
                 HumanBytes(have),
                 HumanBytes(total),
-                HumanBytes(ui::rate(got, since))
+                // Since the first byte seen; nothing under a millisecond (noise, not a rate).
+                ui::rate_text(got, since).unwrap_or_else(|| "-".into())
             ),
         );
         if let Some(f) = snaps.iter().find_map(|s| s.failure.clone()) {
@@ -361,7 +362,8 @@ fn print_summary(client: &Running, names: &[(String, &str)], folder: Option<&Pat
 /// One line per role: live lines on a terminal, a plain block each second otherwise.
 struct View {
     bars: Option<(MultiProgress, Vec<ProgressBar>)>,
-    lines: std::sync::Mutex<(Vec<String>, Instant)>,
+    /// Plain mode: the current lines, when a block was last printed, and that block.
+    lines: std::sync::Mutex<(Vec<String>, Instant, String)>,
 }
 
 impl View {
@@ -376,7 +378,7 @@ impl View {
         });
         View {
             bars,
-            lines: std::sync::Mutex::new((vec![String::new(); 4], Instant::now())),
+            lines: std::sync::Mutex::new((vec![String::new(); 4], Instant::now(), String::new())),
         }
     }
 
@@ -389,7 +391,8 @@ impl View {
             let mut st = self.lines.lock().unwrap_or_else(|e| e.into_inner());
             if st.1.elapsed() >= Duration::from_secs(1) {
                 st.1 = Instant::now();
-                println!("{}", st.0.join("\n"));
+                st.2 = st.0.join("\n");
+                println!("{}", st.2);
             }
         }
     }
@@ -399,9 +402,10 @@ impl View {
             Some((_, bars)) => bars.iter().for_each(|b| b.finish()),
             None => {
                 let st = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-                // The last block may have gone out on this same tick; do not print it twice.
-                if st.1.elapsed() > Duration::from_millis(50) {
-                    println!("{}", st.0.join("\n"));
+                // The last state, unless it has just gone out (a quick demo printed none yet).
+                let block = st.0.join("\n");
+                if block != st.2 {
+                    println!("{block}");
                 }
             }
         }
