@@ -9,8 +9,10 @@ use argh::FromArgs;
 #[derive(FromArgs, Debug)]
 /// bt: a BitTorrent tracker, seeding peer and downloading client in one binary.
 #[argh(
-    note = "Profiles (folder + port per peer) and the tracker address live in peers.toml.",
-    example = "bt create data/sample.txt\nbt info data/sample.txt.torrent --pieces\nbt tracker\nbt peers"
+    note = "Profiles (folder + port per peer) and the tracker address live in peers.toml (without \
+            one, built-in defaults are used). `bt COMMAND --help` (or -h) explains a command; \
+            `bt --version` prints the version.",
+    example = "bt create data/book.txt -o book.torrent\nbt info book.torrent --pieces\nbt tracker\nbt peers"
 )]
 pub struct Cli {
     /// print debug logs (RUST_LOG=debug does the same, with finer control)
@@ -158,8 +160,15 @@ pub struct ImportArgs {
 }
 
 #[derive(FromArgs, Debug)]
-/// list a profile's library: torrents, sizes, info-hashes, data present.
-#[argh(subcommand, name = "show", example = "bt show --profile peer1")]
+/// list a profile's library: torrents, sizes, info-hashes, verified pieces.
+#[argh(
+    subcommand,
+    name = "show",
+    example = "bt show --profile peer1\nbt show --profile client --json",
+    note = "VERIFIED is the share of pieces whose SHA-1 matches the data on disk, hashed now, \
+            as `bt check` does (bt keeps no resume state), so a partial or damaged download \
+            never shows as complete."
+)]
 pub struct ShowArgs {
     /// the config file (default: peers.toml)
     #[argh(option)]
@@ -173,6 +182,9 @@ pub struct ShowArgs {
     /// use this port instead of the profile's (accepted for symmetry; unused here)
     #[argh(option)]
     pub port: Option<u16>,
+    /// print one JSON object instead of the table
+    #[argh(switch)]
+    pub json: bool,
 }
 
 #[derive(FromArgs, Debug)]
@@ -217,10 +229,13 @@ pub struct PeerArgs {
 #[argh(
     subcommand,
     name = "client",
-    example = "bt client --profile client data/album.torrent\nbt client --profile client --exit-when-done data/book.txt.torrent",
+    example = "bt client data/album.torrent\nbt client -o downloads --exit-when-done data/book.txt.torrent\nbt client --json data/album.torrent",
     note = "Imports the given torrents into the profile's library (plus any already there), \
             downloads them from every peer the tracker knows, verifying each piece's SHA-1, then \
-            seeds until Ctrl-C. Exits 1 with the reason if a torrent cannot complete."
+            seeds until Ctrl-C. Exits 1 with the reason if a torrent cannot complete, 130 when \
+            Ctrl-C stops an --exit-when-done download before it is complete. Progress: a bar \
+            per torrent on a terminal, else a line when a tenth more is done or the peers \
+            change; --json prints one JSON object per line instead."
 )]
 pub struct ClientArgs {
     /// torrents to download (imported into the profile's library first)
@@ -229,12 +244,15 @@ pub struct ClientArgs {
     /// the config file (default: peers.toml)
     #[argh(option)]
     pub config: Option<PathBuf>,
-    /// the profile to run, a [profiles.NAME] section of the config
-    #[argh(option)]
+    /// the profile to run, a [profiles.NAME] section of the config (default: client)
+    #[argh(option, default = "String::from(\"client\")")]
     pub profile: String,
     /// use this folder instead of the profile's
     #[argh(option)]
     pub folder: Option<PathBuf>,
+    /// download into this folder (the same as --folder)
+    #[argh(option, short = 'o')]
+    pub output: Option<PathBuf>,
     /// use this port instead of the profile's
     #[argh(option)]
     pub port: Option<u16>,
@@ -244,6 +262,12 @@ pub struct ClientArgs {
     /// also connect to this peer directly, ADDR:PORT (repeatable)
     #[argh(option)]
     pub peer: Vec<String>,
+    /// no progress display: only the summaries and errors
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+    /// print one JSON object per line (progress each second, then completion) instead of bars
+    #[argh(switch)]
+    pub json: bool,
     /// exit 0 once every torrent is complete and verified, instead of seeding
     #[argh(switch)]
     pub exit_when_done: bool,
@@ -301,11 +325,12 @@ pub struct PeersArgs {
     subcommand,
     name = "demo",
     example = "bt demo\nbt demo --size 1GiB",
-    note = "Works in a scratch copy (default: bt-demo in the system temp folder, wiped first), so \
+    note = "Works in a scratch copy (default: a new bt-demo-XXXXXXXX in the system temp folder), so \
             the repository stays as it is: peer1 and peer2 get copies of their folders from \
             peers.toml, the client starts empty. Everything listens on 127.0.0.1 on free ports. \
-            With --size, both peers share one random file of that size instead of the samples. \
-            Exits 0 when the client has every piece verified, 1 with the reason otherwise."
+            With --size, both peers share one random file of that size instead of the samples; \
+            that data is removed when the demo ends. Exits 0 when the client has every piece \
+            verified, 1 with the reason otherwise, 130 on Ctrl-C."
 )]
 pub struct DemoArgs {
     /// the config file whose peer1 and peer2 folders are copied (default: peers.toml)
@@ -314,7 +339,7 @@ pub struct DemoArgs {
     /// share one random file of this size instead of the samples: 100m, 1GiB, ...
     #[argh(option)]
     pub size: Option<String>,
-    /// scratch folder (default: bt-demo in the system temp folder); wiped first
+    /// scratch folder, wiped first (default: a new bt-demo-XXXXXXXX in the system temp folder)
     #[argh(option)]
     pub dir: Option<PathBuf>,
     /// give up after this many seconds (default 300)
@@ -343,11 +368,13 @@ pub struct CheckArgs {
 #[argh(
     subcommand,
     name = "shell",
-    example = "bt shell --profile client\nprintf 'start data/album.torrent\\nstatus\\n' | bt shell --profile client",
-    note = "Commands at the prompt: create, edit, info, show, peers, start, status, help, quit \
-            (`help COMMAND` shows its options). `start` downloads in the background while the \
-            prompt stays usable; finished torrents keep seeding until `quit`, which tells the \
-            tracker they stopped. With piped input the lines are read one by one, for scripts."
+    example = "bt shell --profile client\nprintf 'start data/album.torrent\\nwait --timeout 120\\n' | bt shell --profile client",
+    note = "Commands at the prompt: create, edit, info, show, peers, start, status, wait, help, \
+            quit (`help COMMAND` shows its options). `start` downloads in the background while \
+            the prompt stays usable; finished torrents keep seeding until `quit`, which tells the \
+            tracker they stopped. With piped input the lines are read one by one, for scripts: \
+            end a script with `wait`, or it ends before its downloads do (a failed `wait` makes \
+            the script exit 1)."
 )]
 pub struct ShellArgs {
     /// the config file (default: peers.toml)
@@ -363,6 +390,15 @@ pub struct ShellArgs {
     #[argh(option)]
     pub port: Option<u16>,
 }
+
+/// A run stopped by Ctrl-C (or SIGTERM) before its work was done: `bt` exits 130, as a shell
+/// does for a command killed by SIGINT, so that a script can tell it from success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("interrupted before it was done")]
+pub struct Interrupted;
+
+/// Exit code of an [`Interrupted`] run (128 + SIGINT).
+pub const INTERRUPTED_EXIT: u8 = 130;
 
 /// `profile()` for every argument struct that carries `--config`, `--profile`, `--folder` and
 /// `--port` (argh cannot flatten a shared struct into subcommands).
@@ -382,4 +418,19 @@ macro_rules! profile_args {
     )*};
 }
 
-profile_args!(ImportArgs, ShowArgs, PeerArgs, ClientArgs, ShellArgs);
+profile_args!(ImportArgs, ShowArgs, PeerArgs, ShellArgs);
+
+impl ClientArgs {
+    /// The profile these arguments name, with `--folder` (or `-o`) and `--port` applied.
+    pub fn profile(&self) -> anyhow::Result<crate::config::Profile> {
+        if self.folder.is_some() && self.output.is_some() {
+            anyhow::bail!("give --folder or -o, not both: they name the same folder");
+        }
+        crate::config::resolve(
+            self.config.as_deref(),
+            &self.profile,
+            self.folder.as_deref().or(self.output.as_deref()),
+            self.port,
+        )
+    }
+}

@@ -173,6 +173,21 @@ pub struct Profile {
     pub config: Config,
 }
 
+/// Say on stderr when no config file is used: no `--config` and no `peers.toml` in the
+/// current folder, so the built-in profiles apply (a new user in an empty folder).
+pub fn note_if_built_in(config_path: Option<&Path>, profile: &Profile) {
+    if config_path.is_none() && !Path::new(DEFAULT_CONFIG).exists() {
+        eprintln!(
+            "bt: note: no {DEFAULT_CONFIG} in this folder; using the built-in defaults (profile \
+             {}: folder {}, port {}; tracker {})",
+            profile.name,
+            profile.folder.display(),
+            profile.port,
+            profile.config.tracker.announce
+        );
+    }
+}
+
 /// Resolve a profile from a config file and command-line overrides.
 pub fn resolve(
     config_path: Option<&Path>,

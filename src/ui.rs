@@ -94,10 +94,25 @@ pub fn rate(bytes: u64, elapsed: Duration) -> u64 {
     }
 }
 
-/// A short duration: "850 ms", "12.3 s", "4 min 05 s".
+/// "1 peer", "2 peers", "0 peers": `n` and the noun in the right number.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// "3.10 MiB/s", or `None` when there is nothing to measure: no bytes, or less than a
+/// millisecond (a rate from that would be noise, like 7.28 GiB/s for an instant).
+pub fn rate_text(bytes: u64, elapsed: Duration) -> Option<String> {
+    (bytes > 0 && elapsed >= Duration::from_millis(1))
+        .then(|| format!("{}/s", HumanBytes(rate(bytes, elapsed))))
+}
+
+/// A short duration: "4.2 ms", "850 ms", "12.3 s", "4 min 05 s".
 pub fn duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms < 1000 {
+    if ms < 10 {
+        // A loopback transfer can take a few milliseconds: keep a decimal.
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    } else if ms < 1000 {
         format!("{ms} ms")
     } else if ms < 60_000 {
         format!("{:.1} s", d.as_secs_f64())
@@ -155,7 +170,16 @@ mod tests {
         assert_eq!(size_both(1536), "1.50 KiB (1,536 bytes)");
         assert_eq!(percent(1, 4), 25.0);
         assert_eq!(percent(0, 0), 100.0);
-        assert_eq!(duration(Duration::from_millis(5)), "5 ms");
+        assert_eq!(duration(Duration::from_millis(5)), "5.0 ms");
+        assert_eq!(duration(Duration::from_millis(15)), "15 ms");
+        assert_eq!(plural(1, "file", "files"), "1 file");
+        assert_eq!(rate_text(0, Duration::from_secs(1)), None);
+        assert_eq!(rate_text(1 << 30, Duration::from_micros(10)), None);
+        assert_eq!(
+            rate_text(3 << 20, Duration::from_secs(1)).as_deref(),
+            Some("3.00 MiB/s")
+        );
+        assert_eq!(plural(0, "peer", "peers"), "0 peers");
         assert_eq!(duration(Duration::from_millis(12_345)), "12.3 s");
         assert_eq!(duration(Duration::from_secs(245)), "4 min 05 s");
     }

@@ -347,6 +347,18 @@ fn the_four_terminal_demo_across_a_lan() {
     // The tracker saw the client by its address: `started`, `completed`, and `stopped` last
     // (the client has exited, so its announces are all in), ...
     let client_at = format!("{}:{}", lan.addr("client"), port("client"));
+    // The tracker may write its `stopped` line just after it answered: wait for it.
+    wait_for(
+        "the tracker's stopped line for the client",
+        Duration::from_secs(30),
+        || {
+            log_text(&log("tracker"))
+                .lines()
+                .any(|l| l.contains("stopped") && l.contains(&client_at))
+                .then_some(())
+        },
+        all_logs,
+    );
     let tracker_log = log_text(&log("tracker"));
     let events: Vec<&str> = tracker_log
         .lines()

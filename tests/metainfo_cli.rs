@@ -733,6 +733,42 @@ fn show_lists_the_torrent_with_the_data_on_disk() {
     std::fs::rename(tmp.path().join("album"), tmp.path().join("lib/album")).expect("move");
     let show = library(tmp.path(), "show", None);
     assert_eq!(on_disk(&show, "album"), "100%");
+    assert!(
+        show.stdout.contains("hashed now as `bt check` does"),
+        "{show:?}"
+    );
+
+    // Every byte is on disk, but one is wrong: that piece is not verified.
+    let first = tmp.path().join("lib/album").join(ALBUM[5].0);
+    let mut bytes = std::fs::read(&first).expect("read");
+    bytes[0] ^= 0xff;
+    std::fs::write(&first, bytes).expect("write");
+    let show = library(tmp.path(), "show", None);
+    assert_ne!(on_disk(&show, "album"), "100%");
+    let json = bt(
+        tmp.path(),
+        [
+            "show",
+            "--profile",
+            "t",
+            "--folder",
+            "lib",
+            "--port",
+            "1",
+            "--json",
+        ],
+    )
+    .success();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let t = &v["torrents"][0];
+    assert_eq!(t["name"], "album");
+    assert_eq!(t["info_hash"], hash.as_str());
+    assert_eq!(
+        t["verified_pieces"].as_u64().unwrap() + 1,
+        t["pieces"].as_u64().unwrap(),
+        "{t}"
+    );
+    assert!(v["verified_by"].as_str().unwrap().contains("sha1"), "{v}");
 }
 
 #[test]
@@ -769,4 +805,60 @@ fn shipped_samples_parse_with_their_known_info_hashes() {
     let show = bt(&data, args.iter().map(OsStr::new).chain([data.as_os_str()])).success();
     assert_eq!(on_disk(&show, "album"), "100%");
     assert_eq!(on_disk(&show, "book.txt"), "100%");
+}
+
+#[test]
+fn the_command_line_follows_the_usual_conventions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let version = bt(d, ["--version"]).success();
+    assert_eq!(
+        version.stdout.trim(),
+        format!("bt {}", env!("CARGO_PKG_VERSION"))
+    );
+    let help = bt(d, ["-h"]).success();
+    assert!(help.stdout.starts_with("Usage: bt "), "{}", help.stdout);
+    // The example in the top-level help names a file of the repository.
+    let example = help
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("bt create "))
+        .unwrap_or_else(|| panic!("no `bt create` example:\n{}", help.stdout));
+    let named = example.split_whitespace().nth(2).unwrap();
+    assert!(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(named).exists(),
+        "{example}"
+    );
+    let sub = bt(d, ["info", "-h"]).success();
+    assert!(sub.stdout.starts_with("Usage: bt info "), "{}", sub.stdout);
+
+    // A mistake: one line naming the subcommand's help, exit 2.
+    for (args, want) in [
+        (
+            vec!["client", "--bogus"],
+            "bt: error: unrecognized argument: --bogus; `bt client --help` shows the usage",
+        ),
+        (
+            vec!["info"],
+            "bt: error: required positional arguments not provided: torrent; `bt info --help` shows the usage",
+        ),
+        (
+            vec!["frobnicate"],
+            "bt: error: unrecognized argument: frobnicate; `bt --help` shows the usage",
+        ),
+    ] {
+        let out = bt(d, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.trim_end(), want, "{args:?}");
+    }
+
+    // A text file is not a torrent, said plainly.
+    std::fs::write(d.join("notes.txt"), "# shopping\nmilk\n").unwrap();
+    let out = bt(d, ["info", "notes.txt"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.stderr.trim_end(),
+        "bt: error: notes.txt is not a bencoded torrent (a .torrent file is a bencoded \
+         dictionary); is it the file you meant?"
+    );
 }

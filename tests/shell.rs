@@ -123,7 +123,7 @@ fn help_mistakes_and_the_file_commands() {
     say(&mut sh, "help");
     sh.wait_line("  help ", SHORT);
     for name in [
-        "create", "edit", "show", "info", "peers", "start", "status", "quit",
+        "create", "edit", "show", "info", "peers", "start", "status", "wait", "quit",
     ] {
         let entry = format!("  {name:<8} ");
         assert!(
@@ -208,10 +208,7 @@ fn start_downloads_in_the_background_from_a_direct_peer() {
     sh.wait_line("error: album is already started", SHORT);
 
     let seen = quit(sh);
-    assert!(
-        seen.iter().any(|l| l == "stopping 1 torrent(s)"),
-        "{seen:?}"
-    );
+    assert!(seen.iter().any(|l| l == "stopping 1 torrent"), "{seen:?}");
     same_album(d, &data);
 }
 
@@ -289,4 +286,76 @@ fn on_a_terminal_it_prompts_edits_and_keeps_a_history() {
         history.contains("help") && history.contains("status") && !history.contains("statsu"),
         "{history}"
     );
+}
+
+#[test]
+fn a_script_waits_for_its_download_and_a_timed_out_wait_fails_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = write_files(&d.join("seed"), ALBUM);
+    let nowhere = format!("http://127.0.0.1:{}/announce", unused_port());
+    let mut sh = shell(d);
+    create_album(&mut sh, &nowhere);
+    quit(sh);
+    let (_peer, port) = seeder(d);
+
+    // The README's script: input ends right after `wait`, yet the download is done by then.
+    let mut sh = shell(d);
+    sh.send(format!(
+        "start seed/album.torrent --peer 127.0.0.1:{port}\nwait --timeout 60\nwait seed/album.torrent\n"
+    ));
+    sh.close_stdin();
+    let status = sh.wait_exit(DOWNLOAD);
+    let lines = sh.lines();
+    assert!(status.success(), "{status}; saw:\n{}", lines.join("\n"));
+    let complete: Vec<_> = lines
+        .iter()
+        .filter(|l| l.starts_with("album: complete, seeding, 100%"))
+        .collect();
+    assert_eq!(
+        complete.len(),
+        2,
+        "each wait shows the result:\n{}",
+        lines.join("\n")
+    );
+    same_album(d, &data);
+
+    // Nobody to download from: the wait gives up, says why, and the script exits 1.
+    let empty = d.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let mut sh = Proc::start(
+        &[
+            "shell",
+            "--profile",
+            "client",
+            "--folder",
+            "empty",
+            "--port",
+            "0",
+        ],
+        d,
+    );
+    let lonely = format!("127.0.0.1:{}", unused_port());
+    sh.send(format!(
+        "wait\nstart seed/album.torrent --peer {lonely}\nwait nosuch\nwait album --timeout 1\nstatus\n"
+    ));
+    sh.close_stdin();
+    let status = sh.wait_exit(SHORT);
+    let text = sh.lines().join("\n");
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(text.contains("error: wait: nothing started"), "{text}");
+    assert!(
+        text.contains("error: wait: no started torrent is named nosuch"),
+        "{text}"
+    );
+    assert!(
+        text.contains("error: wait: not complete after 1.0 s: album has 0% (0 of "),
+        "{text}"
+    );
+    assert!(
+        text.contains("bt: error: 3 of the script's `wait` commands"),
+        "{text}"
+    );
+    // The lines after a failed wait still ran.
+    assert!(text.contains("album: downloading, 0%"), "{text}");
 }

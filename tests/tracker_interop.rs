@@ -165,6 +165,10 @@ fn transfer(seeder: &str, downloader: &str) {
     // The downloader finished (libtorrent says `completed`; aria2 stops right away with nothing
     // left, which counts too), then `stopped` on exit: one seeder left, one download.
     await_scrape(&t, swarm.info_hash, stats(1, 0, 1), 20, || t.log_text());
+    // The event lines reach the log through a reader thread: wait for the `stopped` line.
+    wait_until(Duration::from_secs(10), || {
+        t.log_text().matches("stopped ").count() >= 1
+    });
     let log = t.log_text();
     assert_eq!(log.matches("started ").count(), 2, "{log}");
     assert_eq!(log.matches("stopped ").count(), 1, "{log}");

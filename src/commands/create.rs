@@ -46,11 +46,11 @@ pub fn run(args: CreateArgs) -> Result<()> {
     let meta = build(&source, piece_length, &trackers, args.private, args.comment)?;
     super::write_atomic(&output, &meta.to_bytes())?;
     println!(
-        "created {}: {}, {} files, {} pieces of {}, info-hash {}",
+        "created {}: {}, {}, {} of {}, info-hash {}",
         output.display(),
         ui::size_both(meta.total_length()),
-        meta.info.files.len(),
-        meta.info.pieces.len(),
+        ui::plural(meta.info.files.len(), "file", "files"),
+        ui::plural(meta.info.pieces.len(), "piece", "pieces"),
         indicatif::HumanBytes(meta.info.piece_length),
         meta.info_hash
     );

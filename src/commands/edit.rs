@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 
 use crate::cli::EditArgs;
-use crate::library::read_torrent;
+use crate::commands::read_torrent;
 
 /// Run `bt edit`.
 pub fn run(args: EditArgs) -> Result<()> {

@@ -8,7 +8,7 @@ use indicatif::HumanBytes;
 use serde::Serialize;
 
 use crate::cli::InfoArgs;
-use crate::library::read_torrent;
+use crate::commands::read_torrent;
 use crate::proto::metainfo::Metainfo;
 use crate::ui;
 

@@ -4,11 +4,13 @@ use std::path::Path;
 
 use anyhow::Result;
 use indicatif::HumanBytes;
+use serde::Serialize;
 
 use crate::cli::{ImportArgs, ShowArgs};
 use crate::config::Profile;
 use crate::library::{self, Imported};
 use crate::proto::metainfo::Metainfo;
+use crate::swarm::session::check_existing;
 use crate::ui;
 
 /// Run `bt import`.
@@ -25,14 +27,14 @@ pub fn import_into(torrent: &Path, profile: &Profile) -> Result<Metainfo> {
     match what {
         Imported::Added(p) => println!(
             "imported {} ({}) into {}: {}",
-            meta.info.name,
+            ui::escape(&meta.info.name),
             meta.info_hash,
             profile.name,
             p.display()
         ),
         Imported::AlreadyThere(p) => println!(
             "{} ({}) is already in {}'s library: {}",
-            meta.info.name,
+            ui::escape(&meta.info.name),
             meta.info_hash,
             profile.name,
             p.display()
@@ -41,27 +43,33 @@ pub fn import_into(torrent: &Path, profile: &Profile) -> Result<Metainfo> {
     Ok(meta)
 }
 
-/// Run `bt show`.
+/// One torrent of `bt show --json`.
+#[derive(Serialize)]
+struct ShownTorrent {
+    name: String,
+    info_hash: String,
+    file: String,
+    total_bytes: u64,
+    pieces: usize,
+    verified_pieces: usize,
+    verified_bytes: u64,
+    percent: f64,
+}
+
+/// A `.torrent` of the library that could not be read.
+#[derive(Serialize)]
+struct Unreadable {
+    file: String,
+    error: String,
+}
+
+/// Run `bt show`: the library, with the pieces verified on disk (hashed now, as `bt check`
+/// does: bt keeps no resume state, and bytes on disk say nothing of their correctness).
 pub fn show(args: ShowArgs) -> Result<()> {
     let profile = args.profile()?;
     let entries = library::list(&profile.folder)?;
-    println!(
-        "profile {}: folder {}, port {}",
-        profile.name,
-        profile.folder.display(),
-        profile.port
-    );
-    if entries.is_empty() {
-        println!(
-            "  (no torrents; add one with `bt import FILE.torrent --profile {}`)",
-            profile.name
-        );
-        return Ok(());
-    }
-    println!(
-        "  {:<28} {:>11} {:>8}  {:<40}  FILE",
-        "NAME", "SIZE", "ON DISK", "INFO-HASH"
-    );
+    let mut shown = Vec::new();
+    let mut unreadable = Vec::new();
     for e in entries {
         let file = e
             .path
@@ -70,18 +78,88 @@ pub fn show(args: ShowArgs) -> Result<()> {
             .unwrap_or_default();
         match e.meta {
             Ok(m) => {
-                let have = library::bytes_on_disk(&m, &profile.folder);
-                println!(
-                    "  {:<28} {:>11} {:>7.0}%  {:<40}  {}",
-                    m.info.name,
-                    HumanBytes(m.total_length()).to_string(),
-                    ui::percent(have, m.total_length()),
-                    m.info_hash.hex(),
-                    file
-                );
+                let have = match check_existing(&m, &profile.folder) {
+                    Ok(have) => have,
+                    Err(err) => {
+                        let error = format!("cannot check its data: {err}");
+                        unreadable.push(Unreadable { file, error });
+                        continue;
+                    }
+                };
+                let layout = m.layout();
+                let bytes: u64 = have.ones().map(|i| layout.piece_size(i) as u64).sum();
+                shown.push(ShownTorrent {
+                    name: m.info.name.clone(),
+                    info_hash: m.info_hash.hex(),
+                    file,
+                    total_bytes: m.total_length(),
+                    pieces: have.len(),
+                    verified_pieces: have.count(),
+                    verified_bytes: bytes,
+                    percent: (ui::percent(bytes, m.total_length()) * 10.0).round() / 10.0,
+                });
             }
-            Err(err) => println!("  {file}: unreadable: {err:#}"),
+            Err(err) => unreadable.push(Unreadable {
+                file,
+                error: format!("{err:#}"),
+            }),
         }
+    }
+    if args.json {
+        let v = serde_json::json!({
+            "profile": profile.name,
+            "folder": profile.folder.display().to_string(),
+            "port": profile.port,
+            "verified_by": "sha1 check of the data on disk, now",
+            "torrents": shown,
+            "unreadable": unreadable,
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "profile {}: folder {}, port {}",
+        profile.name,
+        ui::escape(&profile.folder.display().to_string()),
+        profile.port
+    );
+    if shown.is_empty() && unreadable.is_empty() {
+        println!(
+            "  (no torrents; add one with `bt import FILE.torrent --profile {}`)",
+            profile.name
+        );
+        return Ok(());
+    }
+    println!(
+        "  {:<28} {:>11} {:>8}  {:<40}  FILE",
+        "NAME", "SIZE", "VERIFIED", "INFO-HASH"
+    );
+    for t in &shown {
+        println!(
+            "  {:<28} {:>11} {:>7.0}%  {:<40}  {}",
+            ui::escape(&t.name),
+            HumanBytes(t.total_bytes).to_string(),
+            // Never round a partial download up to 100%.
+            if t.verified_pieces < t.pieces {
+                t.percent.min(99.0)
+            } else {
+                t.percent
+            },
+            t.info_hash,
+            ui::escape(&t.file)
+        );
+    }
+    for u in &unreadable {
+        println!(
+            "  {}: unreadable: {}",
+            ui::escape(&u.file),
+            ui::escape(&u.error)
+        );
+    }
+    if !shown.is_empty() {
+        println!(
+            "  (VERIFIED: pieces whose SHA-1 matches the data on disk, hashed now as `bt check` does)"
+        );
     }
     Ok(())
 }

@@ -11,7 +11,35 @@ pub mod peers;
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
+
+use crate::proto::metainfo::{Metainfo, MetainfoError};
+use crate::ui;
+
+/// [`crate::library::read_torrent`], with a plain word for a file that is no torrent at all
+/// (a text file, an image: it does not even start as a bencoded dictionary) instead of the
+/// bencode decoder's own message. A damaged torrent keeps the decoder's precise message.
+pub fn read_torrent(path: &Path) -> Result<Metainfo> {
+    crate::library::read_torrent(path).map_err(|e| match e.downcast_ref::<MetainfoError>() {
+        Some(MetainfoError::Bencode(_)) if !starts_as_dict(path) => {
+            anyhow!(
+            "{} is not a bencoded torrent (a .torrent file is a bencoded dictionary); is it the \
+             file you meant?",
+            ui::escape(&path.display().to_string())
+        )
+        }
+        _ => e,
+    })
+}
+
+/// Whether the file's first byte opens a bencoded dictionary (`d`).
+fn starts_as_dict(path: &Path) -> bool {
+    use std::io::Read;
+    let mut first = [0u8; 1];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut first))
+        .is_ok_and(|()| first[0] == b'd')
+}
 
 /// Write `bytes` to `path` through a temporary file and a rename, so that a crash never leaves
 /// half a torrent behind.

@@ -83,7 +83,33 @@ pub fn peers_url(tracker: &str) -> String {
     }
 }
 
+/// Connect to the tracker's address first, so that a tracker that is down is one plain
+/// sentence (`connection refused`) rather than the HTTP client's wrapped error text.
+async fn probe(url: &str) -> Result<()> {
+    let Ok(parsed) = surf::Url::parse(url) else {
+        bail!("{url} is not a URL like http://HOST:PORT/announce");
+    };
+    let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
+        bail!("{url} names no host and port");
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match crate::rt::timeout(TIMEOUT, crate::rt::TcpStream::connect((host, port))).await {
+        Ok(Ok(_)) => Ok(()),
+        // An OS error reads best as its kind ("connection refused"); a lookup failure is a
+        // message of its own.
+        Ok(Err(e)) if e.raw_os_error().is_some() => {
+            bail!("cannot reach the tracker at {url}: {}", e.kind())
+        }
+        Ok(Err(e)) => bail!("cannot reach the tracker at {url}: {e}"),
+        Err(_) => bail!(
+            "cannot reach the tracker at {url}: no answer within {} s",
+            TIMEOUT.as_secs()
+        ),
+    }
+}
+
 async fn fetch(url: &str) -> Result<Vec<u8>> {
+    probe(url).await?;
     let client: surf::Client = surf::Config::new()
         .set_timeout(Some(TIMEOUT))
         .try_into()
@@ -112,10 +138,10 @@ async fn fetch(url: &str) -> Result<Vec<u8>> {
 pub fn table(url: &str, s: &Snapshot) -> String {
     use crate::ui::escape;
     let mut out = format!(
-        "{}: {} torrent(s), {} peer(s)\n",
+        "{}: {}, {}\n",
         escape(url),
-        s.torrent_count,
-        s.peer_count
+        crate::ui::plural(s.torrent_count, "torrent", "torrents"),
+        crate::ui::plural(s.peer_count, "peer", "peers")
     );
     for t in &s.torrents {
         out += &format!(
@@ -230,7 +256,7 @@ mod tests {
         };
         let text = table("http://t/peers", &s);
         assert!(
-            text.starts_with("http://t/peers: 2 torrent(s), 3 peer(s)\n"),
+            text.starts_with("http://t/peers: 2 torrents, 3 peers\n"),
             "{text}"
         );
         assert!(text.contains(&format!(

@@ -1,22 +1,28 @@
 //! `bt client`: download torrents into a profile's folder with a live display, then seed (or
-//! exit with `--exit-when-done`).
+//! exit with `--exit-when-done`). Without `--profile` it is the `client` profile; `-o DIR`
+//! downloads into a plain folder.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
 use super::engine::{self, Options};
-use super::status::{self, Display};
-use crate::cli::ClientArgs;
+use super::status::{self, Display, Mode, Timing};
+use crate::cli::{ClientArgs, Interrupted};
 use crate::library;
 use crate::swarm::EngineConfig;
+use crate::ui;
 
-/// How often the display refreshes.
+/// How often the display refreshes once bytes flow.
 const REFRESH: Duration = Duration::from_millis(250);
+/// How often the loop looks for a torrent's first byte (the start of its timed transfer)
+/// until it has seen one: the transfer time is then known to this much.
+const FIRST_BYTE_POLL: Duration = Duration::from_millis(10);
 
 /// Run `bt client`.
 pub fn run(args: ClientArgs) -> Result<()> {
     let profile = args.profile()?;
+    crate::config::note_if_built_in(args.config.as_deref(), &profile);
     // The folder is read once, however many torrents are given (import stays linear).
     let mut lib = library::Library::open(&profile.folder)?;
     let mut given = Vec::new();
@@ -39,7 +45,7 @@ pub fn run(args: ClientArgs) -> Result<()> {
     }
     metas.sort_by_key(|m| wanted.get(&m.info_hash).copied().unwrap_or(usize::MAX));
     if metas.is_empty() {
-        bail!("nothing to download: give a .torrent file, e.g. `bt client --profile {} data/album.torrent`", profile.name);
+        bail!("nothing to download: give a .torrent file, e.g. `bt client data/album.torrent`");
     }
     let opts = Options {
         trackers: args.tracker.clone(),
@@ -52,65 +58,100 @@ pub fn run(args: ClientArgs) -> Result<()> {
     };
     let stop = engine::stop_signal()?;
     let stall = Duration::from_secs(args.stall_timeout);
+    let mode = Mode::pick(args.json, args.quiet);
     crate::rt::block_on(async move {
         let running = engine::start(&profile, metas, &opts).await?;
-        println!(
+        // In JSON mode stdout carries JSON only: the rest goes to stderr.
+        let about = format!(
             "client {} listening on {}, downloading into {}",
             profile.name,
             running.session.listen,
             profile.folder.display()
         );
+        match mode {
+            Mode::Json => eprintln!("{about}"),
+            _ => println!("{about}"),
+        }
         let names: Vec<String> = running
             .torrents
             .iter()
-            .map(|t| t.meta.info.name.clone())
+            .map(|t| ui::escape(&t.meta.info.name).into_owned())
+            .collect();
+        let hashes = running
+            .torrents
+            .iter()
+            .map(|t| t.meta.info_hash.to_string())
             .collect();
         let totals: Vec<u64> = running
             .torrents
             .iter()
             .map(|t| t.layout.total_length())
             .collect();
-        let mut display = Display::new(names, &totals);
+        let mut display = Display::new(mode, names.clone(), hashes, &totals);
         let mut reported = vec![false; running.torrents.len()];
+        let mut first_byte: Vec<Option<Instant>> = vec![None; running.torrents.len()];
         let mut progress_at = vec![(Instant::now(), 0u64); running.torrents.len()];
         // Woken at every refresh, and at once when a torrent completes or fails.
         let (wake, woken) = crate::rt::channel::bounded(1);
         for t in &running.torrents {
             t.watch(wake.clone());
         }
+        let mut poll = FIRST_BYTE_POLL;
         let result = loop {
             let stopped = async { stop.recv().await.map(|()| true) };
             let news = async { woken.recv().await.map(|()| false) };
-            if let Ok(Ok(true)) = crate::rt::timeout(REFRESH, crate::rt::race(stopped, news)).await
-            {
-                break Ok(());
+            if let Ok(Ok(true)) = crate::rt::timeout(poll, crate::rt::race(stopped, news)).await {
+                let done = running.torrents.iter().all(|t| t.snapshot().complete());
+                break if args.exit_when_done && !done {
+                    Err(anyhow::Error::new(Interrupted))
+                } else {
+                    Ok(())
+                };
             }
             let mut all_done = true;
             let mut failed = None;
             let snaps: Vec<_> = running.torrents.iter().map(|t| t.snapshot()).collect();
+            let now = Instant::now();
+            for (fb, s) in first_byte.iter_mut().zip(&snaps) {
+                if fb.is_none() && s.downloaded > 0 {
+                    *fb = Some(now);
+                }
+            }
+            // Fast looks only while some download still waits for its first byte.
+            poll = if snaps
+                .iter()
+                .zip(&first_byte)
+                .any(|(s, fb)| fb.is_none() && !s.complete())
+            {
+                FIRST_BYTE_POLL
+            } else {
+                REFRESH
+            };
             display.refresh(&snaps);
             for (i, (t, s)) in running.torrents.iter().zip(&snaps).enumerate() {
                 if let Some(f) = &s.failure {
-                    failed = Some(format!("{}: {f}", t.meta.info.name));
+                    failed = Some(format!("{}: {}", names[i], ui::escape(f)));
                 }
                 if s.complete() {
                     if !reported[i] {
                         reported[i] = true;
-                        let elapsed = s
-                            .completed_at
-                            .unwrap_or_else(Instant::now)
-                            .duration_since(t.started());
+                        let timing =
+                            Timing::new(t.started(), first_byte[i], s.completed_at.unwrap_or(now));
                         let path = profile.folder.join(&t.meta.info.name);
                         let mut text = if s.downloaded == 0 {
                             format!(
-                                "{}: already complete on disk ({} pieces verified)\n",
-                                t.meta.info.name, s.pieces
+                                "{}: already complete on disk ({} verified)\n",
+                                names[i],
+                                ui::plural(s.pieces, "piece", "pieces")
                             )
                         } else {
-                            status::summary(&t.meta.info.name, s, elapsed)
+                            status::summary(&names[i], s, &timing)
                         };
-                        text.push_str(&format!("  files: {}", path.display()));
-                        display.println(&text);
+                        text.push_str(&format!(
+                            "  files: {}",
+                            ui::escape(&path.display().to_string())
+                        ));
+                        display.completed(i, &text, s, &timing);
                     }
                     continue;
                 }
@@ -121,7 +162,7 @@ pub fn run(args: ClientArgs) -> Result<()> {
                 } else if at.elapsed() >= stall {
                     failed = Some(format!(
                         "{}: no peer and no progress for {} s (tracker: {}); is a peer with the files running?",
-                        t.meta.info.name,
+                        names[i],
                         stall.as_secs(),
                         running.announcers[i].status()
                     ));
@@ -134,9 +175,10 @@ pub fn run(args: ClientArgs) -> Result<()> {
                 break Ok(());
             }
         };
-        display.finish();
+        let snaps: Vec<_> = running.torrents.iter().map(|t| t.snapshot()).collect();
+        display.finish(&snaps);
         if result.is_ok() && !args.exit_when_done {
-            println!("stopping");
+            display.println("stopping");
         }
         running.shutdown().await;
         result

@@ -1,6 +1,10 @@
 //! `bt demo`: the classic exercise in one process. A tracker, two peers that have the files and
 //! a client that starts empty, all on 127.0.0.1 in a scratch folder; the client downloads from
 //! both peers while one line per role shows what happens, then a summary.
+//!
+//! Each run gets a scratch folder of its own (`bt-demo-XXXXXXXX` in the system temp folder), so
+//! that two demos can run at once; the random data of `--size` is removed when the demo ends,
+//! whatever the outcome. Ctrl-C stops it the same way (exit 130).
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -24,14 +28,70 @@ const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// Run `bt demo`.
 pub fn run(args: DemoArgs) -> Result<()> {
     let (config, base) = Config::load(args.config.as_deref())?;
-    let work = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("bt-demo"));
-    prepare_dir(&work)?;
-    let (p1, p2, client) = (work.join("peer1"), work.join("peer2"), work.join("client"));
+    let work = match &args.dir {
+        Some(dir) => {
+            prepare_dir(dir)?;
+            dir.clone()
+        }
+        None => fresh_dir()?,
+    };
+    let folders = [work.join("peer1"), work.join("peer2"), work.join("client")];
+    // Large random data must not outlive the demo, failed or not (Ctrl-C included).
+    let scratch = args.size.is_some().then(|| Scratch {
+        folders: folders.to_vec(),
+        // A folder of our own goes entirely; a --dir stays, emptied of what we made.
+        work: args.dir.is_none().then(|| work.clone()),
+    });
+    let stop = super::engine::stop_signal()?;
+    let result = run_in(&args, &config, &base, &work, &folders, stop);
+    if let Some(s) = scratch {
+        s.remove();
+    }
+    result
+}
+
+/// Folders removed when the demo ends (the random data of `--size`).
+struct Scratch {
+    /// peer1, peer2 and client.
+    folders: Vec<PathBuf>,
+    /// The whole scratch folder, when this run made it.
+    work: Option<PathBuf>,
+}
+
+impl Scratch {
+    fn remove(self) {
+        let gone = match &self.work {
+            Some(w) => vec![w.clone()],
+            None => self.folders.clone(),
+        };
+        for f in &gone {
+            if let Err(e) = std::fs::remove_dir_all(f) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!("bt: warning: cannot remove {}: {e}", f.display());
+                }
+            }
+        }
+        if let Some(parent) = self.folders.first().and_then(|f| f.parent()) {
+            println!(
+                "removed the random data and its copies ({})",
+                parent.display()
+            );
+        }
+    }
+}
+
+/// Set up the folders in `work` and run the demo; `stop` fires on Ctrl-C.
+fn run_in(
+    args: &DemoArgs,
+    config: &Config,
+    base: &Path,
+    work: &Path,
+    folders: &[PathBuf; 3],
+    stop: crate::rt::channel::Receiver<()>,
+) -> Result<()> {
+    let [p1, p2, client] = folders;
     match &args.size {
-        Some(size) => random_sample(size, &p1, &p2, &config.tracker.announce)?,
+        Some(size) => random_sample(size, p1, p2, &config.tracker.announce)?,
         None => {
             for (name, dest) in [("peer1", &p1), ("peer2", &p2)] {
                 let p = config
@@ -42,8 +102,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
             }
         }
     }
-    std::fs::create_dir_all(&client)?;
-    let metas: Vec<Metainfo> = library::list(&p1)?
+    std::fs::create_dir_all(client)?;
+    let metas: Vec<Metainfo> = library::list(p1)?
         .into_iter()
         .filter_map(|e| e.meta.ok())
         .collect();
@@ -53,19 +113,39 @@ pub fn run(args: DemoArgs) -> Result<()> {
             p1.display()
         );
     }
-    for e in library::list(&p1)? {
-        library::import(&e.path, &client)?;
+    for e in library::list(p1)? {
+        library::import(&e.path, client)?;
     }
     println!(
         "bt demo in {} (tracker, peer1, peer2 and client on 127.0.0.1)",
         work.display()
     );
     crate::rt::block_on(demo(
-        &config,
+        config,
         metas,
-        [p1, p2, client],
+        folders.clone(),
         Duration::from_secs(args.timeout),
+        stop,
+        args.size.is_some(),
     ))
+}
+
+/// A new, empty scratch folder in the system temp folder, unique to this run.
+fn fresh_dir() -> Result<PathBuf> {
+    let tmp = std::env::temp_dir();
+    for _ in 0..100 {
+        let dir = tmp.join(format!("bt-demo-{:08x}", rand::random::<u32>()));
+        // create_dir (not _all) fails if another run took the name: then try another.
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+        }
+    }
+    bail!(
+        "cannot find a free bt-demo-XXXXXXXX name in {}",
+        tmp.display()
+    )
 }
 
 fn profile(name: &str, folder: &Path, config: &Config) -> Profile {
@@ -83,6 +163,8 @@ async fn demo(
     metas: Vec<Metainfo>,
     folders: [PathBuf; 3],
     timeout: Duration,
+    stop: crate::rt::channel::Receiver<()>,
+    random: bool,
 ) -> Result<()> {
     // The tracker, on a free port.
     let listener = crate::rt::TcpListener::bind(SocketAddr::new(LOOPBACK, 0)).await?;
@@ -107,7 +189,16 @@ async fn demo(
         0,
         format!("tracker  http://{tracker_addr}/announce  (status page http://{tracker_addr}/)"),
     );
+    // Woken at once when a client torrent completes or fails (its `completed_at` then gives
+    // the exact end); the loop only samples the display.
+    let (wake, woken) = crate::rt::channel::bounded(1);
+    for t in &client.torrents {
+        t.watch(wake.clone());
+    }
     let started = Instant::now();
+    // When the first byte was seen: the transfer time counts from there, not from the start
+    // (the tracker and the connections come first). Sampled every FIRST_BYTE_POLL until then.
+    let mut first_byte: Option<Instant> = None;
     let result = loop {
         let snaps: Vec<_> = client.torrents.iter().map(|t| t.snapshot()).collect();
         for (i, (name, r)) in roles.iter().enumerate() {
@@ -126,15 +217,20 @@ async fn demo(
             .iter()
             .fold((0, 0), |a, s| (a.0 + s.have_bytes, a.1 + s.total_bytes));
         let got: u64 = snaps.iter().map(|s| s.downloaded).sum();
+        if got > 0 && first_byte.is_none() {
+            first_byte = Some(Instant::now());
+        }
+        let since = first_byte.map_or(Duration::ZERO, |t| t.elapsed());
         view.line(
             3,
             format!(
-                "client   {:<21} {:>5.1}%  {} of {}  {}/s",
+                "client   {:<21} {:>5.1}%  {} of {}  {}",
                 client.session.listen.to_string(),
                 ui::percent(have, total),
                 HumanBytes(have),
                 HumanBytes(total),
-                HumanBytes(ui::rate(got, started.elapsed()))
+                // Since the first byte seen; nothing under a millisecond (noise, not a rate).
+                ui::rate_text(got, since).unwrap_or_else(|| "-".into())
             ),
         );
         if let Some(f) = snaps.iter().find_map(|s| s.failure.clone()) {
@@ -149,11 +245,33 @@ async fn demo(
                 timeout.as_secs()
             ));
         }
-        crate::rt::sleep(Duration::from_millis(100)).await;
+        let poll = match first_byte {
+            None => FIRST_BYTE_POLL,
+            Some(_) => REFRESH,
+        };
+        let stopped = async { stop.recv().await.map(|()| true) };
+        let news = async { woken.recv().await.map(|()| false) };
+        if let Ok(Ok(true)) = crate::rt::timeout(poll, crate::rt::race(stopped, news)).await {
+            break Err(anyhow!(crate::cli::Interrupted));
+        }
     };
     view.done();
     if result.is_ok() {
-        print_summary(&client, &names, &folders[2], started.elapsed());
+        let snaps: Vec<_> = client.torrents.iter().map(|t| t.snapshot()).collect();
+        let end = snaps.iter().filter_map(|s| s.completed_at).max();
+        let clock = Clock {
+            started: client
+                .torrents
+                .iter()
+                .map(|t| t.started())
+                .min()
+                .unwrap_or(started),
+            first_byte,
+            end: end.unwrap_or_else(Instant::now),
+        };
+        // The random data of --size is removed at the end: no path to show for it.
+        let keep = (!random).then_some(folders[2].as_path());
+        print_summary(&client, &names, keep, &clock);
     }
     for r in [&client, &peer1, &peer2] {
         r.shutdown().await;
@@ -161,22 +279,62 @@ async fn demo(
     result
 }
 
-fn print_summary(client: &Running, names: &[(String, &str)], folder: &Path, elapsed: Duration) {
+/// How often the loop looks for the first byte (the start of the timed transfer).
+const FIRST_BYTE_POLL: Duration = Duration::from_millis(5);
+/// How often the lines are refreshed once bytes flow.
+const REFRESH: Duration = Duration::from_millis(100);
+
+/// The moments the summary's times are measured between.
+struct Clock {
+    /// The client started (tracker, connections and transfer all after it).
+    started: Instant,
+    /// The first byte was seen (within [`FIRST_BYTE_POLL`]).
+    first_byte: Option<Instant>,
+    /// The last piece was verified (the engine's `completed_at`).
+    end: Instant,
+}
+
+/// The summary; `folder` is where the files stay, if they do.
+fn print_summary(client: &Running, names: &[(String, &str)], folder: Option<&Path>, clock: &Clock) {
     let snaps: Vec<_> = client.torrents.iter().map(|t| t.snapshot()).collect();
     let bytes: u64 = snaps.iter().map(|s| s.total_bytes).sum();
+    let received: u64 = snaps.iter().map(|s| s.downloaded).sum();
     let pieces: usize = snaps.iter().map(|s| s.pieces).sum();
     let bad: u32 = snaps.iter().map(|s| s.bad_pieces).sum();
+    let total = clock.end.saturating_duration_since(clock.started);
     println!(
-        "\ndone: {} in {} ({}/s); all {pieces} pieces verified by SHA-1{}",
+        "\ndone: all {pieces} pieces ({}) verified by SHA-1{}",
         HumanBytes(bytes),
-        ui::duration(elapsed),
-        HumanBytes(ui::rate(bytes, elapsed)),
         if bad > 0 {
             format!(" ({bad} bad pieces fetched again)")
         } else {
             String::new()
         }
     );
+    println!(
+        "  {} from the client's start to the last piece verified (tracker and connections included)",
+        ui::duration(total)
+    );
+    // The transfer alone, when the first byte was seen before the end; on loopback the
+    // samples often move between two looks, and then only the whole time is known.
+    let window = clock
+        .first_byte
+        .filter(|f| *f < clock.end)
+        .map(|f| clock.end.duration_since(f));
+    match window.and_then(|w| Some((w, ui::rate_text(received, w)?))) {
+        Some((w, rate)) => println!(
+            "  transfer: {} received in {} = {rate} (first byte seen to last piece verified)",
+            HumanBytes(received),
+            ui::duration(w)
+        ),
+        None => println!(
+            "  transfer: {} received{} (too quick to time apart from the start)",
+            HumanBytes(received),
+            ui::rate_text(received, total)
+                .map(|r| format!(", {r} over the whole time"))
+                .unwrap_or_default()
+        ),
+    }
     for (id, role) in names {
         let (mut got, mut n) = (0u64, 0u32);
         for s in &snaps {
@@ -188,18 +346,23 @@ fn print_summary(client: &Running, names: &[(String, &str)], folder: &Path, elap
         println!(
             "  from {role}: {n} pieces, {} ({:.0}%)",
             HumanBytes(got),
-            ui::percent(got, bytes.max(1))
+            ui::percent(got, received.max(1))
         );
     }
+    println!("  (per peer: the bytes it sent us, and the verified pieces it sent all or part");
+    println!("  of: a piece both peers sent a part of counts for each)");
     for t in &client.torrents {
-        println!("  downloaded: {}", folder.join(&t.meta.info.name).display());
+        if let Some(folder) = folder {
+            println!("  downloaded: {}", folder.join(&t.meta.info.name).display());
+        }
     }
 }
 
 /// One line per role: live lines on a terminal, a plain block each second otherwise.
 struct View {
     bars: Option<(MultiProgress, Vec<ProgressBar>)>,
-    lines: std::sync::Mutex<(Vec<String>, Instant)>,
+    /// Plain mode: the current lines, when a block was last printed, and that block.
+    lines: std::sync::Mutex<(Vec<String>, Instant, String)>,
 }
 
 impl View {
@@ -214,7 +377,7 @@ impl View {
         });
         View {
             bars,
-            lines: std::sync::Mutex::new((vec![String::new(); 4], Instant::now())),
+            lines: std::sync::Mutex::new((vec![String::new(); 4], Instant::now(), String::new())),
         }
     }
 
@@ -227,7 +390,8 @@ impl View {
             let mut st = self.lines.lock().unwrap_or_else(|e| e.into_inner());
             if st.1.elapsed() >= Duration::from_secs(1) {
                 st.1 = Instant::now();
-                println!("{}", st.0.join("\n"));
+                st.2 = st.0.join("\n");
+                println!("{}", st.2);
             }
         }
     }
@@ -237,9 +401,10 @@ impl View {
             Some((_, bars)) => bars.iter().for_each(|b| b.finish()),
             None => {
                 let st = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-                // The last block may have gone out on this same tick; do not print it twice.
-                if st.1.elapsed() > Duration::from_millis(50) {
-                    println!("{}", st.0.join("\n"));
+                // The last state, unless it has just gone out (a quick demo printed none yet).
+                let block = st.0.join("\n");
+                if block != st.2 {
+                    println!("{block}");
                 }
             }
         }

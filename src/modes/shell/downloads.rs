@@ -26,6 +26,42 @@ use crate::ui;
 /// How often the watcher samples the torrents.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
+/// How often `wait` looks at the torrents it waits for (a shell command, not a measurement:
+/// the completion time it reports comes from the engine's `completed_at`).
+const WAIT_POLL: Duration = Duration::from_millis(100);
+
+/// Which started torrents `wait` waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Which {
+    /// Every torrent started so far.
+    All,
+    /// The one with this name (as `status` shows it) or this info-hash in hex.
+    Named(String),
+    /// The one with this info-hash (from a .torrent file).
+    Hash(InfoHash),
+}
+
+/// Why `wait` gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// Nothing matches what was asked for.
+    #[error("{0}")]
+    Unknown(String),
+    /// A torrent failed (could not start, or a disk error).
+    #[error("{0}")]
+    Failed(String),
+    /// The time ran out first.
+    #[error("{0}")]
+    Timeout(String),
+}
+
+/// Where a waited-for torrent stands.
+enum Standing {
+    Pending(String),
+    Done,
+    Failed(String),
+}
+
 /// The profile's background torrents; cheap to clone (every clone is the same downloads).
 #[derive(Clone)]
 pub struct Downloads {
@@ -83,7 +119,8 @@ impl Downloads {
         trackers: Vec<String>,
         direct: &[SocketAddr],
     ) -> Result<()> {
-        let name = meta.info.name.clone();
+        // Printed in every status line: made safe once, here.
+        let name = ui::escape(&meta.info.name).into_owned();
         let hash = meta.info_hash;
         {
             let mut shared = self.lock();
@@ -199,6 +236,99 @@ impl Downloads {
         out
     }
 
+    /// Wait until every torrent `which` names is complete (or one fails, or `limit` passes);
+    /// returns their `status` text.
+    pub fn wait(&self, which: &Which, limit: Duration) -> Result<String, WaitError> {
+        let hashes = self.select(which)?;
+        let deadline = Instant::now() + limit;
+        crate::rt::block_on(async {
+            loop {
+                let mut pending = Vec::new();
+                for h in &hashes {
+                    match self.standing(h) {
+                        Standing::Done => {}
+                        Standing::Pending(what) => pending.push(what),
+                        Standing::Failed(why) => return Err(WaitError::Failed(why)),
+                    }
+                }
+                if pending.is_empty() {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(WaitError::Timeout(format!(
+                        "not complete after {}: {}; `status` shows more",
+                        ui::duration(limit),
+                        pending.join("; ")
+                    )));
+                }
+                crate::rt::sleep(WAIT_POLL).await;
+            }
+            let shared = self.lock();
+            let mut out = String::new();
+            for item in shared
+                .items
+                .iter()
+                .filter(|i| hashes.contains(&i.info_hash))
+            {
+                item.describe(&mut out);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The info-hashes of the started torrents `which` names.
+    fn select(&self, which: &Which) -> Result<Vec<InfoHash>, WaitError> {
+        let shared = self.lock();
+        let picked: Vec<InfoHash> = shared
+            .items
+            .iter()
+            .filter(|i| match which {
+                Which::All => true,
+                Which::Named(n) => i.name == *n || i.info_hash.to_string().eq_ignore_ascii_case(n),
+                Which::Hash(h) => i.info_hash == *h,
+            })
+            .map(|i| i.info_hash)
+            .collect();
+        if !picked.is_empty() {
+            return Ok(picked);
+        }
+        Err(WaitError::Unknown(match which {
+            Which::All => "nothing started; `start TORRENT` first".into(),
+            Which::Named(n) => format!(
+                "no started torrent is named {}; `status` lists them",
+                ui::escape(n)
+            ),
+            Which::Hash(h) => format!("{h} is not started; `start` it first"),
+        }))
+    }
+
+    /// Whether the torrent with `hash` is complete, still going, or failed.
+    fn standing(&self, hash: &InfoHash) -> Standing {
+        let shared = self.lock();
+        let Some(item) = shared.items.iter().find(|i| i.info_hash == *hash) else {
+            return Standing::Failed(format!("{hash} is no longer started"));
+        };
+        match &item.state {
+            State::Checking => Standing::Pending(format!("{} is checking its data", item.name)),
+            State::Failed(why) => Standing::Failed(format!("{}: cannot start: {why}", item.name)),
+            State::Running(t, _) => {
+                let s = t.snapshot();
+                match &s.failure {
+                    Some(f) => Standing::Failed(format!("{}: error: {}", item.name, ui::escape(f))),
+                    None if s.complete() => Standing::Done,
+                    None => Standing::Pending(format!(
+                        "{} has {:.0}% ({} of {} pieces) from {}",
+                        item.name,
+                        ui::percent(s.have_bytes, s.total_bytes),
+                        s.have_pieces,
+                        s.pieces,
+                        ui::plural(s.peers.len(), "peer", "peers")
+                    )),
+                }
+            }
+        }
+    }
+
     /// Close every connection and tell the trackers we leave; waits (bounded) for them.
     pub fn shutdown(&self) {
         let running = {
@@ -221,7 +351,10 @@ impl Downloads {
             }
         };
         if !running.torrents.is_empty() {
-            println!("stopping {} torrent(s)", running.torrents.len());
+            println!(
+                "stopping {}",
+                ui::plural(running.torrents.len(), "torrent", "torrents")
+            );
             crate::rt::block_on(running.shutdown());
         }
     }
@@ -248,14 +381,14 @@ impl Item {
         };
         let _ = writeln!(
             out,
-            "{}: {state}, {:.0}% ({} of {}), down {}/s, up {}/s, {} peer(s)",
+            "{}: {state}, {:.0}% ({} of {}), down {}/s, up {}/s, {}",
             self.name,
             ui::percent(s.have_bytes, s.total_bytes),
             HumanBytes(s.have_bytes),
             HumanBytes(s.total_bytes),
             HumanBytes(self.rates.0),
             HumanBytes(self.rates.1),
-            s.peers.len()
+            ui::plural(s.peers.len(), "peer", "peers")
         );
         for (addr, t) in &s.history {
             let live = s.peers.iter().any(|p| p.addr == *addr);
@@ -277,10 +410,13 @@ fn completion(name: &str, torrent: &Torrent, s: &Snapshot) -> String {
     if s.downloaded == 0 {
         return format!("{name}: already complete on disk; seeding");
     }
-    let elapsed = s
-        .completed_at
-        .unwrap_or_else(Instant::now)
-        .duration_since(torrent.started());
-    let summary = status::summary(name, s, elapsed);
+    // The watcher samples once a second: too coarse to time the first byte, so the time is
+    // the engine's, from the start to the last piece verified.
+    let timing = status::Timing::new(
+        torrent.started(),
+        None,
+        s.completed_at.unwrap_or_else(Instant::now),
+    );
+    let summary = status::summary(name, s, &timing);
     format!("{}; seeding", summary.lines().next().unwrap_or(name))
 }

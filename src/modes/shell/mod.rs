@@ -1,7 +1,9 @@
 //! `bt shell`: an interactive console for one profile. The file commands (`create`, `edit`,
 //! `info`, `show`, `peers`) run as their `bt` subcommands do; `start` downloads in the
-//! background while the prompt stays usable; `status` shows how the downloads go; `quit` stops
-//! them. A mistake prints one line and the prompt goes on.
+//! background while the prompt stays usable; `status` shows how the downloads go; `wait` blocks
+//! until they are complete (so that a piped script does not end before its download starts);
+//! `quit` stops them. A mistake prints one line and the prompt goes on. A script (input not a
+//! terminal) whose `wait` failed exits 1 at its end.
 //!
 //! The prompt loop runs on the main thread and blocks only on reading a line; the engine runs on
 //! async-std tasks (see [`downloads`]).
@@ -12,11 +14,14 @@ mod syntax;
 
 pub use self::input::LogWriter;
 
-use anyhow::{anyhow, Result};
+use std::io::IsTerminal;
+use std::time::Duration;
 
-use self::downloads::Downloads;
+use anyhow::{anyhow, bail, Result};
+
+use self::downloads::{Downloads, Which};
 use self::input::Input;
-use self::syntax::{Line, Parsed, StartCmd};
+use self::syntax::{Line, Parsed, StartCmd, WaitCmd};
 use super::engine::{self, Options};
 use crate::cli::{ShellArgs, ShowArgs};
 use crate::commands;
@@ -31,6 +36,7 @@ pub fn run(args: ShellArgs) -> Result<()> {
         args.folder.as_deref(),
         args.port,
     )?;
+    config::note_if_built_in(args.config.as_deref(), &profile);
     let mut input = Input::new(profile.folder.clone())?;
     let downloads = Downloads::new(profile.clone(), input.notes());
     // Ctrl-C while a command runs (or a SIGTERM): leave as `quit` would.
@@ -51,6 +57,7 @@ pub fn run(args: ShellArgs) -> Result<()> {
         config: args.config,
         profile,
         downloads,
+        failed_waits: 0,
     };
     while let Some(line) = input.read(&prompt)? {
         if !shell.execute(&line) {
@@ -60,6 +67,12 @@ pub fn run(args: ShellArgs) -> Result<()> {
     input.notes().flush();
     shell.downloads.shutdown();
     input.save_history();
+    if shell.failed_waits > 0 && !std::io::stdin().is_terminal() {
+        bail!(
+            "{} of the script's `wait` commands did not see their torrents complete",
+            shell.failed_waits
+        );
+    }
     Ok(())
 }
 
@@ -69,6 +82,8 @@ struct Shell {
     config: Option<std::path::PathBuf>,
     profile: Profile,
     downloads: Downloads,
+    /// `wait` commands that timed out or saw a torrent fail.
+    failed_waits: usize,
 }
 
 impl Shell {
@@ -109,6 +124,7 @@ impl Shell {
                 profile: self.profile.name.clone(),
                 folder: Some(self.profile.folder.clone()),
                 port: Some(self.profile.port),
+                json: false,
             }),
             Line::Peers(mut a) => {
                 a.config = a.config.or_else(|| self.config.clone());
@@ -119,7 +135,30 @@ impl Shell {
                 print!("{}", self.downloads.status());
                 Ok(())
             }
+            Line::Wait(w) => self.wait(w),
             Line::Quit(_) => Ok(()),
+        }
+    }
+
+    /// Block until the torrents are complete (or fail, or the time runs out), then show them.
+    fn wait(&mut self, w: WaitCmd) -> Result<()> {
+        let which = match w.torrent {
+            None => Which::All,
+            // A .torrent file names its info-hash (read as `start` read it).
+            Some(t) if t.ends_with(".torrent") && std::path::Path::new(&t).is_file() => {
+                Which::Hash(commands::read_torrent(std::path::Path::new(&t))?.info_hash)
+            }
+            Some(name) => Which::Named(name),
+        };
+        match self.downloads.wait(&which, Duration::from_secs(w.timeout)) {
+            Ok(text) => {
+                print!("{text}");
+                Ok(())
+            }
+            Err(e) => {
+                self.failed_waits += 1;
+                Err(anyhow!("wait: {e}"))
+            }
         }
     }
 

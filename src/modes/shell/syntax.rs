@@ -26,6 +26,8 @@ pub enum Line {
     Start(StartCmd),
     /// `status`: the background downloads
     Status(StatusCmd),
+    /// `wait`: until the background downloads complete
+    Wait(WaitCmd),
     /// `quit`
     Quit(QuitCmd),
 }
@@ -61,6 +63,25 @@ pub struct StartCmd {
 /// show each background torrent: progress, rates, peers, what each peer sent, the tracker.
 #[argh(subcommand, name = "status", example = "status")]
 pub struct StatusCmd {}
+
+#[derive(FromArgs, Debug)]
+/// wait until a background torrent (or every one) is complete, then show its status.
+#[argh(
+    subcommand,
+    name = "wait",
+    example = "wait\nwait album --timeout 60",
+    note = "TORRENT is a name, an info-hash or a .torrent file given to `start`. Without it, \
+            waits for every started torrent. When the time runs out (or a torrent fails), it \
+            prints an error, and a shell reading a script exits 1 at its end."
+)]
+pub struct WaitCmd {
+    /// the torrent to wait for (default: every started torrent)
+    #[argh(positional)]
+    pub torrent: Option<String>,
+    /// give up after this many seconds (default 600)
+    #[argh(option, default = "600")]
+    pub timeout: u64,
+}
 
 #[derive(FromArgs, Debug)]
 /// stop the downloads (telling the tracker) and leave; `exit` and Ctrl-D do the same.
@@ -199,6 +220,11 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        match run("wait album --timeout 5") {
+            Line::Wait(w) => assert_eq!((w.torrent.as_deref(), w.timeout), (Some("album"), 5)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(run("wait"), Line::Wait(w) if w.torrent.is_none() && w.timeout == 600));
         assert!(matches!(run("exit"), Line::Quit(_)));
         assert!(matches!(parse("   ").unwrap(), Parsed::Empty));
         assert!(matches!(parse("# a comment").unwrap(), Parsed::Empty));
