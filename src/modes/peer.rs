@@ -22,6 +22,9 @@ pub fn run(args: PeerArgs) -> Result<()> {
             profile.name
         );
     }
+    for t in &args.tracker {
+        crate::swarm::announce::check_tracker_url(t)?;
+    }
     let opts = Options {
         trackers: args.tracker,
         peers: args.peer,

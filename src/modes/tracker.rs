@@ -1,4 +1,4 @@
-//! `bt tracker`: the HTTP tracker. A tide server that only moves bytes: it hands each raw query
+//! `bt tracker`: the HTTP tracker, and the UDP one (BEP 15, [`udp`]) on the same port number. A tide server that only moves bytes: it hands each raw query
 //! and the connection's source address to the swarm [`table`], and sends back the bencoded
 //! answer (a `failure reason` with HTTP 200 for anything it refuses). It also serves `/peers`
 //! (JSON) and a status page at `/`, and drops silent peers on a timer.
@@ -10,6 +10,7 @@ mod http;
 mod peer_list;
 pub mod status;
 pub mod table;
+pub mod udp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -40,12 +41,15 @@ pub fn run(args: TrackerArgs) -> Result<()> {
         let listener = crate::rt::TcpListener::bind(bind)
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;
-        print_urls(
-            listener
-                .local_addr()
-                .context("cannot read the listen address")?,
-        );
-        serve(listener, table).await
+        let local = listener
+            .local_addr()
+            .context("cannot read the listen address")?;
+        // UDP on the same address and port number (port 0 above has been resolved by now).
+        let udp = crate::rt::UdpSocket::bind(local)
+            .await
+            .with_context(|| format!("cannot listen for UDP on {local}"))?;
+        print_urls(local);
+        serve_with_udp(listener, Some(udp), table).await
     })
 }
 
@@ -134,8 +138,17 @@ fn log_event(req: &AnnounceRequest, source: IpAddr, answer: &AnnounceResponse) {
     }
 }
 
-/// Serve on `listener` until the process ends (`bt demo` runs this beside its peers).
+/// Serve HTTP on `listener` until the process ends (`bt demo` runs this beside its peers).
 pub async fn serve(listener: crate::rt::TcpListener, table: Table) -> Result<()> {
+    serve_with_udp(listener, None, table).await
+}
+
+/// Serve HTTP on `listener` and, when given, BEP 15 on `udp`, over one table.
+pub async fn serve_with_udp(
+    listener: crate::rt::TcpListener,
+    udp: Option<crate::rt::UdpSocket>,
+    table: Table,
+) -> Result<()> {
     let sweep_every = Duration::from_secs(u64::from(table.limits().interval / 2).max(1));
     let shared = Shared(Arc::new(Mutex::new(table)));
 
@@ -150,6 +163,9 @@ pub async fn serve(listener: crate::rt::TcpListener, table: Table) -> Result<()>
         }
     })
     .detach();
+    if let Some(udp) = udp {
+        crate::rt::spawn(udp::serve(udp, shared.clone())).detach();
+    }
 
     let mut app = tide::with_state(shared);
     app.at("/announce")
@@ -201,6 +217,7 @@ fn print_urls(local: SocketAddr) {
     };
     println!("bt tracker listening on {local}");
     println!("  announce  http://{shown}/announce");
+    println!("  announce  udp://{shown}/announce  (BEP 15)");
     println!("  scrape    http://{shown}/scrape");
     println!("  peers     http://{shown}/peers  (JSON; `bt peers` prints it as a table)");
     println!("  status    http://{shown}/");
