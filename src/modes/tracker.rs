@@ -38,19 +38,34 @@ pub fn run(args: TrackerArgs) -> Result<()> {
     };
     let table = Table::new(Limits::from(tc), access, Instant::now());
     crate::rt::block_on(async {
+        let (listener, udp) = bind_both(bind).await?;
+        let local = listener
+            .local_addr()
+            .context("cannot read the listen address")?;
+        print_urls(local);
+        serve_with_udp(listener, Some(udp), table).await
+    })
+}
+
+/// A TCP listener on `bind` and a UDP socket on the same address and port number. With port 0,
+/// a port free for both is looked for (a few tries: the TCP port's UDP twin may be taken).
+async fn bind_both(bind: SocketAddr) -> Result<(crate::rt::TcpListener, crate::rt::UdpSocket)> {
+    let tries = if bind.port() == 0 { 20 } else { 1 };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let listener = crate::rt::TcpListener::bind(bind)
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;
         let local = listener
             .local_addr()
             .context("cannot read the listen address")?;
-        // UDP on the same address and port number (port 0 above has been resolved by now).
-        let udp = crate::rt::UdpSocket::bind(local)
-            .await
-            .with_context(|| format!("cannot listen for UDP on {local}"))?;
-        print_urls(local);
-        serve_with_udp(listener, Some(udp), table).await
-    })
+        match crate::rt::UdpSocket::bind(local).await {
+            Ok(udp) => return Ok((listener, udp)),
+            Err(_) if attempt < tries => continue,
+            Err(e) => return Err(anyhow!("cannot listen for UDP on {local}: {e}")),
+        }
+    }
 }
 
 fn load_access_list(path: &Path) -> Result<std::collections::HashSet<[u8; 20]>> {

@@ -769,7 +769,7 @@ mod tests {
         )
         .unwrap();
         t.expire(later);
-        assert!(t.per_ip.get(&IpAddr::from(IP)).is_none());
+        assert!(!t.per_ip.contains_key(&IpAddr::from(IP)));
         t.announce(&req(3, 9998, 5, Event::Started), IP.into(), later)
             .unwrap();
         // IPv6 counts per /64: another interface id in the same /64 is the same address.
