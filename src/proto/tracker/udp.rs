@@ -451,18 +451,25 @@ impl Response {
             }
             ACTION_ERROR => {
                 let rest = r.rest();
-                let text = &rest[..rest.len().min(MAX_MESSAGE)];
+                let mut message =
+                    String::from_utf8_lossy(&rest[..rest.len().min(MAX_MESSAGE)]).into_owned();
+                // Replacement characters may have made it longer: cut at a character boundary.
+                let mut end = message.len().min(MAX_MESSAGE);
+                while !message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                message.truncate(end);
                 Ok(Response::Error {
                     transaction_id,
-                    message: String::from_utf8_lossy(text).into_owned(),
+                    message,
                 })
             }
             n => Err(UdpError::UnknownAction(n)),
         }
     }
 
-    /// Append the datagram to `out`. Announce peers go out in the family of each address
-    /// (IPv4-mapped IPv6 folded to IPv4); the caller puts only one family in one answer.
+    /// Append the datagram to `out`. Announce peers go out in the family of each address; the
+    /// caller puts only one family in one answer.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Response::Connect {
@@ -518,9 +525,10 @@ pub fn put_error(out: &mut Vec<u8>, transaction_id: u32, message: &str) {
     out.extend_from_slice(message.as_bytes());
 }
 
-/// Append one peer record: 4 + 2 bytes for IPv4 (mapped IPv6 included), 16 + 2 for IPv6.
+/// Append one peer record: 4 + 2 bytes for IPv4, 16 + 2 for IPv6 (an IPv4-mapped IPv6
+/// address stays 16 bytes: the caller folds addresses to one family before).
 pub fn put_peer(out: &mut Vec<u8>, addr: SocketAddr) {
-    match addr.ip().to_canonical() {
+    match addr.ip() {
         IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
         IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
     }
@@ -780,7 +788,7 @@ mod tests {
                 .collect();
             let _ = Request::parse(&buf);
             if let Ok(Response::Error { message, .. }) = Response::parse(&buf, len % 2 == 0) {
-                assert!(message.len() <= 3 * MAX_MESSAGE);
+                assert!(message.len() <= MAX_MESSAGE);
             }
         }
         let mut long = vec![0, 0, 0, 3, 0, 0, 0, 1];
@@ -789,5 +797,12 @@ mod tests {
             panic!("not an error answer")
         };
         assert_eq!(message.len(), MAX_MESSAGE);
+        // Invalid UTF-8 becomes U+FFFD (3 bytes): still at most MAX_MESSAGE bytes.
+        let mut bad = vec![0, 0, 0, 3, 0, 0, 0, 1];
+        bad.extend(vec![0xff; 5000]);
+        let Ok(Response::Error { message, .. }) = Response::parse(&bad, false) else {
+            panic!("not an error answer")
+        };
+        assert!(message.len() <= MAX_MESSAGE && message.len() > MAX_MESSAGE - 3);
     }
 }
