@@ -21,9 +21,7 @@ use log::debug;
 
 use super::table::{Table, DEFAULT_NUMWANT};
 use super::Shared;
-use crate::proto::tracker::udp::{
-    self, Request, Response, UdpError, ACTION_CONNECT, ANNOUNCE_LEN, MAX_DATAGRAM,
-};
+use crate::proto::tracker::udp::{self, Request, Response, UdpError, ANNOUNCE_LEN, MAX_DATAGRAM};
 
 /// Seconds of one connection-id window: an id works in the window it was issued in and the
 /// next one, i.e. 1 to 2 minutes (BEP 15: clients reuse one for up to a minute).
@@ -86,6 +84,8 @@ pub fn answer(
 ) -> Option<Vec<u8>> {
     let request = match Request::parse(datagram) {
         Ok(r) => r,
+        // A connect without the protocol id is not a BEP 15 client: say nothing.
+        Err(UdpError::NotBep15) => return None,
         Err(e) => return refuse(datagram, &e),
     };
     let mut out = Vec::with_capacity(64);
@@ -148,12 +148,8 @@ pub fn answer(
 /// An error answer to `datagram`, if it carries a transaction id and the answer is no larger
 /// than it (a spoofed datagram must not buy a bigger one aimed at its victim).
 fn refuse(datagram: &[u8], why: &dyn std::fmt::Display) -> Option<Vec<u8>> {
-    let (action, transaction_id) = udp::request_header(datagram)?;
+    let (_, transaction_id) = udp::request_header(datagram)?;
     let text = why.to_string();
-    // A connect to the wrong protocol is not a BEP 15 client: say nothing.
-    if action == ACTION_CONNECT && text == UdpError::NotBep15.to_string() {
-        return None;
-    }
     let mut out = Vec::with_capacity(8 + text.len());
     udp::put_error(&mut out, transaction_id, &text);
     (out.len() <= datagram.len()).then_some(out)
