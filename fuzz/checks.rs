@@ -295,3 +295,59 @@ pub fn bitfield(data: &[u8]) {
         }
     }
 }
+
+/// BEP 15 datagrams: requests as the tracker parses them and answers as a client parses them
+/// (both address families) round-trip when accepted; and the UDP tracker's answer to any
+/// datagram is at most 4 times its size. The first byte is a parameter: bit 0 puts a valid
+/// connection id into the datagram (so announces and scrapes get past the id check).
+pub fn udp_packet(data: &[u8]) {
+    use bt::modes::tracker::udp::{answer, ConnectionIds, AMPLIFICATION};
+    use bt::proto::tracker::udp::{Request, Response};
+    use std::cell::RefCell;
+    use std::time::Instant;
+
+    let Some((&mode, datagram)) = data.split_first() else {
+        return;
+    };
+    if let Ok(r) = Request::parse(datagram) {
+        let mut out = Vec::new();
+        r.encode(&mut out);
+        assert!(out.len() <= datagram.len());
+        assert_eq!(Request::parse(&out).as_ref(), Ok(&r));
+    }
+    for ipv6 in [false, true] {
+        if let Ok(r) = Response::parse(datagram, ipv6) {
+            let mut out = Vec::new();
+            r.encode(&mut out);
+            assert_eq!(Response::parse(&out, ipv6).as_ref(), Ok(&r));
+        }
+    }
+    thread_local! {
+        static TRACKER: RefCell<(bt::modes::tracker::table::Table, ConnectionIds)> =
+            RefCell::new((
+                bt::modes::tracker::table::Table::new(
+                    bt::modes::tracker::table::Limits::from(
+                        &bt::config::TrackerConfig::default(),
+                    ),
+                    None,
+                    Instant::now(),
+                ),
+                ConnectionIds::new(),
+            ));
+    }
+    let from: SocketAddr = match mode & 2 {
+        0 => "127.0.0.1:6881".parse().unwrap(),
+        _ => "[::1]:6881".parse().unwrap(),
+    };
+    TRACKER.with(|t| {
+        let (table, ids) = &mut *t.borrow_mut();
+        let mut datagram = datagram.to_vec();
+        if mode & 1 == 1 && datagram.len() >= 8 {
+            datagram[..8].copy_from_slice(&ids.issue(from, 0).to_be_bytes());
+        }
+        if let Some(out) = answer(table, ids, &datagram, from, 0, Instant::now()) {
+            assert!(out.len() <= AMPLIFICATION * datagram.len());
+            assert!(Response::parse(&out, from.is_ipv6()).is_ok());
+        }
+    });
+}

@@ -39,6 +39,9 @@ pub struct TrackerConfig {
     pub max_torrents: usize,
     /// Most peers in one torrent; announces from new peers beyond it are refused.
     pub max_peers_per_torrent: usize,
+    /// Most peers from one address (an IPv4 address, an IPv6 /64) over all torrents; announces
+    /// of new peers beyond it are refused, so one host cannot fill the table.
+    pub max_peers_per_ip: usize,
     /// Take a peer's address from the announce's `ip` parameter instead of the connection's
     /// source address. Off by default: it lets anyone point a swarm at a third party.
     pub allow_ip_param: bool,
@@ -74,6 +77,7 @@ impl Default for TrackerConfig {
             min_interval: 10,
             max_torrents: 100_000,
             max_peers_per_torrent: 50_000,
+            max_peers_per_ip: 2_000,
             allow_ip_param: false,
             access_list: None,
         }

@@ -53,6 +53,11 @@ fn tracker_response() {
 }
 
 #[test]
+fn udp_packet() {
+    assert!(replay("udp_packet", checks::udp_packet) >= 8);
+}
+
+#[test]
 fn bitfield() {
     assert!(replay("bitfield", checks::bitfield) >= 4);
 }

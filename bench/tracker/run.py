@@ -2,6 +2,7 @@
 """Load `bt tracker` and opentracker with the same announces, in the same run, on 127.0.0.1.
 
     bench/tracker/run.py [--reps 3] [--seconds 10] [--connections 64] [--peers 100000]
+                         [--udp-peers 1000000] [--no-http] [--no-udp]
 
 For each repetition, each tracker and each connection mode (keep-alive, and a new connection
 per announce as most BitTorrent clients do), a fresh tracker gets a 2 s warm-up and then a
@@ -10,6 +11,12 @@ left). Reported: announces/s, p50 and p99 latency (wrk), the tracker's CPU time 
 (user+sys from /proc over the measured run), and answers that were not HTTP 200 or carried a
 failure reason (must be 0). Then each tracker is filled with --peers distinct peers (fill.lua:
 100 torrents) and its resident memory growth per peer is read from /proc.
+
+UDP (BEP 15), same trackers, same port number: udp_load.rs (built here with a bare `rustc -O`)
+keeps --udp-window announces in flight on each of --udp-threads sockets (each from its own
+127.0.2.x address) for --seconds; reported the same way (announces/s, p50/p99 from the
+generator, CPU per announce from /proc, error answers and lost datagrams). Then each tracker is
+filled over UDP with --udp-peers distinct peers (100 torrents) and its RSS growth per peer read.
 
 Needs: wrk, opentracker (Debian's: whitelist-only, compact-only, no keep-alive), a release
 build of bt (built here unless BT=/path/to/bt). Everything it starts, it stops.
@@ -182,12 +189,61 @@ def memory(kind, work, bt, peers):
             "bytes_per_peer": (after - before) * 1024 / max(have, 1)}
 
 
+def build_udp_load(work):
+    exe = os.path.join(work, "udp_load")
+    subprocess.run(["rustc", "-O", "--edition", "2021", "-o", exe,
+                    os.path.join(HERE, "udp_load.rs")], check=True)
+    return exe
+
+
+def udp_load(exe, port, hashes, mode, amount, threads, window):
+    out = subprocess.run([exe, f"127.0.0.1:{port}", hashes, mode, str(amount), str(threads),
+                          str(window)], capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        sys.exit(f"udp_load failed:\n{out.stdout}\n{out.stderr}")
+    import json
+    return json.loads(out.stdout)
+
+
+def measure_udp(kind, work, bt, exe, args):
+    hashes = os.path.join(work, "hashes.txt")
+    with Tracker(kind, work, bt) as t:
+        udp_load(exe, t.port, hashes, "random", 2, args.udp_threads, args.udp_window)  # warm-up
+        before = cpu_seconds(t.proc.pid)
+        r = udp_load(exe, t.port, hashes, "random", args.seconds, args.udp_threads,
+                     args.udp_window)
+        r["cpu_us"] = (cpu_seconds(t.proc.pid) - before) * 1e6 / max(r["answered"], 1)
+        r["rps"] = r["answered"] / r["seconds"]
+    return r
+
+
+def memory_udp(kind, work, bt, exe, peers, threads, window):
+    hashes = [l.strip() for l in open(os.path.join(work, "hashes.txt"))][:100]
+    fill_hashes = os.path.join(work, "fill-hashes.txt")
+    open(fill_hashes, "w").write("\n".join(hashes) + "\n")
+    with Tracker(kind, work, bt) as t:
+        time.sleep(0.3)
+        before = rss_kib(t.proc.pid)
+        r = udp_load(exe, t.port, fill_hashes, "fill", peers, threads, window)
+        have = peers_in(t, hashes)
+        after = rss_kib(t.proc.pid)
+    if have < peers:
+        print(f"warning: {kind} holds {have} of {peers} peers ({r})", file=sys.stderr)
+    return {"peers": have, "before_kib": before, "after_kib": after,
+            "bytes_per_peer": (after - before) * 1024 / max(have, 1)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--peers", type=int, default=100_000)
+    ap.add_argument("--udp-peers", type=int, default=1_000_000)
+    ap.add_argument("--udp-threads", type=int, default=2)
+    ap.add_argument("--udp-window", type=int, default=64)
+    ap.add_argument("--no-http", action="store_true", help="skip the HTTP runs")
+    ap.add_argument("--no-udp", action="store_true", help="skip the UDP runs")
     args = ap.parse_args()
 
     bt = os.environ.get("BT")
@@ -203,12 +259,14 @@ def main():
         f.write("\n".join(hashes) + "\n")
     with open(os.path.join(work, "bt.toml"), "w") as f:
         # No peer may expire during a run; the swarms grow as large as the load makes them.
-        f.write("[tracker]\ninterval = 1800\nmax_peers_per_torrent = 1000000\n")
+        # The load comes from a few loopback addresses: lift the per-address cap.
+        f.write("[tracker]\ninterval = 1800\nmax_peers_per_torrent = 1000000\n"
+                "max_peers_per_ip = 100000000\n")
 
     print(f"work dir {work}; {os.cpu_count()} CPUs; wrk -t2 -c{args.connections} "
           f"-d{args.seconds}s, {args.reps} reps", file=sys.stderr)
     rows = []
-    for close in (False, True):
+    for close in (() if args.no_http else (False, True)):
         runs = {"bt": [], "opentracker": []}
         for rep in range(args.reps):
             for kind in runs:  # alternate, so drift hits both alike
@@ -222,8 +280,43 @@ def main():
             rows.append((kind, "new connection per announce" if close else "keep-alive",
                          med("rps"), med("p50_us") / 1000, med("p99_us") / 1000, med("cpu_us"),
                          sum(r["failures"] for r in rs)))
-    mem = {kind: memory(kind, work, bt, args.peers) for kind in ("bt", "opentracker")}
+    mem = {} if args.no_http else {
+        kind: memory(kind, work, bt, args.peers) for kind in ("bt", "opentracker")}
+    udp_rows, udp_mem = [], {}
+    if not args.no_udp:
+        exe = build_udp_load(work)
+        runs = {"bt": [], "opentracker": []}
+        for rep in range(args.reps):
+            for kind in runs:
+                r = measure_udp(kind, work, bt, exe, args)
+                runs[kind].append(r)
+                print(f"  {kind:<11} udp rep {rep + 1}: {r['rps']:.0f}/s p99 "
+                      f"{r['p99_us'] / 1000:.2f} ms, {r['cpu_us']:.1f} us CPU, {r['errors']} "
+                      f"errors, {r['lost']} lost", file=sys.stderr)
+        for kind, rs in runs.items():
+            med = lambda k: statistics.median(r[k] for r in rs)
+            udp_rows.append((kind, med("rps"), med("p50_us") / 1000, med("p99_us") / 1000,
+                             med("cpu_us"), sum(r["errors"] for r in rs),
+                             sum(r["lost"] for r in rs)))
+        udp_mem = {kind: memory_udp(kind, work, bt, exe, args.udp_peers, args.udp_threads,
+                                    args.udp_window) for kind in ("bt", "opentracker")}
 
+    if udp_rows:
+        print(f"UDP: {args.udp_threads} sockets x {args.udp_window} in flight, {args.seconds} s")
+        print()
+        print("| tracker | announces/s | p50 ms | p99 ms | CPU µs/announce | errors | lost |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for kind, rps, p50, p99, cpu, errs, lost in udp_rows:
+            print(f"| {kind} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {cpu:.1f} | {errs} | {lost} |")
+        print()
+        print("| tracker (UDP fill) | peers held | RSS before | RSS after | bytes per peer |")
+        print("|---|---:|---:|---:|---:|")
+        for kind, m in udp_mem.items():
+            print(f"| {kind} | {m['peers']} | {m['before_kib'] / 1024:.1f} MiB | "
+                  f"{m['after_kib'] / 1024:.1f} MiB | {m['bytes_per_peer']:.0f} |")
+        print()
+    if args.no_http:
+        return
     print("| tracker | connections | announces/s | p50 ms | p99 ms | CPU µs/announce | failures |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for kind, mode, rps, p50, p99, cpu, fails in rows:

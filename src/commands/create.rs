@@ -259,13 +259,7 @@ pub fn parse_piece_length(text: &str) -> Result<u64> {
 }
 
 fn check_tracker_url(url: &str) -> Result<()> {
-    let ok =
-        (url.starts_with("http://") || url.starts_with("https://") || url.starts_with("udp://"))
-            && url.len() > 8;
-    if !ok {
-        bail!("tracker URL `{url}` should look like http://HOST:PORT/announce");
-    }
-    Ok(())
+    Ok(crate::swarm::announce::check_tracker_url(url)?)
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@ pub fn run(args: EditArgs) -> Result<()> {
     let mut meta = read_torrent(&args.torrent)?;
     let before = meta.info_hash;
     if !args.tracker.is_empty() {
+        for t in &args.tracker {
+            crate::swarm::announce::check_tracker_url(t)?;
+        }
         meta.set_trackers(&args.tracker);
     }
     if let Some(c) = args.comment {

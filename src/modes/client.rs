@@ -47,6 +47,9 @@ pub fn run(args: ClientArgs) -> Result<()> {
     if metas.is_empty() {
         bail!("nothing to download: give a .torrent file, e.g. `bt client data/album.torrent`");
     }
+    for t in &args.tracker {
+        crate::swarm::announce::check_tracker_url(t)?;
+    }
     let opts = Options {
         trackers: args.tracker.clone(),
         peers: args.peer.clone(),

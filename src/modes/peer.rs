@@ -37,6 +37,9 @@ pub fn run(args: PeerArgs) -> Result<()> {
             WATCH_EVERY.as_secs()
         );
     }
+    for t in &args.tracker {
+        crate::swarm::announce::check_tracker_url(t)?;
+    }
     let opts = Options {
         trackers: args.tracker,
         peers: args.peer,

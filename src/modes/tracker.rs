@@ -1,4 +1,4 @@
-//! `bt tracker`: the HTTP tracker. A tide server that only moves bytes: it hands each raw query
+//! `bt tracker`: the HTTP tracker, and the UDP one (BEP 15, [`udp`]) on the same port number. A tide server that only moves bytes: it hands each raw query
 //! and the connection's source address to the swarm [`table`], and sends back the bencoded
 //! answer (a `failure reason` with HTTP 200 for anything it refuses). It also serves `/peers`
 //! (JSON) and a status page at `/`, and drops silent peers on a timer.
@@ -10,6 +10,7 @@ mod http;
 mod peer_list;
 pub mod status;
 pub mod table;
+pub mod udp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -38,16 +39,34 @@ pub fn run(args: TrackerArgs) -> Result<()> {
     };
     let table = Table::new(Limits::from(tc), access, Instant::now());
     crate::rt::block_on(async {
+        let (listener, udp) = bind_both(bind).await?;
+        let local = listener
+            .local_addr()
+            .context("cannot read the listen address")?;
+        print_urls(local);
+        serve_with_udp(listener, Some(udp), table).await
+    })
+}
+
+/// A TCP listener on `bind` and a UDP socket on the same address and port number. With port 0,
+/// a port free for both is looked for (a few tries: the TCP port's UDP twin may be taken).
+async fn bind_both(bind: SocketAddr) -> Result<(crate::rt::TcpListener, crate::rt::UdpSocket)> {
+    let tries = if bind.port() == 0 { 20 } else { 1 };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let listener = crate::rt::TcpListener::bind(bind)
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;
-        print_urls(
-            listener
-                .local_addr()
-                .context("cannot read the listen address")?,
-        );
-        serve(listener, table).await
-    })
+        let local = listener
+            .local_addr()
+            .context("cannot read the listen address")?;
+        match crate::rt::UdpSocket::bind(local).await {
+            Ok(udp) => return Ok((listener, udp)),
+            Err(_) if attempt < tries => continue,
+            Err(e) => return Err(anyhow!("cannot listen for UDP on {local}: {e}")),
+        }
+    }
 }
 
 fn load_access_list(path: &Path) -> Result<std::collections::HashSet<[u8; 20]>> {
@@ -136,8 +155,17 @@ fn log_event(req: &AnnounceRequest, source: IpAddr, answer: &AnnounceResponse) {
     }
 }
 
-/// Serve on `listener` until the process ends (`bt demo` runs this beside its peers).
+/// Serve HTTP on `listener` until the process ends (`bt demo` runs this beside its peers).
 pub async fn serve(listener: crate::rt::TcpListener, table: Table) -> Result<()> {
+    serve_with_udp(listener, None, table).await
+}
+
+/// Serve HTTP on `listener` and, when given, BEP 15 on `udp`, over one table.
+pub async fn serve_with_udp(
+    listener: crate::rt::TcpListener,
+    udp: Option<crate::rt::UdpSocket>,
+    table: Table,
+) -> Result<()> {
     let sweep_every = Duration::from_secs(u64::from(table.limits().interval / 2).max(1));
     let shared = Shared(Arc::new(Mutex::new(table)));
 
@@ -152,6 +180,9 @@ pub async fn serve(listener: crate::rt::TcpListener, table: Table) -> Result<()>
         }
     })
     .detach();
+    if let Some(udp) = udp {
+        crate::rt::spawn(udp::serve(udp, shared.clone())).detach();
+    }
 
     let mut app = tide::with_state(shared);
     app.at("/announce")
@@ -205,6 +236,7 @@ fn print_urls(local: SocketAddr) {
     };
     println!("bt tracker listening on {local}");
     println!("  announce  http://{shown}/announce");
+    println!("  announce  udp://{shown}/announce  (BEP 15)");
     println!("  scrape    http://{shown}/scrape");
     println!("  peers     http://{shown}/peers  (JSON; `bt peers` prints it as a table)");
     println!("  status    http://{shown}/");

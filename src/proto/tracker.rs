@@ -1,5 +1,6 @@
-//! The HTTP tracker protocol (BEP 3, BEP 23 compact peers, BEP 7 `peers6`, BEP 48 scrape):
-//! announce and scrape requests as binary-safe query strings, and their bencoded answers.
+//! The tracker protocols: HTTP (BEP 3, BEP 23 compact peers, BEP 7 `peers6`, BEP 48 scrape),
+//! announce and scrape requests as binary-safe query strings and their bencoded answers; and UDP
+//! (BEP 15, in [`udp`]), fixed-layout datagrams.
 //!
 //! Pure: bytes and text in, values out. The tracker server parses requests and encodes
 //! responses with it; a tracker client builds requests and parses responses with the same types.
@@ -8,6 +9,7 @@
 mod announce;
 mod query;
 mod scrape;
+pub mod udp;
 
 pub use announce::{AnnounceResponse, PeerEntry};
 pub use query::{

@@ -1,7 +1,19 @@
 //! Talking to the tracker: `started`, then an announce every interval, `completed` when the
 //! last piece is verified, `stopped` on the way out. Trackers are tried in order (BEP 12
-//! tiers, flattened) and the first that answers is kept.
+//! tiers, flattened) and the first that answers is kept; one that fails or stalls is skipped
+//! for the next.
+//!
+//! Two transports. `http://`: one `GET` per announce over a fresh connection, read with a
+//! byte-level client (`httparse`; `Content-Length`, chunked or to the end of the stream), the
+//! whole exchange (connect, head *and* body) under one timeout. `udp://` (BEP 15): a connect
+//! exchange for a connection id, kept for its minute and reused, then the announce;
+//! each datagram is sent again after 1 s, 2 s, 4 s... (BEP 15's doubling, from 1 s instead of
+//! 15 s) and the whole exchange has the same timeout, so a dead tracker costs seconds, not
+//! BEP 15's minutes. `https://` is refused by [`check_tracker_url`] when the URL is given (this
+//! build has no TLS), not at announce time.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,10 +21,15 @@ use std::time::{Duration, Instant};
 use crate::rt::io::ReadExt;
 
 use super::torrent::Torrent;
-use crate::proto::tracker::{AnnounceRequest, AnnounceResponse, Event};
+use crate::proto::tracker::udp::{self as bep15, UdpError};
+use crate::proto::tracker::{AnnounceRequest, AnnounceResponse, Event, PeerEntry, TrackerError};
 
-/// Time allowed for one announce.
+/// Time allowed for one announce to one tracker: the whole exchange, whatever the transport.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a BEP 15 connection id is reused (BEP 15: one minute).
+const UDP_ID_LIFE: Duration = Duration::from_secs(60);
+/// First wait before a BEP 15 datagram is sent again; doubled each time.
+const UDP_RETRANSMIT: Duration = Duration::from_secs(1);
 /// Largest tracker answer we read (a 200-peer dictionary list is ~15 KiB).
 const MAX_BODY: u64 = 1024 * 1024;
 /// Peers asked for per announce.
@@ -39,15 +56,147 @@ pub struct Announcer {
     stopping: AtomicBool,
     /// The download was incomplete at start and no `completed` has been sent yet.
     owes_completed: AtomicBool,
+    /// BEP 15 connection ids by tracker address, with when each was issued.
+    udp_ids: Mutex<HashMap<SocketAddr, (u64, Instant)>>,
+    /// Time allowed for one tracker ([`TIMEOUT`]; tests shorten it).
+    timeout: Duration,
 }
 
-/// Why an announce failed.
-pub type AnnounceError = String;
+/// Why an announce failed. Callers decide on the variant, never on the text.
+#[derive(Debug, thiserror::Error)]
+pub enum AnnounceError {
+    /// The torrent (and the command line) name no tracker.
+    #[error("the torrent names no tracker")]
+    NoTracker,
+    /// [`Announcer::stopped`] ran: nothing is announced after it.
+    #[error("stopped already")]
+    Stopped,
+    /// A scheme bt does not announce to.
+    #[error("tracker URL `{0}` is not supported: bt announces to http://HOST:PORT/... and udp://HOST:PORT")]
+    UnsupportedScheme(String),
+    /// An `https://` tracker: this build has no TLS client.
+    #[error("tracker URL `{0}`: https:// trackers are not supported (this build has no TLS); use an http:// or udp:// tracker")]
+    Https(String),
+    /// The URL has no usable host and port.
+    #[error("tracker URL `{0}` should look like http://HOST:PORT/announce or udp://HOST:PORT")]
+    BadUrl(String),
+    /// A socket operation failed; `what` says which.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done ("connect to 127.0.0.1:6969", ...).
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The whole exchange took longer than the announce timeout.
+    #[error("no complete answer within {} s", .0.as_secs_f32())]
+    Timeout(Duration),
+    /// An HTTP status other than 2xx.
+    #[error("HTTP {0}")]
+    Status(u16),
+    /// The HTTP answer's framing is unusable.
+    #[error("bad HTTP answer: {0}")]
+    Http(String),
+    /// More than [`MAX_BODY`] bytes.
+    #[error("answer larger than 1 MiB")]
+    TooLarge,
+    /// The tracker refused, or its bencoded answer is unusable.
+    #[error(transparent)]
+    Tracker(#[from] TrackerError),
+    /// A BEP 15 answer that cannot be read.
+    #[error("bad UDP answer: {0}")]
+    Udp(#[from] UdpError),
+    /// The BEP 15 tracker answered with an error.
+    #[error("tracker refused: {0}")]
+    UdpRefused(String),
+    /// One tracker's failure, with its URL.
+    #[error("{url}: {source}")]
+    At {
+        /// The announce URL.
+        url: String,
+        /// What went wrong there.
+        source: Box<AnnounceError>,
+    },
+    /// Every tracker failed; one entry each, in the order tried.
+    #[error("{}", join(.0))]
+    All(Vec<AnnounceError>),
+}
+
+fn join(errors: &[AnnounceError]) -> String {
+    let texts: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    texts.join("; ")
+}
+
+/// The transport for `url`, or why bt cannot announce there. Call this where a tracker URL is
+/// given (`bt create`, `bt edit`, `--tracker`) so an unusable one is refused at once.
+pub fn check_tracker_url(url: &str) -> Result<(), AnnounceError> {
+    transport(url).map(|_| ())
+}
+
+/// How to reach a tracker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Transport {
+    /// HTTP: `host:port` (port 80 when absent).
+    Http { host: String },
+    /// BEP 15: `host:port`.
+    Udp { host: String },
+}
+
+fn transport(url: &str) -> Result<Transport, AnnounceError> {
+    let bad = || AnnounceError::BadUrl(url.to_string());
+    if url.starts_with("https://") {
+        return Err(AnnounceError::Https(url.to_string()));
+    }
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+        let host = with_port(host, 80).ok_or_else(bad)?;
+        return Ok(Transport::Http { host });
+    }
+    if let Some(rest) = url.strip_prefix("udp://") {
+        let host = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+        // BEP 15 has no default port.
+        let (_, port) = host.rsplit_once(':').ok_or_else(bad)?;
+        if port.parse::<u16>().map_or(true, |p| p == 0) || host.starts_with(':') {
+            return Err(bad());
+        }
+        return Ok(Transport::Udp {
+            host: host.to_string(),
+        });
+    }
+    Err(AnnounceError::UnsupportedScheme(url.to_string()))
+}
+
+/// `host` with `:port` added when it has none; `None` for an empty host or a bad port.
+fn with_port(host: &str, default: u16) -> Option<String> {
+    if host.is_empty() || host.starts_with(':') || host.contains(['@', ' ']) {
+        return None;
+    }
+    let has_port = match host.rfind(':') {
+        // `[::1]` alone has colons but no port.
+        Some(i) => !host[i..].contains(']'),
+        None => false,
+    };
+    if has_port {
+        let port = &host[host.rfind(':')? + 1..];
+        return port
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .map(|_| host.into());
+    }
+    Some(format!("{host}:{default}"))
+}
 
 impl Announcer {
     /// An announcer for `torrent`, listening on `port`, using `trackers` in order.
     pub fn new(torrent: Arc<Torrent>, trackers: Vec<String>, port: u16) -> Arc<Announcer> {
         let key = format!("{:08x}", rand::random::<u32>());
+        // Said once here; each announce then skips it at once (no stall).
+        for url in &trackers {
+            if let Err(e) = check_tracker_url(url) {
+                log::warn!("{}", crate::ui::escape(&e.to_string()));
+            }
+        }
         Arc::new(Announcer {
             owes_completed: AtomicBool::new(!torrent.is_complete()),
             torrent,
@@ -58,6 +207,8 @@ impl Announcer {
             status: Mutex::new("not announced yet".into()),
             one_at_a_time: crate::rt::AsyncMutex::new(()),
             stopping: AtomicBool::new(false),
+            udp_ids: Mutex::new(HashMap::new()),
+            timeout: TIMEOUT,
         })
     }
 
@@ -95,7 +246,7 @@ impl Announcer {
     pub async fn announce(&self, event: Event) -> Result<AnnounceResponse, AnnounceError> {
         let _turn = self.one_at_a_time.lock().await;
         if self.stopping.load(Ordering::SeqCst) {
-            return Err("stopped already".into());
+            return Err(AnnounceError::Stopped);
         }
         self.announce_now(event).await
     }
@@ -103,14 +254,16 @@ impl Announcer {
     /// Announce `event`, trying each tracker from the current one on; feeds the dialer.
     async fn announce_now(&self, event: Event) -> Result<AnnounceResponse, AnnounceError> {
         if self.trackers.is_empty() {
-            return Err("the torrent names no tracker".into());
+            return Err(AnnounceError::NoTracker);
         }
         let first = *self.current.lock().unwrap_or_else(|e| e.into_inner());
         let mut errors = Vec::new();
         for k in 0..self.trackers.len() {
             let i = (first + k) % self.trackers.len();
             let url = &self.trackers[i];
-            match announce_to(url, &self.request(event)).await {
+            let req = self.request(event);
+            let attempt = crate::rt::timeout(self.timeout, self.announce_to(url, &req)).await;
+            match attempt.unwrap_or(Err(AnnounceError::Timeout(self.timeout))) {
                 Ok(resp) => {
                     *self.current.lock().unwrap_or_else(|e| e.into_inner()) = i;
                     if event == Event::Completed {
@@ -128,19 +281,24 @@ impl Announcer {
                     drop(d);
                     super::session::dial_due(&self.torrent);
                     self.set_status(format!(
-                        "{url}: {} seeders, {} leechers",
-                        resp.complete, resp.incomplete
+                        "{}: {} seeders, {} leechers",
+                        crate::ui::escape(url),
+                        resp.complete,
+                        resp.incomplete
                     ));
                     if let Some(w) = &resp.warning {
-                        log::warn!("{url}: {w}");
+                        log::warn!("{}: {}", crate::ui::escape(url), crate::ui::escape(w));
                     }
                     return Ok(resp);
                 }
-                Err(e) => errors.push(format!("{url}: {e}")),
+                Err(e) => errors.push(AnnounceError::At {
+                    url: url.clone(),
+                    source: Box::new(e),
+                }),
             }
         }
-        let e = errors.join("; ");
-        self.set_status(e.clone());
+        let e = AnnounceError::All(errors);
+        self.set_status(crate::ui::escape(&e.to_string()).into_owned());
         Err(e)
     }
 
@@ -169,7 +327,7 @@ impl Announcer {
                 }
                 Err(_) if self.stopping.load(Ordering::SeqCst) => return,
                 Err(e) => {
-                    log::warn!("announce failed: {e}");
+                    log::warn!("announce failed: {}", crate::ui::escape(&e.to_string()));
                     retry = (retry * 2).min(RETRY_MAX);
                     retry
                 }
@@ -208,95 +366,311 @@ impl Announcer {
 /// Our User-Agent header.
 const USER_AGENT: &str = concat!("bt/", env!("CARGO_PKG_VERSION"));
 
-/// A bare `GET` over HTTP/1.0 (`Connection: close`; the body runs to the end of the stream),
-/// with the answer's head parsed by `httparse`.
-async fn http10_get(url: &str) -> Result<Vec<u8>, String> {
-    use crate::rt::io::WriteExt;
-    let rest = url.strip_prefix("http://").ok_or("not an http:// URL")?;
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let addr = if host.contains(':') {
-        host.to_string()
-    } else {
-        format!("{host}:80")
+impl Announcer {
+    /// One announce to one tracker (the caller bounds the time).
+    async fn announce_to(
+        &self,
+        url: &str,
+        req: &AnnounceRequest,
+    ) -> Result<AnnounceResponse, AnnounceError> {
+        match transport(url)? {
+            Transport::Http { host } => {
+                let full = req.url(url);
+                // What follows `http://host:port`: the path and the query.
+                let rest = &full["http://".len() + host_len(url)..];
+                let path_and_query = match rest.starts_with('/') {
+                    true => rest.to_string(),
+                    false => format!("/{rest}"),
+                };
+                let body = http_get(&host, &path_and_query).await?;
+                Ok(AnnounceResponse::parse(&body)?)
+            }
+            Transport::Udp { host } => self.udp_announce(&host, req).await,
+        }
+    }
+
+    /// A BEP 15 announce to `host` (`name:port`).
+    async fn udp_announce(
+        &self,
+        host: &str,
+        req: &AnnounceRequest,
+    ) -> Result<AnnounceResponse, AnnounceError> {
+        let addr = resolve(host).await?;
+        let local = if addr.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        };
+        let io = |what: String| move |source| AnnounceError::Io { what, source };
+        let socket = crate::rt::UdpSocket::bind(local)
+            .await
+            .map_err(io(format!("bind a UDP socket for {addr}")))?;
+        socket
+            .connect(addr)
+            .await
+            .map_err(io(format!("connect to {addr}")))?;
+        let cached = {
+            let ids = self.udp_ids.lock().unwrap_or_else(|e| e.into_inner());
+            ids.get(&addr)
+                .filter(|(_, at)| at.elapsed() < UDP_ID_LIFE)
+                .map(|(id, _)| *id)
+        };
+        // With a cached id, one more try with a fresh one if the tracker refuses it (its
+        // minute may be over on the tracker's clock).
+        for fresh in [cached.is_none(), true] {
+            let connection_id = match (fresh, cached) {
+                (false, Some(id)) => id,
+                _ => {
+                    let id = udp_connect(&socket, addr).await?;
+                    self.udp_ids
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(addr, (id, Instant::now()));
+                    id
+                }
+            };
+            let request = bep15::Request::Announce(bep15::Announce {
+                connection_id,
+                transaction_id: rand::random(),
+                request: req.clone(),
+            });
+            match udp_exchange(&socket, addr, &request).await? {
+                bep15::Response::Announce {
+                    interval,
+                    leechers,
+                    seeders,
+                    peers,
+                    ..
+                } => {
+                    return Ok(AnnounceResponse {
+                        interval,
+                        min_interval: None,
+                        complete: seeders,
+                        incomplete: leechers,
+                        peers: peers
+                            .into_iter()
+                            .map(|addr| PeerEntry {
+                                addr,
+                                peer_id: None,
+                            })
+                            .collect(),
+                        warning: None,
+                    })
+                }
+                bep15::Response::Error { message, .. } if !fresh => {
+                    log::debug!("{addr}: {}; connecting again", crate::ui::escape(&message));
+                    self.udp_ids
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&addr);
+                }
+                bep15::Response::Error { message, .. } => {
+                    return Err(AnnounceError::UdpRefused(message))
+                }
+                _ => return Err(UdpError::UnknownAction(u32::MAX).into()),
+            }
+        }
+        Err(AnnounceError::UdpRefused(
+            "connection id refused twice".into(),
+        ))
+    }
+}
+
+/// Length of the `host[:port]` part of an `http://` URL.
+fn host_len(url: &str) -> usize {
+    let rest = &url["http://".len().min(url.len())..];
+    rest.find(['/', '?']).unwrap_or(rest.len())
+}
+
+/// The first address of `host` (`name:port`), looked up on the blocking pool.
+async fn resolve(host: &str) -> Result<SocketAddr, AnnounceError> {
+    let name = host.to_string();
+    let found = crate::rt::spawn_blocking(move || {
+        std::net::ToSocketAddrs::to_socket_addrs(&name).map(|mut a| a.next())
+    })
+    .await;
+    match found {
+        Ok(Some(addr)) => Ok(addr),
+        Ok(None) => Err(AnnounceError::Io {
+            what: format!("look up {host}"),
+            source: std::io::ErrorKind::NotFound.into(),
+        }),
+        Err(source) => Err(AnnounceError::Io {
+            what: format!("look up {host}"),
+            source,
+        }),
+    }
+}
+
+/// A BEP 15 connect exchange: the connection id.
+async fn udp_connect(
+    socket: &crate::rt::UdpSocket,
+    addr: SocketAddr,
+) -> Result<u64, AnnounceError> {
+    let request = bep15::Request::Connect {
+        transaction_id: rand::random(),
     };
-    let mut stream = crate::rt::TcpStream::connect(&addr)
+    match udp_exchange(socket, addr, &request).await? {
+        bep15::Response::Connect { connection_id, .. } => Ok(connection_id),
+        bep15::Response::Error { message, .. } => Err(AnnounceError::UdpRefused(message)),
+        _ => Err(UdpError::UnknownAction(u32::MAX).into()),
+    }
+}
+
+/// Send `request` until an answer with its transaction id arrives: again after 1 s, 2 s, 4 s,
+/// ... (the caller's timeout ends it). Datagrams with another transaction id are ignored.
+async fn udp_exchange(
+    socket: &crate::rt::UdpSocket,
+    addr: SocketAddr,
+    request: &bep15::Request,
+) -> Result<bep15::Response, AnnounceError> {
+    let mut datagram = Vec::with_capacity(bep15::ANNOUNCE_LEN);
+    request.encode(&mut datagram);
+    let tid = bep15::request_header(&datagram).map_or(0, |(_, t)| t);
+    let io = |what: &str, source| AnnounceError::Io {
+        what: format!("{what} {addr}"),
+        source,
+    };
+    let mut wait = UDP_RETRANSMIT;
+    let mut buf = vec![0u8; bep15::MAX_DATAGRAM];
+    loop {
+        socket.send(&datagram).await.map_err(|e| io("send to", e))?;
+        let answer = crate::rt::timeout(wait, async {
+            loop {
+                let n = socket
+                    .recv(&mut buf)
+                    .await
+                    .map_err(|e| io("receive from", e))?;
+                let got = bep15::Response::parse(&buf[..n], addr.is_ipv6());
+                match got {
+                    Ok(r) if r.transaction_id() == tid => return Ok(r),
+                    Ok(_) => continue,
+                    // A stray or damaged datagram: wait for the real answer.
+                    Err(e) => log::debug!("{addr}: {e}"),
+                }
+            }
+        })
+        .await;
+        match answer {
+            Ok(result) => return result,
+            Err(_) => wait = wait.saturating_mul(2),
+        }
+    }
+}
+
+/// A `GET` of `path` on `host` (`name:port`) over HTTP/1.1 with `Connection: close`; the body
+/// is read by `Content-Length`, chunked, or to the end of the stream, at most [`MAX_BODY`]. The
+/// caller bounds the time of the whole exchange.
+async fn http_get(host: &str, path: &str) -> Result<Vec<u8>, AnnounceError> {
+    use crate::rt::io::WriteExt;
+    let mut stream = crate::rt::TcpStream::connect(host)
         .await
-        .map_err(|e| e.to_string())?;
-    let head = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(head.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|source| AnnounceError::Io {
+            what: format!("connect to {host}"),
+            source,
+        })?;
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n"
+    );
+    let io = |source| AnnounceError::Io {
+        what: format!("talk to {host}"),
+        source,
+    };
+    stream.write_all(head.as_bytes()).await.map_err(io)?;
+    let limit = MAX_BODY as usize + 64 * 1024;
     let mut raw = Vec::new();
-    (&mut stream)
-        .take(MAX_BODY + 64 * 1024)
-        .read_to_end(&mut raw)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut chunk).await.map_err(io)?;
+        raw.extend_from_slice(&chunk[..n]);
+        if n == 0 || raw.len() > limit {
+            return body_of(&raw, true);
+        }
+        // Done as soon as the framing says so (a server may keep the connection open).
+        if let Ok(body) = body_of(&raw, false) {
+            return Ok(body);
+        }
+    }
+}
+
+/// The body of a complete HTTP answer in `raw`, or an error (with `ended` false, an error may
+/// only mean "not all here yet").
+fn body_of(raw: &[u8], ended: bool) -> Result<Vec<u8>, AnnounceError> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut headers);
-    let body_at = match resp.parse(&raw) {
+    let at = match resp.parse(raw) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Err("truncated HTTP answer".into()),
-        Err(e) => return Err(format!("bad HTTP answer: {e}")),
+        Ok(httparse::Status::Partial) => return Err(AnnounceError::Http("truncated head".into())),
+        Err(e) => return Err(AnnounceError::Http(e.to_string())),
     };
-    match resp.code {
-        Some(200..=299) => Ok(raw[body_at..].to_vec()),
-        code => Err(format!("HTTP {}", code.unwrap_or(0))),
+    let code = resp.code.unwrap_or(0);
+    if !(200..=299).contains(&code) {
+        return Err(AnnounceError::Status(code));
     }
-}
-
-fn client() -> &'static surf::Client {
-    static CLIENT: std::sync::OnceLock<surf::Client> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(|| {
-        surf::Config::new()
-            .set_timeout(Some(TIMEOUT))
-            // One connection per announce: trackers often close theirs after answering, and
-            // a pooled connection the tracker closed would fail the next announce.
-            .set_http_keep_alive(false)
-            .try_into()
-            .unwrap_or_default()
-    })
-}
-
-/// One announce to one tracker.
-async fn announce_to(url: &str, req: &AnnounceRequest) -> Result<AnnounceResponse, String> {
-    if !url.starts_with("http://") {
-        return Err("only http:// trackers are supported".into());
-    }
-    let full = req.url(url);
-    let mut resp = match client().get(&full).header("User-Agent", USER_AGENT).await {
-        Ok(r) => r,
-        // surf's HTTP/1.1-only backend refuses HTTP/1.0 answers, which opentracker and many
-        // small trackers send: ask those again with a plain HTTP/1.0 request.
-        Err(e) if e.to_string().contains("Unsupported HTTP version") => {
-            let body = crate::rt::timeout(TIMEOUT, http10_get(&full))
-                .await
-                .map_err(|_| "timed out".to_string())??;
-            return AnnounceResponse::parse(&body).map_err(|e| e.to_string());
-        }
-        // surf wraps the cause in "An error occured while ...: <cause>"; the cause is what
-        // a person needs.
-        Err(e) => {
-            let text = e.to_string();
-            return Err(text.rsplit(": ").next().unwrap_or(&text).to_string());
-        }
+    let header = |name: &str| {
+        resp.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
+            .collect::<Vec<_>>()
     };
-    if !resp.status().is_success() {
-        return Err(format!("HTTP {}", resp.status()));
-    }
-    let mut body = Vec::new();
-    resp.take_body()
-        .into_reader()
-        .take(MAX_BODY + 1)
-        .read_to_end(&mut body)
-        .await
-        .map_err(|e| e.to_string())?;
+    let rest = &raw[at..];
+    let chunked = header("transfer-encoding")
+        .iter()
+        .any(|v| v.contains("chunked"));
+    let lengths = header("content-length");
+    let body = if chunked {
+        dechunk(rest)?
+    } else if let Some(len) = lengths.first() {
+        if lengths.iter().any(|l| l != len) {
+            return Err(AnnounceError::Http("conflicting Content-Length".into()));
+        }
+        let len: usize = len
+            .parse()
+            .map_err(|_| AnnounceError::Http("bad Content-Length".into()))?;
+        if len as u64 > MAX_BODY {
+            return Err(AnnounceError::TooLarge);
+        }
+        if rest.len() < len {
+            return Err(AnnounceError::Http("truncated body".into()));
+        }
+        rest[..len].to_vec()
+    } else if ended {
+        rest.to_vec()
+    } else {
+        return Err(AnnounceError::Http("body not ended yet".into()));
+    };
     if body.len() as u64 > MAX_BODY {
-        return Err("answer larger than 1 MiB".into());
+        return Err(AnnounceError::TooLarge);
     }
-    AnnounceResponse::parse(&body).map_err(|e| e.to_string())
+    Ok(body)
+}
+
+/// Decode a chunked body that is complete in `raw`.
+fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, AnnounceError> {
+    let bad = |why: &str| AnnounceError::Http(format!("chunked body: {why}"));
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| bad("truncated"))?;
+        let size_text = std::str::from_utf8(&raw[..line_end]).map_err(|_| bad("bad size"))?;
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| bad("bad size"))?;
+        if size as u64 > MAX_BODY || out.len() + size > MAX_BODY as usize {
+            return Err(AnnounceError::TooLarge);
+        }
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if raw.len() < size + 2 {
+            return Err(bad("truncated"));
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
 }
 
 #[cfg(test)]
@@ -385,7 +759,12 @@ mod tests {
         crate::rt::block_on(async {
             let a2 = Arc::clone(&a);
             let completed = crate::rt::spawn(async move { a2.announce(Event::Completed).await });
+            let deadline = Instant::now() + Duration::from_secs(10);
             while seen.events.lock().unwrap().is_empty() {
+                assert!(
+                    Instant::now() < deadline,
+                    "the fake tracker saw no announce"
+                );
                 crate::rt::sleep(Duration::from_millis(5)).await;
             }
             // `completed` is at the tracker, unanswered: `stopped` must wait its turn.
@@ -414,5 +793,233 @@ mod tests {
             *seen.events.lock().unwrap(),
             ["completed", "stopped", "stopped"]
         );
+    }
+
+    /// A tracker on 127.0.0.1 that sends an answer's head, then `body` one byte every `gap`
+    /// (a long gap: it stalls after the head).
+    fn trickling_tracker(body: &'static [u8], gap: Duration) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/announce", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut byte = [0u8; 1];
+                    let mut head = Vec::new();
+                    while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                        head.push(byte[0]);
+                    }
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    for b in body {
+                        std::thread::sleep(gap);
+                        if conn.write_all(&[*b]).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn a_stalled_or_trickling_body_times_out_and_the_next_tracker_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = b"d8:intervali30e5:peers6:\x7f\x00\x00\x01\x1a\xe1e";
+        let stalled = trickling_tracker(body, Duration::from_secs(3600));
+        let trickle = trickling_tracker(body, Duration::from_millis(200));
+        let (good, seen) = fake_tracker(Duration::ZERO);
+        let mut a = Announcer::new(
+            torrent(dir.path()),
+            vec![stalled.clone(), trickle.clone(), good.clone()],
+            6881,
+        );
+        Arc::get_mut(&mut a).unwrap().timeout = Duration::from_millis(800);
+        let started = Instant::now();
+        let got = crate::rt::block_on(a.announce(Event::Started));
+        let took = started.elapsed();
+        assert!(got.is_ok(), "{got:?}");
+        assert_eq!(seen.events.lock().unwrap().len(), 1);
+        // Two timeouts of 0.8 s, not a stall.
+        assert!(took >= Duration::from_millis(1600), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        assert!(a.status().starts_with(&good), "{}", a.status());
+        // Alone, the stalled tracker is a timeout error that names it.
+        let mut b = Announcer::new(torrent(dir.path()), vec![stalled.clone()], 6881);
+        Arc::get_mut(&mut b).unwrap().timeout = Duration::from_millis(300);
+        let e = crate::rt::block_on(b.announce(Event::None)).unwrap_err();
+        let AnnounceError::All(each) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(matches!(
+            &each[..],
+            [AnnounceError::At { url, source }] if *url == stalled && matches!(**source, AnnounceError::Timeout(_))
+        ));
+    }
+
+    #[test]
+    fn http_answers_are_read_by_their_framing() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcEXTRA";
+        assert_eq!(body_of(ok, false).unwrap(), b"abc");
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x\r\nde\r\n0\r\n\r\n";
+        assert_eq!(body_of(chunked, false).unwrap(), b"abcde");
+        let old = b"HTTP/1.0 200 OK\r\n\r\nbody to the end";
+        assert!(body_of(old, false).is_err(), "not ended yet");
+        assert_eq!(body_of(old, true).unwrap(), b"body to the end");
+        let two = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd";
+        assert!(matches!(body_of(two, true), Err(AnnounceError::Http(_))));
+        let huge = b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n";
+        assert!(matches!(body_of(huge, true), Err(AnnounceError::TooLarge)));
+        let short = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
+        assert!(body_of(short, true).is_err());
+        let status = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+        assert!(matches!(
+            body_of(status, true),
+            Err(AnnounceError::Status(404))
+        ));
+        assert!(matches!(
+            body_of(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                true
+            ),
+            Err(AnnounceError::Http(_))
+        ));
+    }
+
+    #[test]
+    fn tracker_urls_are_checked_when_given() {
+        for ok in [
+            "http://127.0.0.1:6969/announce",
+            "http://tracker.example/announce",
+            "http://[::1]:6969/announce",
+            "http://t:80",
+            "udp://127.0.0.1:6969",
+            "udp://tracker.example:1337/announce",
+        ] {
+            assert!(check_tracker_url(ok).is_ok(), "{ok}");
+        }
+        assert!(matches!(
+            check_tracker_url("https://t/announce"),
+            Err(AnnounceError::Https(_))
+        ));
+        for scheme in ["wss://t/announce", "ftp://t", "t:6969/announce", ""] {
+            assert!(matches!(
+                check_tracker_url(scheme),
+                Err(AnnounceError::UnsupportedScheme(_))
+            ));
+        }
+        for bad in [
+            "http://",
+            "http://:80/a",
+            "http://t:0/a",
+            "http://t:x/a",
+            "udp://t",
+            "udp://t:0",
+            "udp://:6969",
+        ] {
+            assert!(
+                matches!(check_tracker_url(bad), Err(AnnounceError::BadUrl(_))),
+                "{bad}"
+            );
+        }
+        let e = check_tracker_url("https://t/announce")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("https:// trackers are not supported"), "{e}");
+    }
+
+    /// A BEP 15 tracker on 127.0.0.1 over bt's own table; it counts connects and announces,
+    /// and stays silent for the first `drop_first` datagrams (to force retransmits).
+    fn fake_udp_tracker(drop_first: usize) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        use crate::modes::tracker::table::{Limits, Table};
+        use crate::modes::tracker::udp::{answer, ConnectionIds};
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let url = format!("udp://{}/announce", socket.local_addr().unwrap());
+        let (connects, announces) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (c, n) = (Arc::clone(&connects), Arc::clone(&announces));
+        std::thread::spawn(move || {
+            let mut table = Table::new(
+                Limits::from(&crate::config::TrackerConfig::default()),
+                None,
+                Instant::now(),
+            );
+            let ids = ConnectionIds::new();
+            let mut buf = [0u8; 2048];
+            let mut seen = 0;
+            while let Ok((len, from)) = socket.recv_from(&mut buf) {
+                seen += 1;
+                if seen <= drop_first {
+                    continue;
+                }
+                match bep15::request_header(&buf[..len]) {
+                    Some((0, _)) => c.fetch_add(1, Ordering::SeqCst),
+                    _ => n.fetch_add(1, Ordering::SeqCst),
+                };
+                let now = Instant::now();
+                // A leecher in the announced torrent, so our seeder gets a peer back.
+                if let Some(hash) = buf.get(16..36).filter(|_| len >= 98) {
+                    let leecher = AnnounceRequest {
+                        left: 5,
+                        ..AnnounceRequest::new(hash.try_into().unwrap(), [1; 20], 7000)
+                    };
+                    let _ = table.announce(&leecher, "127.0.0.9".parse().unwrap(), now);
+                }
+                if let Some(out) = answer(&mut table, &ids, &buf[..len], from, 0, now) {
+                    let _ = socket.send_to(&out, from);
+                }
+            }
+        });
+        (url, connects, announces)
+    }
+
+    #[test]
+    fn udp_announce_reuses_its_connection_id_and_retransmits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, connects, announces) = fake_udp_tracker(1);
+        let a = Announcer::new(torrent(dir.path()), vec![url.clone()], 6881);
+        let started = Instant::now();
+        let first = crate::rt::block_on(a.announce(Event::Started)).unwrap();
+        // The first connect was dropped: sent again after a second.
+        assert!(
+            started.elapsed() >= UDP_RETRANSMIT,
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!((first.complete, first.incomplete), (1, 1));
+        assert_eq!(first.peers.len(), 1);
+        assert_eq!(first.peers[0].addr.to_string(), "127.0.0.9:7000");
+        crate::rt::block_on(a.announce(Event::None)).unwrap();
+        assert_eq!(
+            connects.load(Ordering::SeqCst),
+            1,
+            "connection id not reused"
+        );
+        assert_eq!(announces.load(Ordering::SeqCst), 2);
+        // An id older than its minute is not used again.
+        for (_, at) in a.udp_ids.lock().unwrap().values_mut() {
+            *at = Instant::now() - UDP_ID_LIFE;
+        }
+        crate::rt::block_on(a.announce(Event::None)).unwrap();
+        assert_eq!(connects.load(Ordering::SeqCst), 2);
+        assert!(a.status().contains("1 seeders"), "{}", a.status());
+    }
+
+    #[test]
+    fn a_silent_udp_tracker_falls_through_to_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        // Bound but never answering.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let dead = format!("udp://{}", silent.local_addr().unwrap());
+        let (good, _, announces) = fake_udp_tracker(0);
+        let mut a = Announcer::new(torrent(dir.path()), vec![dead.clone(), good], 6881);
+        Arc::get_mut(&mut a).unwrap().timeout = Duration::from_millis(1500);
+        let started = Instant::now();
+        assert!(crate::rt::block_on(a.announce(Event::Started)).is_ok());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(announces.load(Ordering::SeqCst), 1);
+        drop(silent);
     }
 }

@@ -164,6 +164,9 @@ impl Shell {
 
     /// Import the torrents (all of them before any starts), then start each in the background.
     fn start(&mut self, a: StartCmd) -> Result<()> {
+        for t in &a.tracker {
+            crate::swarm::announce::check_tracker_url(t)?;
+        }
         let opts = Options {
             trackers: a.tracker,
             peers: a.peer,

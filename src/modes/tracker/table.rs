@@ -4,8 +4,10 @@
 //!
 //! Rules: a peer is its (info-hash, IP, port); its address is the connection's source IP unless
 //! the config allows the `ip` parameter; nobody is sent back to itself; `stopped` removes at once;
-//! `completed` (or a known leecher reporting `left=0`) counts one download; peers silent for two intervals expire; torrents and peers
-//! per torrent are capped; an access list, when given, refuses every other torrent.
+//! `completed` (or a known leecher reporting `left=0`) counts one download, once per peer and
+//! torrent however often it cycles; peers silent for two intervals expire; torrents, peers per
+//! torrent and peers per address (an IPv4 address or an IPv6 /64, over all torrents) are
+//! capped; an access list, when given, refuses every other torrent.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -39,6 +41,8 @@ pub struct Limits {
     pub max_torrents: usize,
     /// Most peers per torrent.
     pub max_peers_per_torrent: usize,
+    /// Most peers per address (IPv4 address or IPv6 /64) over all torrents.
+    pub max_peers_per_ip: usize,
     /// Whether the `ip` parameter sets the peer's address.
     pub allow_ip_param: bool,
 }
@@ -52,6 +56,7 @@ impl From<&TrackerConfig> for Limits {
             peer_timeout: interval.saturating_mul(2),
             max_torrents: c.max_torrents,
             max_peers_per_torrent: c.max_peers_per_torrent,
+            max_peers_per_ip: c.max_peers_per_ip,
             allow_ip_param: c.allow_ip_param,
         }
     }
@@ -69,6 +74,9 @@ pub enum Refusal {
     /// The torrent holds `max_peers_per_torrent` already.
     #[error("torrent full: it has {0} peers already")]
     TooManyPeers(usize),
+    /// The address holds `max_peers_per_ip` peers already.
+    #[error("too many peers from your address: it has {0} already")]
+    TooManyFromAddress(usize),
     /// `ip` is allowed but is not an IP address.
     #[error("ip is not an IP address")]
     BadIp,
@@ -81,8 +89,11 @@ pub struct Torrent {
     pub seeders: PeerList,
     /// Peers still downloading.
     pub leechers: PeerList,
-    /// `completed` events seen.
+    /// `completed` events seen, once per peer.
     pub downloaded: u32,
+    /// The peers that counted a download (at most `max_peers_per_torrent` remembered; beyond
+    /// that a download still counts but is not remembered).
+    completed_by: HashSet<PeerKey>,
 }
 
 impl Torrent {
@@ -111,6 +122,8 @@ pub struct Table {
     access: Option<HashSet<[u8; 20]>>,
     epoch: Instant,
     rng: u64,
+    /// Peers per address (see [`address_of`]), over all torrents.
+    per_ip: HashMap<IpAddr, u32>,
 }
 
 impl Table {
@@ -122,6 +135,7 @@ impl Table {
             access,
             epoch: now,
             rng: 0x9e37_79b9_7f4a_7c15,
+            per_ip: HashMap::new(),
         }
     }
 
@@ -165,12 +179,16 @@ impl Table {
             (Some(false), _) => req.left == 0,
             (None, _) => false,
         };
-        if finished {
+        if finished && !torrent.completed_by.contains(&me) {
             torrent.downloaded = torrent.downloaded.saturating_add(1);
+            if torrent.completed_by.len() < self.limits.max_peers_per_torrent {
+                torrent.completed_by.insert(me);
+            }
         }
         if req.event == Event::Stopped {
             if let Some(seeder) = was_seeder {
                 torrent.list(seeder).remove(&me);
+                forget(&mut self.per_ip, me.ip);
             }
             let stats = torrent.stats();
             return Ok(self.answer(Some(stats)));
@@ -178,6 +196,17 @@ impl Table {
         let peers = torrent.seeders.len() + torrent.leechers.len();
         if was_seeder.is_none() && peers >= self.limits.max_peers_per_torrent {
             return Err(Refusal::TooManyPeers(peers));
+        }
+        if was_seeder.is_none() {
+            let held = self.per_ip.entry(address_of(me.ip)).or_insert(0);
+            if *held as usize >= self.limits.max_peers_per_ip {
+                let held = *held as usize;
+                if torrent.seeders.is_empty() && torrent.leechers.is_empty() {
+                    self.torrents.remove(&req.info_hash);
+                }
+                return Err(Refusal::TooManyFromAddress(held));
+            }
+            *held += 1;
         }
         let seeder = req.left == 0;
         let peer = Peer {
@@ -232,14 +261,24 @@ impl Table {
     pub fn expire(&mut self, now: Instant) -> usize {
         let now = seconds_since(self.epoch, now);
         let timeout = self.limits.peer_timeout;
-        let fresh = |p: &Peer| now.saturating_sub(p.last_seen) <= timeout;
+        let per_ip = &mut self.per_ip;
+        let mut fresh = |p: &Peer| {
+            let keep = now.saturating_sub(p.last_seen) <= timeout;
+            if !keep {
+                forget(per_ip, p.key.ip);
+            }
+            keep
+        };
         let mut removed = 0;
         self.torrents.retain(|_, t| {
-            removed += t.seeders.retain(fresh) + t.leechers.retain(fresh);
+            removed += t.seeders.retain(&mut fresh) + t.leechers.retain(&mut fresh);
             !(t.seeders.is_empty() && t.leechers.is_empty())
         });
         if self.torrents.capacity() > 4 * self.torrents.len().max(64) {
             self.torrents.shrink_to_fit();
+        }
+        if self.per_ip.capacity() > 4 * self.per_ip.len().max(64) {
+            self.per_ip.shrink_to_fit();
         }
         removed
     }
@@ -282,6 +321,28 @@ impl Table {
             incomplete: stats.incomplete,
             peers: Vec::new(),
             warning: None,
+        }
+    }
+}
+
+/// The address a peer counts against for `max_peers_per_ip`: an IPv4 address, or the /64 of an
+/// IPv6 one (one host usually holds a whole /64).
+fn address_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
+/// One peer at `ip` left the table.
+fn forget(per_ip: &mut HashMap<IpAddr, u32>, ip: IpAddr) {
+    if let Entry::Occupied(mut e) = per_ip.entry(address_of(ip)) {
+        *e.get_mut() -= 1;
+        if *e.get() == 0 {
+            e.remove();
         }
     }
 }
@@ -630,5 +691,105 @@ mod tests {
         let body = r.encode(true, false);
         let back = AnnounceResponse::parse(&body).unwrap();
         assert_eq!(back.peers.len(), 2);
+    }
+
+    #[test]
+    fn completed_counts_once_per_peer_however_it_cycles() {
+        let now = Instant::now();
+        let mut t = Table::new(limits(), None, now);
+        for _ in 0..50 {
+            t.announce(&req(1, 1, 0, Event::Completed), IP.into(), now)
+                .unwrap();
+            t.announce(&req(1, 1, 10, Event::None), IP.into(), now)
+                .unwrap();
+            // Leaving and coming back does not make it count again either.
+            t.announce(&req(1, 1, 10, Event::Stopped), IP.into(), now)
+                .unwrap();
+            t.announce(&req(1, 1, 10, Event::Started), IP.into(), now)
+                .unwrap();
+        }
+        assert_eq!(t.scrape(&[[1; 20]]).get(&[1; 20]).unwrap().downloaded, 1);
+        // Another peer finishing is another download; the same port on another torrent too.
+        t.announce(&req(1, 2, 0, Event::Completed), IP.into(), now)
+            .unwrap();
+        t.announce(&req(2, 1, 0, Event::Completed), IP.into(), now)
+            .unwrap();
+        assert_eq!(t.scrape(&[[1; 20]]).get(&[1; 20]).unwrap().downloaded, 2);
+        assert_eq!(t.scrape(&[[2; 20]]).get(&[2; 20]).unwrap().downloaded, 1);
+    }
+
+    #[test]
+    fn one_address_cannot_fill_the_table() {
+        let now = Instant::now();
+        let l = Limits {
+            max_peers_per_ip: 100,
+            ..limits()
+        };
+        let mut t = Table::new(l, None, now);
+        let (mut ok, mut refused) = (0, 0);
+        // 400 peers over 4 torrents from one address: 100 get in.
+        for i in 0..400u16 {
+            match t.announce(
+                &req((i % 4) as u8, 1 + i, 5, Event::Started),
+                IP.into(),
+                now,
+            ) {
+                Ok(_) => ok += 1,
+                Err(e) => {
+                    assert_eq!(e, Refusal::TooManyFromAddress(100));
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!((ok, refused), (100, 300));
+        assert_eq!(t.counts().1, 100);
+        assert_eq!(
+            Refusal::TooManyFromAddress(100).to_string(),
+            "too many peers from your address: it has 100 already"
+        );
+        // Known peers still announce; other addresses are not affected.
+        t.announce(&req(1, 2, 0, Event::None), IP.into(), now)
+            .unwrap();
+        t.announce(&req(1, 2, 0, Event::None), [127, 0, 0, 2].into(), now)
+            .unwrap();
+        // A peer that stops frees its place.
+        t.announce(&req(1, 2, 0, Event::Stopped), IP.into(), now)
+            .unwrap();
+        t.announce(&req(3, 9999, 5, Event::Started), IP.into(), now)
+            .unwrap();
+        assert!(t
+            .announce(&req(3, 9998, 5, Event::Started), IP.into(), now)
+            .is_err());
+        // So does one that expires.
+        let later = now + Duration::from_secs(3 * u64::from(limits().interval));
+        t.announce(
+            &req(3, 9998, 5, Event::Started),
+            [127, 0, 0, 3].into(),
+            later,
+        )
+        .unwrap();
+        t.expire(later);
+        assert!(!t.per_ip.contains_key(&IpAddr::from(IP)));
+        t.announce(&req(3, 9998, 5, Event::Started), IP.into(), later)
+            .unwrap();
+        // IPv6 counts per /64: another interface id in the same /64 is the same address.
+        let mut t = Table::new(
+            Limits {
+                max_peers_per_ip: 1,
+                ..limits()
+            },
+            None,
+            now,
+        );
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2::ffff".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        t.announce(&req(1, 1, 5, Event::None), a, now).unwrap();
+        assert!(t.announce(&req(1, 1, 5, Event::None), b, now).is_err());
+        t.announce(&req(1, 1, 5, Event::None), c, now).unwrap();
+        // A refused first peer of a torrent leaves no empty torrent behind.
+        assert_eq!(t.counts(), (1, 2));
+        assert!(t.announce(&req(7, 1, 5, Event::None), b, now).is_err());
+        assert_eq!(t.counts(), (1, 2));
     }
 }

@@ -381,14 +381,16 @@ mod tests {
     fn never_panics_on_truncated_or_flipped_input() {
         let body = sample().encode(true, false);
         for cut in 0..body.len() {
-            let _ = AnnounceResponse::parse(&body[..cut]);
+            assert!(AnnounceResponse::parse(&body[..cut]).is_err(), "{cut}");
+            // A flipped byte is an error or a different answer, never the sample unchanged.
             let mut flipped = body.clone();
             flipped[cut] ^= 0x5a;
-            let _ = AnnounceResponse::parse(&flipped);
+            let want = AnnounceResponse::parse(&body).unwrap();
+            assert_ne!(AnnounceResponse::parse(&flipped).ok(), Some(want), "{cut}");
         }
         let body = sample().encode(false, false);
         for cut in 0..body.len() {
-            let _ = AnnounceResponse::parse(&body[..cut]);
+            assert!(AnnounceResponse::parse(&body[..cut]).is_err(), "{cut}");
         }
     }
 }

@@ -614,8 +614,11 @@ mod tests {
             "event=\u{1f600}",
         ];
         for q in nasty {
-            let _ = AnnounceRequest::parse_query(q);
-            let _ = ScrapeRequest::parse_query(q);
+            // None of them is a whole announce; none names a usable info-hash.
+            assert!(AnnounceRequest::parse_query(q).is_err(), "{q}");
+            if let Ok(s) = ScrapeRequest::parse_query(q) {
+                assert!(s.info_hashes.is_empty(), "{q}");
+            }
         }
         let r = AnnounceRequest::parse_query(&query("", ("ip", "%e2%82"))).unwrap();
         assert_eq!(r.ip.as_deref(), Some("\u{fffd}"));

@@ -131,8 +131,9 @@ mod tests {
             files: vec![([1; 20], stats(1, 1, 1))],
         }
         .encode();
+        // Every strict prefix is an unfinished dictionary: an error, never a partial answer.
         for cut in 0..body.len() {
-            let _ = ScrapeResponse::parse(&body[..cut]);
+            assert!(ScrapeResponse::parse(&body[..cut]).is_err(), "{cut}");
         }
     }
 }
