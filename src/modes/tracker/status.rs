@@ -430,7 +430,12 @@ mod tests {
     #[test]
     fn a_big_swarm_is_cut_to_the_page_and_the_page_links_on() {
         let now = Instant::now();
-        let mut t = Table::new(Limits::from(&TrackerConfig::default()), None, now);
+        // 2,100 peers from 127.0.0.1: past the default per-address cap of 2,000.
+        let limits = Limits {
+            max_peers_per_ip: 10_000,
+            ..Limits::from(&TrackerConfig::default())
+        };
+        let mut t = Table::new(limits, None, now);
         for torrent in 0..3u8 {
             for port in 1..=700u16 {
                 let left = u64::from(port % 2);
