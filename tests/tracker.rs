@@ -362,7 +362,9 @@ fn bt_peers_reports_unreachable_and_non_tracker_addresses() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.trim_end()
-            == format!("bt: error: cannot reach the tracker at {url}/peers: connection refused"),
+            == format!(
+                "bt: error: cannot reach the tracker at {url}/peers?offset=0: connection refused"
+            ),
         "{err}"
     );
 
