@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bt::modes::tracker::status::Snapshot;
 use common::{bt, require_libtorrent, require_tool, unused_port, write_files, Proc, Spec, BT};
-use support::{client_script, wait_until, Tracker};
+use support::{client_script, Tracker};
 
 /// The torrent: nested folders, an empty file, sizes that are no multiple of any piece length
 /// (6,000,013 bytes: the last piece, and its last block, are short).
@@ -184,7 +184,7 @@ impl Swarm {
     /// Wait until the tracker lists the peer on 127.0.0.1:`port` as a seeder.
     #[track_caller]
     fn wait_seeder(&self, port: u16, procs: &[&Proc]) {
-        let listed = wait_until(READY, || {
+        let listed = common::until(READY, || {
             let (status, body) = self.tracker.get("/peers");
             let Ok(snap) = serde_json::from_slice::<Snapshot>(&body) else {
                 return false;

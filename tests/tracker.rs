@@ -12,7 +12,7 @@ use bt::modes::tracker::status::Snapshot;
 use bt::proto::tracker::{
     AnnounceResponse, Event, ScrapeRequest, ScrapeResponse, ScrapeStats, TrackerError,
 };
-use support::{announce, wait_until, Tracker, BT};
+use support::{announce, Tracker, BT};
 
 const CONFIG: &str = "[tracker]\ninterval = 60\nmin_interval = 20\n";
 
@@ -90,7 +90,7 @@ fn peers_on_loopback_find_each_other_compact_and_not() {
     // thread: wait for them rather than read the log at once.
     let hex1 = "01".repeat(20);
     let line = format!("{hex1} 127.0.0.1:6882 -TT0001-000000006882 left 1000");
-    let logged = wait_until(LOG_WAIT, || {
+    let logged = common::until(LOG_WAIT, || {
         let log = t.log_text();
         log.matches("started").count() >= 4 && log.contains(&line)
     });
@@ -138,7 +138,7 @@ fn scrape_counts_seeders_leechers_and_downloads() {
     assert_eq!(all.files.len(), 2);
     assert_eq!(all.get(&[2; 20]), Some(stats(0, 1, 0)));
 
-    let logged = wait_until(LOG_WAIT, || {
+    let logged = common::until(LOG_WAIT, || {
         let log = t.log_text();
         log.contains("completed ") && log.contains("stopped ")
     });

@@ -799,7 +799,7 @@ fn readers_that_never_read_a_big_listing_cost_bounded_memory_and_bt_peers_pages_
     let total = TORRENTS as usize * usize::from(PER_TORRENT) + usize::from(n);
     assert!(
         text.starts_with(&format!(
-            "http://{}/peers: {} torrent(s), {total} peer(s)",
+            "http://{}/peers: {} torrents, {total} peers",
             t.addr,
             TORRENTS + 1
         )),

@@ -14,30 +14,16 @@ use std::time::Duration;
 use bt::proto::metainfo::Metainfo;
 use bt::proto::tracker::{Event, ScrapeRequest, ScrapeResponse, ScrapeStats};
 use common::Proc;
-use support::{announce, client_script, wait_until, Tracker};
+use support::{announce, client_script, Tracker};
 
 /// Size of the shared file: many pieces, seconds to move on loopback.
 const PAYLOAD: usize = 6 * 1024 * 1024 + 12_345;
 
-/// A file of deterministic pseudo-random bytes.
+/// The payload file: deterministic pseudo-random bytes.
 fn payload(path: &Path) -> Vec<u8> {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let bytes: Vec<u8> = (0..PAYLOAD)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
+    let bytes = common::pseudo_random(7, PAYLOAD);
     std::fs::write(path, &bytes).unwrap();
     bytes
-}
-
-/// A port free right now on 127.0.0.1.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// Seed folder with the payload, a torrent made by mktorrent announcing to `tracker`, its
@@ -113,7 +99,7 @@ fn await_scrape(
     secs: u64,
     context: impl Fn() -> String,
 ) {
-    if !wait_until(Duration::from_secs(secs), || scrape(t, hash) == want) {
+    if !common::until(Duration::from_secs(secs), || scrape(t, hash) == want) {
         panic!(
             "scrape says {:?}, want {want:?}:\n{}",
             scrape(t, hash),
@@ -148,7 +134,7 @@ fn transfer(seeder: &str, downloader: &str) {
         seeder,
         "seed",
         &[&swarm.torrent, &swarm.seed_dir()],
-        free_port(),
+        common::unused_port(),
     );
     await_scrape(&t, swarm.info_hash, stats(1, 0, 0), 60, || seed.log());
 
@@ -156,7 +142,7 @@ fn transfer(seeder: &str, downloader: &str) {
         downloader,
         "get",
         &[&swarm.torrent, &swarm.out_dir()],
-        free_port(),
+        common::unused_port(),
     );
     finish(get, Duration::from_secs(180));
     let got = std::fs::read(swarm.out_dir().join("payload.bin")).unwrap();
@@ -166,7 +152,7 @@ fn transfer(seeder: &str, downloader: &str) {
     // left, which counts too), then `stopped` on exit: one seeder left, one download.
     await_scrape(&t, swarm.info_hash, stats(1, 0, 1), 20, || t.log_text());
     // The event lines reach the log through a reader thread: wait for the `stopped` line.
-    wait_until(Duration::from_secs(10), || {
+    common::until(Duration::from_secs(10), || {
         t.log_text().matches("stopped ").count() >= 1
     });
     let log = t.log_text();

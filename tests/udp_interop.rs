@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bt::modes::tracker::status::Snapshot;
 use common::{bt, require_tool, unused_port, write_files, Proc, Spec, BT};
-use support::{client_script, wait_until, Tracker};
+use support::{client_script, Tracker};
 
 const NAME: &str = "set";
 static FILES: [Spec; 2] = [("a.bin", 1_234_567), ("b/c.bin", 2_000_003)];
@@ -120,7 +120,7 @@ fn through_bt_udp(seeder: &str, getter: &str, http_too: bool) {
     let w = World::new(&tiers);
     let (seed, seed_port) = w.real(seeder, "seed", &w.path("seeder"));
     assert!(
-        wait_until(Duration::from_secs(60), || listed_as_seeder(&t, seed_port)),
+        common::until(Duration::from_secs(60), || listed_as_seeder(&t, seed_port)),
         "no UDP announce from the seeder\n{}{}",
         t.log_text(),
         seed.log()
@@ -190,7 +190,7 @@ fn opentracker(hash: &str, dir: &Path) -> (Proc, u16) {
     .arg(&root)
     .args(["-w", "/whitelist.txt"]);
     let p = Proc::spawn_group("opentracker", &mut cmd);
-    assert!(wait_until(Duration::from_secs(10), || {
+    assert!(common::until(Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     }));
     (p, port)

@@ -11,18 +11,8 @@ use bt::proto::metainfo::Metainfo;
 pub use super::Proc;
 use super::BT;
 
-/// Deterministic bytes.
-pub fn bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+/// Deterministic bytes (see [`super::pseudo_random`]).
+pub use super::pseudo_random as bytes;
 
 /// A seed folder with a multi-file torrent "set": nested folders, odd sizes, an empty file.
 /// Returns (work dir, torrent path).

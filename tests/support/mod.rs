@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bt::proto::tracker::{AnnounceRequest, Event};
 
@@ -120,20 +120,6 @@ pub fn announce(hash: u8, port: u16, left: u64, event: Event) -> AnnounceRequest
         left,
         event,
         ..AnnounceRequest::new([hash; 20], peer_id, port)
-    }
-}
-
-/// Poll `cond` every 50 ms until it is true or `timeout` passes; returns its last answer.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
