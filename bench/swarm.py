@@ -349,7 +349,8 @@ def main():
                          "in the same run, rep by rep alternating with this build, as SCENARIO@base")
     args = ap.parse_args()
     ensure_clients()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    if not os.environ.get("BT_BENCH_NO_BUILD"):
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     bt = os.path.join(ROOT, "target/release/bt")
     os.makedirs(args.work, exist_ok=True)
     torrents = make_data(bt, args.work, size_of(args.size))

@@ -15,17 +15,23 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Pieces kept (and spare buffers at most), whatever the budget.
+/// Pieces kept, whatever the budget.
 const PIECES: usize = 8;
 
 /// Piece-buffer bytes the whole process may hold for upload (cached, spare or being sent).
 pub const UPLOAD_BUDGET: u64 = 64 * 1024 * 1024;
 
-/// The bytes of piece buffers alive in the process, against a limit.
+/// Spare buffers kept for reuse, process-wide.
+const SPARE: usize = 16;
+
+/// The bytes of piece buffers alive in the process, against a limit, and the spare buffers
+/// (still counted) that a freed piece buffer goes back to: a buffer freed and allocated again
+/// costs its page faults and zeroing again (more CPU than sending it, for a seeder).
 #[derive(Debug)]
 pub struct UploadBudget {
     limit: u64,
     used: AtomicU64,
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
 impl UploadBudget {
@@ -34,7 +40,48 @@ impl UploadBudget {
         Arc::new(UploadBudget {
             limit,
             used: AtomicU64::new(0),
+            spare: Mutex::new(Vec::new()),
         })
+    }
+
+    fn spare(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
+        self.spare.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A piece buffer of `size` bytes: a spare one, or a new one if the budget allows (after
+    /// freeing spare buffers of other sizes if need be).
+    fn piece(self: &Arc<Self>, size: usize) -> Option<PieceBuf> {
+        let mut spare = self.spare();
+        if let Some(pos) = spare.iter().position(|b| b.capacity() >= size) {
+            let mut data = spare.swap_remove(pos);
+            // Its old bytes are all overwritten by the read.
+            data.resize(size, 0);
+            let charged = data.capacity() as u64;
+            return Some(PieceBuf {
+                data,
+                budget: Some((Arc::clone(self), charged)),
+            });
+        }
+        loop {
+            if self.try_take(size as u64) {
+                let data = vec![0; size];
+                let charged = data.capacity() as u64;
+                // `vec!` may round the capacity up: charge what it holds.
+                self.used.fetch_add(charged - size as u64, Ordering::AcqRel);
+                return Some(PieceBuf {
+                    data,
+                    budget: Some((Arc::clone(self), charged)),
+                });
+            }
+            let old = spare.pop()?;
+            self.give_back(old.capacity() as u64);
+        }
+    }
+
+    /// Free every spare buffer.
+    fn drop_spare(&self) {
+        let freed: u64 = self.spare().drain(..).map(|b| b.capacity() as u64).sum();
+        self.give_back(freed);
     }
 
     /// Bytes held now.
@@ -86,7 +133,14 @@ impl DerefMut for PieceBuf {
 
 impl Drop for PieceBuf {
     fn drop(&mut self) {
-        if let Some((b, n)) = self.budget.take() {
+        let Some((b, n)) = self.budget.take() else {
+            return;
+        };
+        let mut spare = b.spare();
+        if spare.len() < SPARE {
+            spare.push(std::mem::take(&mut self.data)); // still counted
+        } else {
+            drop(spare);
             b.give_back(n);
         }
     }
@@ -102,8 +156,6 @@ pub struct PieceCache {
 struct Inner {
     /// Least recently used first.
     entries: Vec<(u32, Arc<PieceBuf>)>,
-    /// Buffers of evicted pieces that nobody was still sending from (still charged).
-    spare: Vec<PieceBuf>,
 }
 
 /// Where to read a piece into, from [`PieceCache::buffer`].
@@ -137,35 +189,20 @@ impl PieceCache {
         Some(data)
     }
 
-    /// A buffer to read a piece of `size` bytes into: a spare one (its old bytes are all
-    /// overwritten by the read), a new one if the budget allows (after dropping cached pieces
-    /// if need be), or none.
+    /// A buffer to read a piece of `size` bytes into: a spare one, a new one if the budget
+    /// allows (after letting go of cached pieces if need be), or none.
     pub fn buffer(&self, size: usize) -> Buffer {
-        let mut c = self.lock();
         loop {
-            if let Some(mut buf) = c.spare.pop() {
-                let charged = buf.budget.as_ref().map_or(0, |(_, n)| *n);
-                if charged >= size as u64 {
-                    buf.data.resize(size, 0);
-                    return Buffer::Piece(buf);
-                }
-                drop(buf); // too small for this torrent's pieces: give its bytes back
-                continue;
+            if let Some(buf) = self.budget.piece(size) {
+                return Buffer::Piece(buf);
             }
-            if self.budget.try_take(size as u64) {
-                let data = vec![0; size];
-                let budget = Some((Arc::clone(&self.budget), size as u64));
-                return Buffer::Piece(PieceBuf { data, budget });
-            }
-            // Make room: the least recently used piece leaves (its buffer becomes spare, or is
-            // freed by the last connection still sending from it).
+            // Make room: the least recently used piece leaves (its buffer becomes spare when
+            // the last connection sending from it lets go).
+            let mut c = self.lock();
             if c.entries.is_empty() {
                 return Buffer::BlockOnly;
             }
-            let (_, old) = c.entries.remove(0);
-            if let Ok(buf) = Arc::try_unwrap(old) {
-                c.spare.push(buf);
-            }
+            c.entries.remove(0);
         }
     }
 
@@ -177,12 +214,7 @@ impl PieceCache {
             return; // read twice at once by two connections
         }
         if c.entries.len() >= PIECES {
-            let (_, old) = c.entries.remove(0);
-            if let Ok(buf) = Arc::try_unwrap(old) {
-                if c.spare.len() < PIECES {
-                    c.spare.push(buf);
-                }
-            }
+            c.entries.remove(0); // its buffer goes back to the spares once nobody sends from it
         }
         c.entries.push((index, data));
     }
@@ -190,15 +222,13 @@ impl PieceCache {
     /// Forget every piece and spare buffer (nobody is connected): their bytes go back to the
     /// budget, and to the system.
     pub fn clear(&self) {
-        let mut c = self.lock();
-        c.entries.clear();
-        c.spare.clear();
+        self.lock().entries.clear();
+        self.budget.drop_spare();
     }
 
-    /// Whether nothing is held.
+    /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
-        let c = self.lock();
-        c.entries.is_empty() && c.spare.is_empty()
+        self.lock().entries.is_empty()
     }
 }
 
@@ -255,9 +285,15 @@ mod tests {
             "spent: blocks only"
         );
         assert!(c.is_empty(), "the cache gave up what it could");
-        drop(pinned); // the readers leave
+        drop(pinned); // the readers leave: their buffers become spares, still counted
+        assert_eq!(budget.used(), 4 << 20);
+        assert!(
+            matches!(c.buffer(1 << 20), Buffer::Piece(_)),
+            "a spare is reused"
+        );
+        assert_eq!(budget.used(), 4 << 20, "without a new allocation");
+        c.clear();
         assert_eq!(budget.used(), 0, "every byte is given back");
-        assert!(matches!(c.buffer(1 << 20), Buffer::Piece(_)));
     }
 
     #[test]
