@@ -274,7 +274,19 @@ fn parse_peer(s: &str) -> Result<MagnetPeer, MagnetError> {
         };
     }
     let (name, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    // Digits only: `u16::from_str` would also take a sign (`+881`).
+    if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let port: u16 = port.parse().map_err(|_| bad())?;
+    // An address that `SocketAddr` refused only for the port's spelling (`0881`) is still an
+    // address, not a host name: the link we build from it must parse back the same.
+    if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+        return match port {
+            0 => Err(bad()),
+            _ => Ok(MagnetPeer::Addr(SocketAddr::new(ip, port))),
+        };
+    }
     let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
@@ -430,6 +442,23 @@ mod tests {
         // The error text shows a hostile value escaped.
         let e = p("magnet:?xt=urn:btih:\u{1b}[2J");
         assert!(!e.to_string().contains('\u{1b}'), "{e}");
+    }
+
+    #[test]
+    fn fuzz_regression_signed_or_padded_port() {
+        // Found by the `extension` fuzz target: `127.0.0.1:+881` became a host named
+        // `127.0.0.1`, which the link built from it parsed back as an address.
+        let link = format!("magnet:?xt=urn:btih:{HEX}&x.pe=127.0.0.1:+881");
+        assert!(matches!(Magnet::parse(&link), Err(MagnetError::BadPeer(_))));
+        let link = format!("magnet:?xt=urn:btih:{HEX}&x.pe=127.0.0.1:0881");
+        let m = Magnet::parse(&link).unwrap();
+        assert_eq!(
+            m.peers,
+            [MagnetPeer::Addr("127.0.0.1:881".parse().unwrap())]
+        );
+        assert_eq!(Magnet::parse(&m.to_string()).unwrap(), m);
+        let link = format!("magnet:?xt=urn:btih:{HEX}&x.pe=host:-1");
+        assert!(matches!(Magnet::parse(&link), Err(MagnetError::BadPeer(_))));
     }
 
     #[test]
