@@ -10,7 +10,13 @@ use std::net::SocketAddr;
 use std::path::Component;
 
 use bt::proto::bitfield::{Bitfield, BitfieldError};
+use bt::proto::extension::{
+    ExtHandshake, MAX_CLIENT_LEN, MAX_EXTENSIONS, MAX_METADATA_SIZE, MAX_REQQ,
+};
+use bt::proto::magnet::{Magnet, MAX_MAGNET_LEN, MAX_PEERS, MAX_TRACKERS};
+use bt::proto::metadata::{self, MetadataAssembler, MetadataMsg};
 use bt::proto::metainfo::{check_component, Metainfo};
+use bt::proto::pex::{Pex, MAX_PEX_KEEP, MAX_PEX_SEND};
 use bt::proto::tracker::{
     AnnounceRequest, AnnounceResponse, PeerEntry, ScrapeRequest, ScrapeResponse,
 };
@@ -139,7 +145,12 @@ fn decode_all(stream: &[u8], limits: FrameLimits, pieces: usize, sizes: &[u8]) -
 fn check_message(msg: &Message<'_>, raw: &[u8], limits: FrameLimits, pieces: usize) {
     assert!(raw.len() >= 4 && raw.len() <= 4 + limits.max_frame as usize);
     match msg {
-        Message::Unknown(id) => assert!(*id > wire::id::CANCEL && raw[4] == *id),
+        Message::Unknown(id) => {
+            let known = *id <= wire::id::CANCEL
+                || (wire::id::SUGGEST..=wire::id::ALLOWED_FAST).contains(id)
+                || *id == wire::id::EXTENDED;
+            assert!(!known && raw[4] == *id);
+        }
         _ => {
             let mut again = Vec::new();
             wire::encode(msg, &mut again);
@@ -149,6 +160,8 @@ fn check_message(msg: &Message<'_>, raw: &[u8], limits: FrameLimits, pieces: usi
     match msg {
         Message::Request(b) | Message::Cancel(b) => assert!(b.len <= bt::proto::layout::BLOCK),
         Message::Piece { data, .. } => assert!(data.len() <= bt::proto::layout::BLOCK as usize),
+        Message::Reject(b) => assert!(b.len <= bt::proto::layout::BLOCK),
+        Message::Extended { payload, .. } => assert!(payload.len() <= wire::MAX_EXTENDED_PAYLOAD),
         Message::Bitfield(bits) => {
             if let Ok(b) = Bitfield::from_bytes(bits, pieces) {
                 assert_eq!(b.as_bytes(), *bits);
@@ -350,4 +363,77 @@ pub fn udp_packet(data: &[u8]) {
             assert!(Response::parse(&out, from.is_ipv6()).is_ok());
         }
     });
+}
+
+/// The extension decoders on one input: the extension handshake, `ut_pex` and `ut_metadata`
+/// payloads, and the magnet parser on the input as text. The first byte picks the metadata size
+/// the `ut_metadata` decoder holds to (none, tiny, a few pieces, the maximum). Whatever is
+/// accepted stays within its documented bounds and survives its own encoder.
+pub fn extension(data: &[u8]) {
+    let Some((&sel, payload)) = data.split_first() else {
+        return;
+    };
+
+    if let Ok(h) = ExtHandshake::decode(payload) {
+        assert!(h.m.len() <= MAX_EXTENSIONS);
+        assert!(h
+            .metadata_size
+            .is_none_or(|s| (1..=MAX_METADATA_SIZE).contains(&s)));
+        assert!(h.v.as_ref().is_none_or(|v| v.len() <= MAX_CLIENT_LEN));
+        assert!(h.reqq.is_none_or(|r| (1..=MAX_REQQ).contains(&r)));
+        assert!(h.p != Some(0));
+        assert_eq!(ExtHandshake::decode(&h.encode()).as_ref(), Ok(&h), "{h:?}");
+    }
+
+    if let Ok(p) = Pex::decode(payload) {
+        assert!(p.added.len() <= 2 * MAX_PEX_KEEP && p.dropped.len() <= 2 * MAX_PEX_KEEP);
+        assert!(p.added.iter().all(|a| a.addr.port() != 0));
+        assert!(p.dropped.iter().all(|a| a.port() != 0));
+        let again = Pex::decode(&p.encode()).expect("our own PEX message decodes");
+        assert!(again.added.len() <= 2 * MAX_PEX_SEND && again.dropped.len() <= 2 * MAX_PEX_SEND);
+    }
+
+    let size = match sel % 4 {
+        0 => None,
+        1 => Some(u64::from(sel)),
+        2 => Some(u64::from(sel) * 1000),
+        _ => Some(MAX_METADATA_SIZE),
+    };
+    if let Ok(msg) = metadata::decode(payload, size) {
+        let count = metadata::piece_count(size.unwrap_or(MAX_METADATA_SIZE));
+        match msg {
+            MetadataMsg::Request { piece } | MetadataMsg::Reject { piece } => {
+                assert!(piece < count)
+            }
+            MetadataMsg::Data {
+                piece,
+                total_size,
+                data,
+            } => {
+                assert!(size.is_none_or(|s| s == total_size));
+                assert!((1..=MAX_METADATA_SIZE).contains(&total_size));
+                assert!(piece < metadata::piece_count(total_size));
+                assert_eq!(data.len(), metadata::piece_len(total_size, piece));
+                // The piece fits an assembler for that size, once.
+                let mut a = MetadataAssembler::new(total_size).expect("size in range");
+                assert!(a.add(piece, data, ()).is_ok());
+                assert_eq!(a.add(piece, data, ()), Ok(metadata::Added::Duplicate));
+            }
+            MetadataMsg::Unknown(t) => assert!(!(0..=2).contains(&t)),
+        }
+        if !matches!(msg, MetadataMsg::Unknown(_)) {
+            let mut out = Vec::new();
+            metadata::encode(&msg, &mut out);
+            assert_eq!(metadata::decode(&out, size), Ok(msg));
+        }
+    }
+
+    let text = String::from_utf8_lossy(payload);
+    if let Ok(m) = Magnet::parse(&text) {
+        assert!(m.trackers.len() <= MAX_TRACKERS && m.peers.len() <= MAX_PEERS);
+        let link = m.to_string();
+        if link.len() <= MAX_MAGNET_LEN {
+            assert_eq!(Magnet::parse(&link).as_ref(), Ok(&m), "{link}");
+        }
+    }
 }

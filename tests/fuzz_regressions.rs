@@ -58,6 +58,11 @@ fn udp_packet() {
 }
 
 #[test]
+fn extension() {
+    assert!(replay("extension", checks::extension) >= 7);
+}
+
+#[test]
 fn bitfield() {
     assert!(replay("bitfield", checks::bitfield) >= 4);
 }

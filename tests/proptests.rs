@@ -5,14 +5,25 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use bt::proto::bitfield::Bitfield;
+use bt::proto::extension::{ExtHandshake, MAX_CLIENT_LEN, MAX_METADATA_SIZE, MAX_REQQ};
+use bt::proto::ids::InfoHash;
 use bt::proto::layout::{Layout, BLOCK};
+use bt::proto::magnet::{Magnet, MagnetPeer};
+use bt::proto::metadata::{self, MetadataAssembler, MetadataMsg, METADATA_PIECE};
 use bt::proto::metainfo::{Content, FileEntry, Metainfo, NewTorrent};
+use bt::proto::pex::{Pex, PexPeer, MAX_PEX_SEND};
 use bt::proto::tracker::{
     AnnounceRequest, AnnounceResponse, Event, PeerEntry, ScrapeRequest, ScrapeResponse,
     ScrapeStats, MAX_SCRAPE_HASHES,
 };
-use bt::proto::wire::{self, BlockRef, FrameLimits, Handshake, Message, WireError};
+use bt::proto::wire::{
+    self, BlockRef, FrameLimits, Handshake, Message, WireError, MAX_EXTENDED_PAYLOAD,
+};
 use proptest::prelude::*;
+
+// The fuzz targets' properties, run here on generated input as well (see `extension_fuzz_check`).
+#[path = "../fuzz/checks.rs"]
+mod checks;
 
 // ---------------------------------------------------------------------------------------------
 // Peer wire
@@ -30,6 +41,12 @@ enum Owned {
     Request(BlockRef),
     Piece(u32, u32, Vec<u8>),
     Cancel(BlockRef),
+    Suggest(u32),
+    HaveAll,
+    HaveNone,
+    Reject(BlockRef),
+    AllowedFast(u32),
+    Extended(u8, Vec<u8>),
 }
 
 impl Owned {
@@ -49,6 +66,12 @@ impl Owned {
                 data,
             },
             Owned::Cancel(b) => Message::Cancel(*b),
+            Owned::Suggest(i) => Message::Suggest(*i),
+            Owned::HaveAll => Message::HaveAll,
+            Owned::HaveNone => Message::HaveNone,
+            Owned::Reject(b) => Message::Reject(*b),
+            Owned::AllowedFast(i) => Message::AllowedFast(*i),
+            Owned::Extended(id, payload) => Message::Extended { id: *id, payload },
         }
     }
 }
@@ -80,6 +103,19 @@ fn message() -> impl Strategy<Value = Owned> {
         block_ref().prop_map(Owned::Request),
         (any::<u32>(), any::<u32>(), data).prop_map(|(i, b, d)| Owned::Piece(i, b, d)),
         block_ref().prop_map(Owned::Cancel),
+        any::<u32>().prop_map(Owned::Suggest),
+        Just(Owned::HaveAll),
+        Just(Owned::HaveNone),
+        block_ref().prop_map(Owned::Reject),
+        any::<u32>().prop_map(Owned::AllowedFast),
+        (
+            any::<u8>(),
+            prop_oneof![
+                4 => prop::collection::vec(any::<u8>(), 0..64),
+                1 => prop::collection::vec(any::<u8>(), MAX_EXTENDED_PAYLOAD..=MAX_EXTENDED_PAYLOAD),
+            ]
+        )
+            .prop_map(|(id, p)| Owned::Extended(id, p)),
     ]
 }
 
@@ -120,12 +156,17 @@ proptest! {
         prop_assert!(buf.is_empty());
     }
 
-    /// A request or cancel for more than a block is refused, whatever else it says.
+    /// A request, cancel or reject for more than a block is refused, whatever else it says.
     #[test]
-    fn oversized_requests_are_refused(b in block_ref(), over in 1..=u32::MAX - BLOCK, cancel: bool) {
+    fn oversized_requests_are_refused(b in block_ref(), over in 1..=u32::MAX - BLOCK, kind in 0..3u8) {
         let b = BlockRef { len: BLOCK + over, ..b };
         let mut out = Vec::new();
-        wire::encode(&if cancel { Message::Cancel(b) } else { Message::Request(b) }, &mut out);
+        let msg = match kind {
+            0 => Message::Cancel(b),
+            1 => Message::Request(b),
+            _ => Message::Reject(b),
+        };
+        wire::encode(&msg, &mut out);
         prop_assert_eq!(
             wire::decode(&out, FrameLimits::for_pieces(1)),
             Err(WireError::BlockTooLarge(b.len))
@@ -519,5 +560,142 @@ proptest! {
         let sum: u64 = spans.iter().map(|s| s.len).sum();
         prop_assert_eq!(sum, (offset + len).min(total).saturating_sub(offset.min(total)));
         prop_assert!(spans.iter().all(|s| s.len > 0 && s.offset + s.len <= lengths[s.file]));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extensions: magnet links, extension handshake, ut_metadata, ut_pex
+
+fn magnet_peer() -> impl Strategy<Value = MagnetPeer> {
+    prop_oneof![
+        (any::<IpAddr>(), 1..=u16::MAX)
+            .prop_map(|(ip, port)| MagnetPeer::Addr(SocketAddr::new(ip, port))),
+        (
+            "[a-z]([a-z0-9-]{0,8}[a-z0-9])?(\\.[a-z0-9]{1,6}){0,3}",
+            1..=u16::MAX
+        )
+            .prop_map(|(name, port)| MagnetPeer::Host { name, port }),
+    ]
+}
+
+fn socket_addr() -> impl Strategy<Value = SocketAddr> {
+    (any::<IpAddr>(), 1..=u16::MAX).prop_map(|(ip, port)| SocketAddr::new(ip, port))
+}
+
+proptest! {
+    /// Any link we build parses back to what it was built from (names and tracker URLs of any
+    /// text, each URL once, non-empty).
+    #[test]
+    fn magnet_round_trip(
+        hash: [u8; 20],
+        name in prop::option::of(any::<String>()),
+        trackers in prop::collection::vec(".{1,40}", 0..5),
+        peers in prop::collection::vec(magnet_peer(), 0..5),
+    ) {
+        let mut m = Magnet::new(InfoHash(hash), name, dedup(&trackers));
+        m.peers = peers.iter().fold(Vec::new(), |mut v, p| {
+            if !v.contains(p) { v.push(p.clone()); }
+            v
+        });
+        prop_assert_eq!(Magnet::parse(&m.to_string()), Ok(m));
+    }
+
+    /// The magnet parser refuses or accepts any text without panicking.
+    #[test]
+    fn magnet_parse_never_panics(tail in ".{0,200}") {
+        let _ = Magnet::parse(&format!("magnet:?{tail}"));
+    }
+
+    /// Extension handshakes within the bounds round-trip.
+    #[test]
+    fn extension_handshake_round_trip(
+        m in prop::collection::btree_map("[a-z_]{1,20}", any::<u8>(), 0..10),
+        metadata_size in prop::option::of(1..=MAX_METADATA_SIZE),
+        v in prop::option::of(prop::collection::vec(any::<char>(), 0..30)),
+        p in prop::option::of(1..=u16::MAX),
+        reqq in prop::option::of(1..=MAX_REQQ),
+        yourip in prop::option::of(any::<IpAddr>()),
+    ) {
+        let v = v.map(|c| c.into_iter().collect::<String>()).filter(|v| v.len() <= MAX_CLIENT_LEN);
+        let h = ExtHandshake { m: m.into_iter().collect::<BTreeMap<_, _>>(), metadata_size, v, p, reqq, yourip };
+        prop_assert_eq!(ExtHandshake::decode(&h.encode()), Ok(h));
+    }
+
+    /// Any payload: the extension decoders refuse or accept without panicking.
+    #[test]
+    fn extension_decoders_never_panic(payload in prop::collection::vec(any::<u8>(), 0..300), size in prop::option::of(0u64..100_000)) {
+        let _ = ExtHandshake::decode(&payload);
+        let _ = Pex::decode(&payload);
+        let _ = metadata::decode(&payload, size);
+    }
+
+    /// ut_metadata messages round-trip; any piece of any metadata reassembles to the original.
+    #[test]
+    fn metadata_pieces_round_trip_and_assemble(
+        size in 1usize..5 * METADATA_PIECE,
+        order_seed: u64,
+    ) {
+        let bytes: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+        let count = metadata::piece_count(size as u64);
+        let mut order: Vec<u32> = (0..count).collect();
+        // A cheap deterministic shuffle from the seed.
+        let mut x = order_seed | 1;
+        for i in (1..order.len()).rev() {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            order.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let mut a = MetadataAssembler::new(size as u64).unwrap();
+        let hash = {
+            use sha1::{Digest, Sha1};
+            InfoHash(Sha1::digest(&bytes).into())
+        };
+        for piece in order {
+            let start = piece as usize * METADATA_PIECE;
+            let data = &bytes[start..(start + METADATA_PIECE).min(size)];
+            let msg = MetadataMsg::Data { piece, total_size: size as u64, data };
+            let mut out = Vec::new();
+            metadata::encode(&msg, &mut out);
+            let back = metadata::decode(&out, Some(size as u64)).unwrap();
+            prop_assert_eq!(back, msg);
+            prop_assert!(a.add(piece, data, ()).is_ok());
+        }
+        prop_assert_eq!(a.finish(&hash), Ok(Some(bytes)));
+    }
+
+    /// PEX messages within the send cap round-trip (IPv4 peers first); longer lists are cut.
+    #[test]
+    fn pex_round_trip(
+        added in prop::collection::vec((socket_addr(), any::<u8>()), 0..70),
+        dropped in prop::collection::vec(socket_addr(), 0..70),
+    ) {
+        let added: Vec<PexPeer> = added.into_iter().map(|(addr, flags)| PexPeer { addr, flags }).collect();
+        let pex = Pex { added: added.clone(), dropped: dropped.clone() };
+        let back = Pex::decode(&pex.encode()).unwrap();
+        let cut = |v6: bool| -> Vec<PexPeer> {
+            added.iter().filter(|p| p.addr.is_ipv6() == v6).take(MAX_PEX_SEND).copied().collect()
+        };
+        let cutd = |v6: bool| -> Vec<SocketAddr> {
+            dropped.iter().filter(|a| a.is_ipv6() == v6).take(MAX_PEX_SEND).copied().collect()
+        };
+        prop_assert_eq!(back.added, [cut(false), cut(true)].concat());
+        prop_assert_eq!(back.dropped, [cutd(false), cutd(true)].concat());
+    }
+}
+
+proptest! {
+    /// The `extension` fuzz check on generated input shaped like each of its decoders' input.
+    #[test]
+    fn extension_fuzz_check(
+        sel: u8,
+        prefix in prop_oneof![
+            Just(b"d".to_vec()),
+            Just(b"d1:md11:ut_metadatai".to_vec()),
+            Just(b"d8:msg_typei1e5:piecei0e10:total_sizei".to_vec()),
+            Just(b"d5:added".to_vec()),
+            Just(b"magnet:?xt=urn:btih:".to_vec()),
+        ],
+        tail in prop::collection::vec(any::<u8>(), 0..100),
+    ) {
+        checks::extension(&[vec![sel], prefix, tail].concat());
     }
 }

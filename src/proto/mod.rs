@@ -6,8 +6,12 @@
 
 pub mod bencode;
 pub mod bitfield;
+pub mod extension;
 pub mod ids;
 pub mod layout;
+pub mod magnet;
+pub mod metadata;
 pub mod metainfo;
+pub mod pex;
 pub mod tracker;
 pub mod wire;

@@ -31,12 +31,29 @@ pub mod id {
     pub const PIECE: u8 = 7;
     /// cancel
     pub const CANCEL: u8 = 8;
+    /// suggest piece (BEP 6)
+    pub const SUGGEST: u8 = 0x0D;
+    /// have all (BEP 6)
+    pub const HAVE_ALL: u8 = 0x0E;
+    /// have none (BEP 6)
+    pub const HAVE_NONE: u8 = 0x0F;
+    /// reject request (BEP 6)
+    pub const REJECT: u8 = 0x10;
+    /// allowed fast (BEP 6)
+    pub const ALLOWED_FAST: u8 = 0x11;
+    /// extended (BEP 10): a sub-id byte, then that extension's payload
+    pub const EXTENDED: u8 = 20;
 }
+
+/// Longest payload of an extended message after its sub-id byte: a 16 KiB metadata piece (BEP 9)
+/// with its dictionary, or a peer exchange message of a few hundred addresses, fits; a 60 KB
+/// list of 10,000 peers does not.
+pub const MAX_EXTENDED_PAYLOAD: usize = 2 * BLOCK as usize;
 
 /// The opening message of every connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Handshake {
-    /// Extension bits. We set none: we implement none of the extensions.
+    /// Extension bits (see `proto::extension` for the ones we know).
     pub reserved: [u8; 8],
     /// The torrent.
     pub info_hash: [u8; 20],
@@ -148,6 +165,24 @@ pub enum Message<'a> {
     },
     /// Never mind that request.
     Cancel(BlockRef),
+    /// Suggest piece (BEP 6): a hint, which may be ignored.
+    Suggest(u32),
+    /// Have all (BEP 6): the sender is a seed; replaces the bitfield.
+    HaveAll,
+    /// Have none (BEP 6): the sender has nothing; replaces the bitfield.
+    HaveNone,
+    /// Reject request (BEP 6): this request will not be served.
+    Reject(BlockRef),
+    /// Allowed fast (BEP 6): this piece may be requested even while choked.
+    AllowedFast(u32),
+    /// Extended message (BEP 10): sub-id (0 = extension handshake) and payload, at most
+    /// [`MAX_EXTENDED_PAYLOAD`] bytes.
+    Extended {
+        /// The extended message id.
+        id: u8,
+        /// The payload after the id.
+        payload: &'a [u8],
+    },
     /// A message id we do not implement (ignored, as BEP 3 allows).
     Unknown(u8),
 }
@@ -160,13 +195,14 @@ pub struct FrameLimits {
 }
 
 impl FrameLimits {
-    /// FrameLimits for a torrent of `pieces` pieces: the larger of a full-block `piece` message and
-    /// a bitfield, plus a little room for unknown messages we skip.
+    /// FrameLimits for a torrent of `pieces` pieces: the largest of a full-block `piece` message,
+    /// a bitfield and an extended message (which also leaves room for unknown messages we skip).
     pub fn for_pieces(pieces: usize) -> FrameLimits {
         let bitfield = 1 + pieces.div_ceil(8) as u64;
         let piece = 9 + BLOCK as u64;
+        let extended = 2 + MAX_EXTENDED_PAYLOAD as u64;
         FrameLimits {
-            max_frame: bitfield.max(piece).min(u32::MAX as u64) as u32,
+            max_frame: bitfield.max(piece).max(extended).min(u32::MAX as u64) as u32,
         }
     }
 }
@@ -234,6 +270,27 @@ pub fn decode(buf: &[u8], limits: FrameLimits) -> Result<Option<(Message<'_>, us
             exact(12, "12")?;
             Message::Cancel(block(p)?)
         }
+        id::SUGGEST => exact(4, "4").map(|_| Message::Suggest(u32_at(p, 0)))?,
+        id::HAVE_ALL => exact(0, "0").map(|_| Message::HaveAll)?,
+        id::HAVE_NONE => exact(0, "0").map(|_| Message::HaveNone)?,
+        id::REJECT => {
+            exact(12, "12")?;
+            Message::Reject(block(p)?)
+        }
+        id::ALLOWED_FAST => exact(4, "4").map(|_| Message::AllowedFast(u32_at(p, 0)))?,
+        id::EXTENDED => {
+            if p.is_empty() || p.len() - 1 > MAX_EXTENDED_PAYLOAD {
+                return Err(WireError::BadLength {
+                    id,
+                    len: p.len(),
+                    expected: "1 + up to 32 KiB",
+                });
+            }
+            Message::Extended {
+                id: p[0],
+                payload: &p[1..],
+            }
+        }
         id::PIECE => {
             if p.len() < 8 || p.len() - 8 > BLOCK as usize {
                 return Err(WireError::BadLength {
@@ -266,17 +323,18 @@ pub fn encode(msg: &Message<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(&b.begin.to_be_bytes());
         out.extend_from_slice(&b.len.to_be_bytes());
     };
+    let with_index = |out: &mut Vec<u8>, id: u8, i: u32| {
+        out.extend_from_slice(&5u32.to_be_bytes());
+        out.push(id);
+        out.extend_from_slice(&i.to_be_bytes());
+    };
     match msg {
         Message::KeepAlive => out.extend_from_slice(&0u32.to_be_bytes()),
         Message::Choke => simple(out, id::CHOKE),
         Message::Unchoke => simple(out, id::UNCHOKE),
         Message::Interested => simple(out, id::INTERESTED),
         Message::NotInterested => simple(out, id::NOT_INTERESTED),
-        Message::Have(i) => {
-            out.extend_from_slice(&5u32.to_be_bytes());
-            out.push(id::HAVE);
-            out.extend_from_slice(&i.to_be_bytes());
-        }
+        Message::Have(i) => with_index(out, id::HAVE, *i),
         Message::Bitfield(bits) => {
             out.extend_from_slice(&(1 + bits.len() as u32).to_be_bytes());
             out.push(id::BITFIELD);
@@ -287,6 +345,17 @@ pub fn encode(msg: &Message<'_>, out: &mut Vec<u8>) {
         Message::Piece { index, begin, data } => {
             out.extend_from_slice(&piece_header(*index, *begin, data.len()));
             out.extend_from_slice(data);
+        }
+        Message::Suggest(i) => with_index(out, id::SUGGEST, *i),
+        Message::HaveAll => simple(out, id::HAVE_ALL),
+        Message::HaveNone => simple(out, id::HAVE_NONE),
+        Message::Reject(b) => with_block(out, id::REJECT, b),
+        Message::AllowedFast(i) => with_index(out, id::ALLOWED_FAST, *i),
+        Message::Extended { id: sub, payload } => {
+            out.extend_from_slice(&(2 + payload.len() as u32).to_be_bytes());
+            out.push(id::EXTENDED);
+            out.push(*sub);
+            out.extend_from_slice(payload);
         }
         // Never sent: we only ever decode unknown ids.
         Message::Unknown(_) => {}
@@ -328,6 +397,19 @@ mod tests {
                 index: 3,
                 begin: 0,
                 data: b"hello",
+            },
+            Message::Suggest(9),
+            Message::HaveAll,
+            Message::HaveNone,
+            Message::Reject(b),
+            Message::AllowedFast(0x0102_0304),
+            Message::Extended {
+                id: 0,
+                payload: b"d1:md6:ut_pexi1eee",
+            },
+            Message::Extended {
+                id: 3,
+                payload: b"",
             },
         ]
     }
@@ -409,15 +491,105 @@ mod tests {
         ));
         // unknown ids are skipped, not fatal
         assert_eq!(
-            decode(&[0, 0, 0, 2, 20, 9], limits).unwrap(),
-            Some((Message::Unknown(20), 6))
+            decode(&[0, 0, 0, 2, 21, 9], limits).unwrap(),
+            Some((Message::Unknown(21), 6))
         );
+    }
+
+    #[test]
+    fn fast_and_extended_reference_bytes_and_exact_lengths() {
+        let limits = FrameLimits::for_pieces(100);
+        let enc = |m: Message<'_>| {
+            let mut out = Vec::new();
+            encode(&m, &mut out);
+            out
+        };
+        // BEP 6 and BEP 10 layouts, byte for byte.
+        assert_eq!(enc(Message::HaveAll), [0, 0, 0, 1, 0x0E]);
+        assert_eq!(enc(Message::HaveNone), [0, 0, 0, 1, 0x0F]);
+        assert_eq!(enc(Message::Suggest(7)), [0, 0, 0, 5, 0x0D, 0, 0, 0, 7]);
+        assert_eq!(enc(Message::AllowedFast(7)), [0, 0, 0, 5, 0x11, 0, 0, 0, 7]);
+        let b = BlockRef {
+            index: 1,
+            begin: 2,
+            len: 3,
+        };
+        assert_eq!(
+            enc(Message::Reject(b)),
+            [0, 0, 0, 13, 0x10, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3]
+        );
+        assert_eq!(
+            enc(Message::Extended {
+                id: 0,
+                payload: b"de"
+            }),
+            [0, 0, 0, 4, 20, 0, b'd', b'e']
+        );
+        // Each id with one byte too many or too few is refused.
+        for (id, len) in [
+            (0x0Du8, 4usize),
+            (0x0E, 0),
+            (0x0F, 0),
+            (0x10, 12),
+            (0x11, 4),
+        ] {
+            for wrong in [len.wrapping_sub(1), len + 1] {
+                if wrong > 13 {
+                    continue;
+                }
+                let mut frame = (1 + wrong as u32).to_be_bytes().to_vec();
+                frame.push(id);
+                frame.resize(5 + wrong, 0);
+                assert!(
+                    matches!(decode(&frame, limits), Err(WireError::BadLength { .. })),
+                    "id {id} with {wrong} bytes"
+                );
+            }
+        }
+        // A reject for more than a block, an extended message with no sub-id or too long.
+        let big = BlockRef {
+            len: BLOCK + 1,
+            ..b
+        };
+        assert_eq!(
+            decode(&enc(Message::Reject(big)), limits),
+            Err(WireError::BlockTooLarge(BLOCK + 1))
+        );
+        assert!(matches!(
+            decode(&[0, 0, 0, 1, 20], limits),
+            Err(WireError::BadLength { .. })
+        ));
+        let payload = vec![0u8; MAX_EXTENDED_PAYLOAD];
+        let ok = enc(Message::Extended {
+            id: 1,
+            payload: &payload,
+        });
+        assert!(ok.len() - 4 <= limits.max_frame as usize);
+        assert!(decode(&ok, limits).unwrap().is_some());
+        let mut huge = FrameLimits::for_pieces(10_000_000);
+        huge.max_frame = huge.max_frame.max(1 << 20);
+        let payload = vec![0u8; MAX_EXTENDED_PAYLOAD + 1];
+        let long = enc(Message::Extended {
+            id: 1,
+            payload: &payload,
+        });
+        assert!(matches!(
+            decode(&long, huge),
+            Err(WireError::BadLength { .. })
+        ));
+        assert!(matches!(
+            decode(&long, limits),
+            Err(WireError::TooLong { .. })
+        ));
     }
 
     #[test]
     fn limits_cover_a_large_bitfield() {
         let l = FrameLimits::for_pieces(1_000_000);
         assert_eq!(l.max_frame, 1 + 125_000);
-        assert_eq!(FrameLimits::for_pieces(1).max_frame, 9 + BLOCK);
+        assert_eq!(
+            FrameLimits::for_pieces(1).max_frame,
+            2 + MAX_EXTENDED_PAYLOAD as u32
+        );
     }
 }

@@ -342,6 +342,13 @@ impl TorrentState {
         p.last_heard = now;
         match msg {
             Message::KeepAlive | Message::Unknown(_) => {}
+            // extensions are not negotiated yet: ignored
+            Message::Suggest(_)
+            | Message::HaveAll
+            | Message::HaveNone
+            | Message::Reject(_)
+            | Message::AllowedFast(_)
+            | Message::Extended { .. } => {}
             Message::Choke => {
                 p.peer_choking = true;
                 // Without the fast extension a choke discards our pending requests.
