@@ -271,7 +271,7 @@ pub struct ClientArgs {
     /// exit 0 once every torrent is complete and verified, instead of seeding
     #[argh(switch)]
     pub exit_when_done: bool,
-    /// give up (exit 1) when a download has had no peer and no progress for this many seconds
+    /// give up (exit 1) when a download has made no progress for this many seconds, whoever is connected
     #[argh(option, default = "60")]
     pub stall_timeout: u64,
     /// upload slots: peers served at once, plus one optimistic (default 0: every interested peer)

@@ -607,3 +607,59 @@ fn slow_readers_cannot_pin_a_seeders_memory() {
         during >> 20
     );
 }
+
+#[test]
+fn a_peer_that_never_sends_does_not_hold_off_the_stall_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let torrent = fixture(d, 1);
+    let m = meta(&torrent);
+    // A peer that offers every piece and then never unchokes, but answers keep-alives.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let info_hash = m.info_hash.0;
+    let n = m.info.pieces.len();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut s in listener.incoming().flatten() {
+            let mut hs = [0u8; 68];
+            if s.read_exact(&mut hs).is_err() {
+                continue;
+            }
+            let mut out = Handshake::new(info_hash, *b"-XX0001-mutemutemute")
+                .encode()
+                .to_vec();
+            wire::encode(&Message::Bitfield(Bitfield::full(n).as_bytes()), &mut out);
+            let _ = s.write_all(&out);
+            held.push(s);
+        }
+    });
+    let out = d.join("client");
+    let started = Instant::now();
+    let c = Proc::start(
+        &[
+            "client",
+            "--profile",
+            "c",
+            "--folder",
+            out.to_str().unwrap(),
+            "--port",
+            "0",
+            "--exit-when-done",
+            "--stall-timeout",
+            "3",
+            "--peer",
+            &format!("127.0.0.1:{port}"),
+            torrent.to_str().unwrap(),
+        ],
+        d,
+    );
+    let (code, lines) = finish(c, Duration::from_secs(60));
+    let text = lines.join("\n");
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("no progress for 3 s (1 peer connected, none sending"),
+        "{text}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20), "{text}");
+}

@@ -159,15 +159,22 @@ pub fn run(args: ClientArgs) -> Result<()> {
                     continue;
                 }
                 all_done = false;
+                // Progress is bytes that went into pieces, whoever is connected: a peer that
+                // holds a connection and sends nothing must not keep a stalled download alive.
                 let (at, bytes) = progress_at[i];
-                if s.have_bytes > bytes || !s.peers.is_empty() {
-                    progress_at[i] = (Instant::now(), s.have_bytes);
+                let moved = s.have_bytes + s.downloaded;
+                if moved > bytes {
+                    progress_at[i] = (Instant::now(), moved);
                 } else if at.elapsed() >= stall {
+                    let peers = match s.peers.len() {
+                        0 => "no peer connected".to_string(),
+                        n => format!("{} connected, none sending", ui::plural(n, "peer", "peers")),
+                    };
                     failed = Some(format!(
-                        "{}: no peer and no progress for {} s (tracker: {}); is a peer with the files running?",
+                        "{}: no progress for {} s ({peers}; tracker: {}); is a peer with the files running?",
                         names[i],
                         stall.as_secs(),
-                        running.announcers[i].status()
+                        ui::escape(&running.announcers[i].status())
                     ));
                 }
             }
