@@ -140,6 +140,20 @@ fn finish(mut p: Proc, limit: Duration) -> (i32, Vec<String>) {
     (code, p.lines())
 }
 
+/// Run a client that downloads `torrent` from `peers` into `DIR/client`; assert it exits 0 with
+/// the same files as `seed`. Returns everything it printed.
+fn download(d: &Path, torrent: &Path, peers: &[String], seed: &Path) -> Vec<String> {
+    let out = d.join("client");
+    let c = Proc::start(
+        &client_args(out.to_str().unwrap(), torrent.to_str().unwrap(), peers),
+        d,
+    );
+    let (code, lines) = finish(c, Duration::from_secs(90));
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    same_tree(&seed.join("set"), &out.join("set"));
+    lines
+}
+
 fn port_of(addr: &str) -> String {
     format!("127.0.0.1:{addr}")
 }
@@ -164,15 +178,8 @@ fn an_honest_seeder_is_never_blamed_for_a_liars_blocks() {
         let (_honest, port1) = start_peer(d, &f1, &["--upload-limit", "2000"]);
         let (evil, conns) = liar(d, &torrent, lie);
         let peers = vec![port_of(&port1.to_string()), port_of(&evil.to_string())];
-        let out = d.join("client");
-        let c = Proc::start(
-            &client_args(out.to_str().unwrap(), torrent.to_str().unwrap(), &peers),
-            d,
-        );
-        let (code, lines) = finish(c, Duration::from_secs(90));
+        let lines = download(d, &torrent, &peers, &f1);
         let text = lines.join("\n");
-        assert_eq!(code, 0, "{text}");
-        same_tree(&f1.join("set"), &out.join("set"));
         assert!(
             blamed(&lines, port1).is_empty(),
             "honest seeder blamed:\n{text}"
@@ -207,23 +214,49 @@ fn a_seeder_whose_file_is_damaged_on_disk_gets_nobody_else_banned() {
     }
     std::fs::write(&f, bytes).unwrap();
     let peers = vec![port_of(&port1.to_string()), port_of(&port2.to_string())];
-    let out = d.join("client");
-    let c = Proc::start(
-        &client_args(out.to_str().unwrap(), torrent.to_str().unwrap(), &peers),
-        d,
-    );
-    let (code, lines) = finish(c, Duration::from_secs(90));
+    let lines = download(d, &torrent, &peers, &good);
     let text = lines.join("\n");
-    assert_eq!(code, 0, "{text}");
-    same_tree(&good.join("set"), &out.join("set"));
     assert!(
         blamed(&lines, port1).is_empty(),
         "the good seeder blamed:\n{text}"
     );
 }
 
+/// Answer every complete request in `buf` with the inverted right bytes (garbage that is not
+/// zeros); returns whether there was one.
+fn answer_with_garbage(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    limits: FrameLimits,
+    plen: usize,
+    data: &[u8],
+) -> bool {
+    let (mut used_total, mut reply, mut asked) = (0, Vec::new(), false);
+    while let Ok(Some((msg, used))) = wire::decode(&buf[used_total..], limits) {
+        if let Message::Request(b) = msg {
+            asked = true;
+            let at = b.index as usize * plen + b.begin as usize;
+            let junk: Vec<u8> = data[at..at + b.len as usize].iter().map(|x| !x).collect();
+            let (index, begin) = (b.index, b.begin);
+            wire::encode(
+                &Message::Piece {
+                    index,
+                    begin,
+                    data: &junk,
+                },
+                &mut reply,
+            );
+        }
+        used_total += used;
+    }
+    buf.drain(..used_total);
+    let _ = s.write_all(&reply);
+    asked
+}
+
 /// Connect to `port` from `from` (a loopback address), handshake for `meta` as `id`, offer
-/// every piece and unchoke. True if the other side then asked us for a block.
+/// every piece and unchoke, and answer requests with garbage for a while. True if the other
+/// side asked us for a block.
 fn offer(port: u16, from: [u8; 4], meta: &Metainfo, id: [u8; 20], data: &[u8]) -> bool {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     sock.bind(&SocketAddr::from((from, 0)).into()).unwrap();
@@ -243,13 +276,14 @@ fn offer(port: u16, from: [u8; 4], meta: &Metainfo, id: [u8; 20], data: &[u8]) -
         return false;
     }
     let limits = FrameLimits::for_pieces(n);
+    let plen = meta.info.piece_length as usize;
     let (mut buf, mut chunk) = (Vec::new(), vec![0u8; 65536]);
     let mut handshake_seen = false;
-    let plen = meta.info.piece_length as usize;
+    let mut asked = false;
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         let k = match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => break,
             Ok(k) => k,
         };
         buf.extend_from_slice(&chunk[..k]);
@@ -260,65 +294,13 @@ fn offer(port: u16, from: [u8; 4], meta: &Metainfo, id: [u8; 20], data: &[u8]) -
             buf.drain(..68);
             handshake_seen = true;
         }
-        let mut used_total = 0;
-        let mut reply = Vec::new();
-        let mut asked = false;
-        while let Ok(Some((msg, used))) = wire::decode(&buf[used_total..], limits) {
-            if let Message::Request(b) = msg {
-                asked = true;
-                let at = b.index as usize * plen + b.begin as usize;
-                let junk: Vec<u8> = data[at..at + b.len as usize].iter().map(|x| !x).collect();
-                let (index, begin) = (b.index, b.begin);
-                wire::encode(
-                    &Message::Piece {
-                        index,
-                        begin,
-                        data: &junk,
-                    },
-                    &mut reply,
-                );
-            }
-            used_total += used;
-        }
-        buf.drain(..used_total);
-        let _ = s.write_all(&reply);
-        if asked {
+        if answer_with_garbage(&mut s, &mut buf, limits, plen, data) && !asked {
             // Keep answering (with garbage) a little, so that whole pieces fail.
-            std::thread::sleep(Duration::from_millis(200));
+            asked = true;
             let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-            while let Ok(k) = s.read(&mut chunk) {
-                if k == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..k]);
-                let mut used_total = 0;
-                let mut reply = Vec::new();
-                while let Ok(Some((msg, used))) = wire::decode(&buf[used_total..], limits) {
-                    if let Message::Request(b) = msg {
-                        let at = b.index as usize * plen + b.begin as usize;
-                        let junk: Vec<u8> =
-                            data[at..at + b.len as usize].iter().map(|x| !x).collect();
-                        let (index, begin) = (b.index, b.begin);
-                        wire::encode(
-                            &Message::Piece {
-                                index,
-                                begin,
-                                data: &junk,
-                            },
-                            &mut reply,
-                        );
-                    }
-                    used_total += used;
-                }
-                buf.drain(..used_total);
-                if s.write_all(&reply).is_err() {
-                    break;
-                }
-            }
-            return true;
         }
     }
-    false
+    asked
 }
 
 #[test]
@@ -417,15 +399,7 @@ fn idle_connections_do_not_lock_honest_peers_out() {
         let _ = s.write_all(&[0, 0, 0, 0]); // keep-alive
     }
     // An honest client still gets in and completes.
-    let out = d.join("client");
-    let peers = vec![port_of(&port1.to_string())];
-    let c = Proc::start(
-        &client_args(out.to_str().unwrap(), torrent.to_str().unwrap(), &peers),
-        d,
-    );
-    let (code, lines) = finish(c, Duration::from_secs(60));
-    assert_eq!(code, 0, "{}", lines.join("\n"));
-    same_tree(&f1.join("set"), &out.join("set"));
+    download(d, &torrent, &[port_of(&port1.to_string())], &f1);
 }
 
 /// How long a connection that exchanges nothing is safe from eviction, plus a margin.
@@ -500,14 +474,7 @@ fn a_seeder_that_loses_its_files_says_so_and_the_client_finishes_elsewhere() {
             _ => std::fs::remove_file(&f).unwrap(),
         }
         let peers = vec![port_of(&port2.to_string()), port_of(&port1.to_string())];
-        let out = d.join("client");
-        let c = Proc::start(
-            &client_args(out.to_str().unwrap(), torrent.to_str().unwrap(), &peers),
-            d,
-        );
-        let (code, lines) = finish(c, Duration::from_secs(90));
-        assert_eq!(code, 0, "{damage}: {}", lines.join("\n"));
-        same_tree(&good.join("set"), &out.join("set"));
+        download(d, &torrent, &peers, &good);
         let said = p2.wait_line("missing now", Duration::from_secs(10));
         assert!(said.contains("cannot read piece"), "{damage}: {said}");
     }

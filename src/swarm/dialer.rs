@@ -79,7 +79,17 @@ impl Dialer {
         }
     }
 
-    /// Whether an address is banned (by itself or by its IP).
+    /// Whether this exact address is banned (we neither call it nor take its handshake).
+    pub fn is_addr_banned(&self, addr: SocketAddr) -> bool {
+        self.known
+            .get(&addr)
+            .is_some_and(|k| k.state == State::Banned)
+    }
+
+    /// Whether an incoming connection from `addr` is refused: the address itself is banned, or
+    /// its IP is and the address is not spared. (Addresses at a banned IP that a tracker lists
+    /// are still called: an honest peer behind the liar's NAT, or the other demo peers on
+    /// 127.0.0.1, may not have been connected when the ban fell.)
     pub fn is_banned(&self, addr: SocketAddr) -> bool {
         let by_ip = self
             .banned_ips
@@ -97,7 +107,7 @@ impl Dialer {
         let mut out: Vec<SocketAddr> = self
             .known
             .iter()
-            .filter(|(a, k)| k.state == State::Idle && k.next_try <= now && !self.is_banned(**a))
+            .filter(|(_, k)| k.state == State::Idle && k.next_try <= now)
             .map(|(a, _)| *a)
             .collect();
         out.sort();

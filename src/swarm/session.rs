@@ -194,6 +194,9 @@ impl Session {
         let torrent = self
             .find(&InfoHash(hs.info_hash))
             .ok_or(PeerError::UnknownTorrent)?;
+        if torrent.refuses(addr) {
+            return Err(PeerError::Banned);
+        }
         connection::incoming(torrent, stream, addr, hs)
             .await
             .map(|_| ())

@@ -213,7 +213,7 @@ impl Torrent {
             .dialer
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .is_banned(addr)
+            .is_addr_banned(addr)
         {
             return Err(PeerError::Banned);
         }
@@ -488,6 +488,14 @@ impl Torrent {
             completed_at: st.completed_at(),
             failure: st.failure().map(str::to_string),
         }
+    }
+
+    /// Whether an incoming connection from `addr` is refused (see [`Dialer::is_banned`]).
+    pub fn refuses(&self, addr: SocketAddr) -> bool {
+        self.dialer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_banned(addr)
     }
 
     /// Whether the peer with this address has every piece (for the dialer, once we are a seed).

@@ -7,9 +7,10 @@
 //!
 //! A peer is banned after [`MAX_STRIKES`] bad pieces, unless it sent more good pieces than
 //! bad (a seeder with a few damaged pieces is still worth its good ones; its bad pieces are
-//! fetched elsewhere). The ban covers its IP address, so that it cannot come back from a new
-//! port, but spares the addresses at the same IP that we have reason to trust (a NAT, or the
-//! loopback demo): those that sent verified data, and those connected now with no strike.
+//! fetched elsewhere). The ban refuses connections *from* its IP address, so that it cannot come
+//! back from a new port, but spares the addresses at the same IP that we have reason to trust
+//! (a NAT, or the loopback demo): those that sent verified data, and those connected now with
+//! no strike. We still call other addresses at that IP that a tracker lists.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
