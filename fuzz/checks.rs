@@ -339,7 +339,7 @@ pub fn udp_packet(data: &[u8]) {
         static TRACKER: RefCell<(bt::modes::tracker::table::Table, ConnectionIds)> =
             RefCell::new((
                 bt::modes::tracker::table::Table::new(
-                    bt::modes::tracker::table::Limits::from(
+                    bt::modes::tracker::table::TableLimits::from(
                         &bt::config::TrackerConfig::default(),
                     ),
                     None,

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use bt::modes::tracker::status::Snapshot;
+use bt::modes::tracker::status::Listing;
 use common::{bt, require_libtorrent, require_tool, unused_port, write_files, Proc, Spec, BT};
 use support::{client_script, Tracker};
 
@@ -186,7 +186,7 @@ impl Swarm {
     fn wait_seeder(&self, port: u16, procs: &[&Proc]) {
         let listed = common::until(READY, || {
             let (status, body) = self.tracker.get("/peers");
-            let Ok(snap) = serde_json::from_slice::<Snapshot>(&body) else {
+            let Ok(snap) = serde_json::from_slice::<Listing>(&body) else {
                 return false;
             };
             status == 200

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use bt::modes::tracker::status::Snapshot;
+use bt::modes::tracker::status::Listing;
 use bt::proto::tracker::{
     AnnounceResponse, Event, ScrapeRequest, ScrapeResponse, ScrapeStats, TrackerError,
 };
@@ -291,7 +291,7 @@ fn peers_json_status_page_and_bt_peers() {
 
     let (status, body) = t.get("/peers");
     assert_eq!(status, 200);
-    let s: Snapshot = serde_json::from_slice(&body).unwrap();
+    let s: Listing = serde_json::from_slice(&body).unwrap();
     assert_eq!((s.torrent_count, s.peer_count, s.interval), (1, 3, 60));
     let tor = &s.torrents[0];
     assert_eq!(

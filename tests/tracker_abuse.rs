@@ -231,7 +231,7 @@ fn a_flood_of_new_torrents_past_the_cap_is_refused_with_bounded_memory() {
         "memory grew from {before} KiB to {after} KiB"
     );
     let (_, body) = t.get("/peers");
-    let snap: bt::modes::tracker::status::Snapshot = serde_json::from_slice(&body).unwrap();
+    let snap: bt::modes::tracker::status::Listing = serde_json::from_slice(&body).unwrap();
     assert_eq!(snap.torrent_count, CAP);
     // The swarm that was there still works.
     let r = honest(&t, &announce(1, 6883, 500, Event::Started));
@@ -410,7 +410,7 @@ fn pipelined_and_http_1_0_requests_are_all_answered_in_order() {
             );
             match i % 2 {
                 0 => {
-                    let page: bt::modes::tracker::status::Snapshot =
+                    let page: bt::modes::tracker::status::Listing =
                         serde_json::from_slice(&body).unwrap();
                     assert_eq!(
                         page.offset, i as usize,
@@ -531,7 +531,7 @@ fn ambiguous_framing_and_bad_request_lines_get_a_400_and_nothing_behind_them_run
     }
     // The smuggled announce never reached the table.
     let (_, body) = t.get("/peers");
-    let snap: bt::modes::tracker::status::Snapshot = serde_json::from_slice(&body).unwrap();
+    let snap: bt::modes::tracker::status::Listing = serde_json::from_slice(&body).unwrap();
     assert_eq!(snap.torrent_count, 0);
     honest(&t, &announce(1, 6881, 0, Event::Started));
 }
@@ -611,7 +611,7 @@ fn many_torrents_from_one_address_over_keep_alive_are_never_refused() {
         );
     }
     let (_, body) = t.get("/peers?limit=1");
-    let snap: bt::modes::tracker::status::Snapshot = serde_json::from_slice(&body).unwrap();
+    let snap: bt::modes::tracker::status::Listing = serde_json::from_slice(&body).unwrap();
     assert_eq!(snap.torrent_count, TORRENTS as usize);
 }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use bt::modes::tracker::status::Snapshot;
+use bt::modes::tracker::status::Listing;
 use common::{bt, require_tool, unused_port, write_files, Proc, Spec, BT};
 use support::{client_script, Tracker};
 
@@ -96,7 +96,7 @@ impl World {
 /// `bt tracker` lists a seeder on 127.0.0.1:`port`.
 fn listed_as_seeder(t: &Tracker, port: u16) -> bool {
     let (status, body) = t.get("/peers");
-    let Ok(snap) = serde_json::from_slice::<Snapshot>(&body) else {
+    let Ok(snap) = serde_json::from_slice::<Listing>(&body) else {
         return false;
     };
     status == 200

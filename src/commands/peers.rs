@@ -11,7 +11,7 @@ use indicatif::HumanBytes;
 
 use crate::cli::PeersArgs;
 use crate::config::Config;
-use crate::modes::tracker::status::{PeerStatus, Snapshot};
+use crate::modes::tracker::status::{Listing, PeerStatus};
 
 /// How long to wait for the tracker.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,13 +37,13 @@ pub fn run(args: PeersArgs) -> Result<()> {
 /// The tracker's listing, page after page while it says there is a `next` one (at most
 /// [`MAX_PAGES`]): one snapshot holding every torrent fetched, whose `next` is where it
 /// stopped short (if it did).
-async fn fetch_pages(url: &str) -> Result<Snapshot> {
-    let mut all: Option<Snapshot> = None;
+async fn fetch_pages(url: &str) -> Result<Listing> {
+    let mut all: Option<Listing> = None;
     let mut offset = 0;
     for _ in 0..MAX_PAGES {
         let page_url = format!("{url}?offset={offset}");
         let body = fetch(&page_url).await?;
-        let page: Snapshot = serde_json::from_slice(&body)
+        let page: Listing = serde_json::from_slice(&body)
             .with_context(|| format!("{url} did not answer with a bt tracker's peer list"))?;
         // Guard against a tracker that sends us round in circles.
         let next = page.next.filter(|&n| n > offset);
@@ -135,7 +135,7 @@ async fn fetch(url: &str) -> Result<Vec<u8>> {
 }
 
 /// The snapshot as text: a header line, then each torrent with a table of its peers.
-pub fn table(url: &str, s: &Snapshot) -> String {
+pub fn table(url: &str, s: &Listing) -> String {
     use crate::ui::escape;
     let mut out = format!(
         "{}: {}, {}\n",
@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn table_shows_every_peer() {
-        let s = Snapshot {
+        let s = Listing {
             torrent_count: 2,
             peer_count: 3,
             interval: 30,
@@ -274,7 +274,7 @@ mod tests {
     #[test]
     fn text_from_the_tracker_cannot_reach_the_terminal_raw() {
         let evil = "\x1b]0;owned\x07\x1b[2J";
-        let s = Snapshot {
+        let s = Listing {
             torrent_count: 5,
             peer_count: 1,
             interval: 30,

@@ -16,7 +16,7 @@ use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, Prog
 use rand::RngCore;
 
 use super::engine::{self, Options, Running};
-use super::tracker::table::{Limits, Table};
+use super::tracker::table::{Table, TableLimits};
 use crate::cli::DemoArgs;
 use crate::config::{Config, Profile};
 use crate::library;
@@ -169,7 +169,7 @@ async fn demo(
     // The tracker, on a free port.
     let listener = crate::rt::TcpListener::bind(SocketAddr::new(LOOPBACK, 0)).await?;
     let tracker_addr = listener.local_addr()?;
-    let table = Table::new(Limits::from(&config.tracker), None, Instant::now());
+    let table = Table::new(TableLimits::from(&config.tracker), None, Instant::now());
     crate::rt::spawn(super::tracker::serve(listener, table)).detach();
     let opts = Options {
         trackers: vec![format!("http://{tracker_addr}/announce")],

@@ -25,8 +25,8 @@ use crate::config::Config;
 use crate::proto::ids::PeerId;
 use crate::proto::metainfo::InfoHash;
 use crate::proto::tracker::{self, AnnounceRequest, AnnounceResponse, Event, ScrapeRequest};
-use status::{Page, Snapshot};
-use table::{parse_access_list, Limits, Table};
+use status::{Listing, Page};
+use table::{parse_access_list, Table, TableLimits};
 
 /// Run `bt tracker` until the process is killed.
 pub fn run(args: TrackerArgs) -> Result<()> {
@@ -37,7 +37,7 @@ pub fn run(args: TrackerArgs) -> Result<()> {
         Some(file) => Some(load_access_list(&base.join(file))?),
         None => None,
     };
-    let table = Table::new(Limits::from(tc), access, Instant::now());
+    let table = Table::new(TableLimits::from(tc), access, Instant::now());
     crate::rt::block_on(async {
         let (listener, udp) = bind_both(bind).await?;
         let local = listener
@@ -120,8 +120,8 @@ impl Shared {
     }
 
     /// The page of the listing that `raw_query` asks for (`offset`, `limit`).
-    fn snapshot(&self, raw_query: &str) -> Snapshot {
-        Snapshot::page(&self.table(), Instant::now(), Page::from_query(raw_query))
+    fn snapshot(&self, raw_query: &str) -> Listing {
+        Listing::page(&self.table(), Instant::now(), Page::from_query(raw_query))
     }
 }
 

@@ -934,7 +934,7 @@ mod tests {
     /// A BEP 15 tracker on 127.0.0.1 over bt's own table; it counts connects and announces,
     /// and stays silent for the first `drop_first` datagrams (to force retransmits).
     fn fake_udp_tracker(drop_first: usize) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
-        use crate::modes::tracker::table::{Limits, Table};
+        use crate::modes::tracker::table::{Table, TableLimits};
         use crate::modes::tracker::udp::{answer, ConnectionIds};
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let url = format!("udp://{}/announce", socket.local_addr().unwrap());
@@ -942,7 +942,7 @@ mod tests {
         let (c, n) = (Arc::clone(&connects), Arc::clone(&announces));
         std::thread::spawn(move || {
             let mut table = Table::new(
-                Limits::from(&crate::config::TrackerConfig::default()),
+                TableLimits::from(&crate::config::TrackerConfig::default()),
                 None,
                 Instant::now(),
             );

@@ -7,17 +7,17 @@ use std::net::{IpAddr, SocketAddr};
 /// What identifies a peer in a swarm: its address and listen port. Many peers share one IP on a
 /// LAN or on loopback, so the IP alone is not enough.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerKey {
+pub struct PeerAddr {
     /// The peer's address (IPv4-mapped IPv6 folded to IPv4).
     pub ip: IpAddr,
     /// Its listen port.
     pub port: u16,
 }
 
-impl PeerKey {
+impl PeerAddr {
     /// The key of a peer listening on `port` at `ip`.
-    pub fn new(ip: IpAddr, port: u16) -> PeerKey {
-        PeerKey {
+    pub fn new(ip: IpAddr, port: u16) -> PeerAddr {
+        PeerAddr {
             ip: ip.to_canonical(),
             port,
         }
@@ -33,7 +33,7 @@ impl PeerKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     /// Where it listens.
-    pub key: PeerKey,
+    pub key: PeerAddr,
     /// Its last peer id.
     pub peer_id: [u8; 20],
     /// Bytes it still lacks (0 for a seeder).
@@ -46,7 +46,7 @@ pub struct Peer {
 #[derive(Debug, Default)]
 pub struct PeerList {
     peers: Vec<Peer>,
-    slots: HashMap<PeerKey, u32>,
+    slots: HashMap<PeerAddr, u32>,
 }
 
 impl PeerList {
@@ -66,13 +66,13 @@ impl PeerList {
     }
 
     /// The peer at `key`, if present.
-    pub fn get_mut(&mut self, key: &PeerKey) -> Option<&mut Peer> {
+    pub fn get_mut(&mut self, key: &PeerAddr) -> Option<&mut Peer> {
         let slot = *self.slots.get(key)?;
         self.peers.get_mut(slot as usize)
     }
 
     /// True if a peer listens at `key`.
-    pub fn contains(&self, key: &PeerKey) -> bool {
+    pub fn contains(&self, key: &PeerAddr) -> bool {
         self.slots.contains_key(key)
     }
 
@@ -88,7 +88,7 @@ impl PeerList {
     }
 
     /// Remove and return the peer at `key`.
-    pub fn remove(&mut self, key: &PeerKey) -> Option<Peer> {
+    pub fn remove(&mut self, key: &PeerAddr) -> Option<Peer> {
         let slot = self.slots.remove(key)? as usize;
         let peer = self.peers.swap_remove(slot);
         if let Some(moved) = self.peers.get(slot) {
@@ -123,7 +123,7 @@ mod tests {
 
     fn peer(port: u16) -> Peer {
         Peer {
-            key: PeerKey::new([127, 0, 0, 1].into(), port),
+            key: PeerAddr::new([127, 0, 0, 1].into(), port),
             peer_id: [port as u8; 20],
             left: port.into(),
             last_seen: port.into(),
@@ -167,7 +167,7 @@ mod tests {
     #[test]
     fn mapped_ipv6_and_ipv4_are_the_same_peer() {
         let v6: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        assert_eq!(PeerKey::new(v6, 1), PeerKey::new([10, 0, 0, 1].into(), 1));
-        assert_eq!(PeerKey::new(v6, 1).addr().to_string(), "10.0.0.1:1");
+        assert_eq!(PeerAddr::new(v6, 1), PeerAddr::new([10, 0, 0, 1].into(), 1));
+        assert_eq!(PeerAddr::new(v6, 1).addr().to_string(), "10.0.0.1:1");
     }
 }

@@ -1,6 +1,6 @@
 //! What the tracker shows of itself: the `/peers` JSON (also read back by `bt peers`) and the
 //! self-refreshing HTML page at `/`. Both serve the table in pages (`?offset=&limit=`, at most
-//! [`MAX_PAGE_PEERS`] peers each), each a [`Snapshot`] that says where the next page starts, so
+//! [`MAX_PAGE_PEERS`] peers each), each a [`Listing`] that says where the next page starts, so
 //! an answer stays small however large the swarm; the HTML page links only to the tracker's
 //! own pages.
 
@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::peer_list::Peer;
-use super::table::{Table, Torrent};
+use super::table::{Swarm, Table};
 use crate::proto::ids::PeerId;
 use crate::proto::metainfo::InfoHash;
 
@@ -72,7 +72,7 @@ pub async fn in_turn<T>(build: impl FnOnce() -> T) -> T {
 
 /// The whole table as `/peers` serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshot {
+pub struct Listing {
     /// Torrents tracked.
     pub torrent_count: usize,
     /// Peers tracked, over all torrents.
@@ -89,7 +89,7 @@ pub struct Snapshot {
     pub torrents: Vec<TorrentStatus>,
 }
 
-/// One torrent in a [`Snapshot`].
+/// One torrent in a [`Listing`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TorrentStatus {
     /// Info-hash, 40 hex digits.
@@ -119,19 +119,19 @@ pub struct PeerStatus {
     pub last_seen_secs: u32,
 }
 
-impl Snapshot {
+impl Listing {
     /// The first page of `table` as of `now`.
-    pub fn of(table: &Table, now: Instant) -> Snapshot {
-        Snapshot::page(table, now, Page::default())
+    pub fn of(table: &Table, now: Instant) -> Listing {
+        Listing::page(table, now, Page::default())
     }
 
     /// One page of `table` as of `now`: the torrents from `page.offset` on, busiest first,
     /// while their listed peers fit in `page.limit`.
-    pub fn page(table: &Table, now: Instant, page: Page) -> Snapshot {
+    pub fn page(table: &Table, now: Instant, page: Page) -> Listing {
         let (torrent_count, peer_count) = table.counts();
         let mut torrents: Vec<_> = table.torrents().collect();
-        let size = |t: &Torrent| t.seeders.len() + t.leechers.len();
-        let busiest_first = |a: &(InfoHash, &Torrent), b: &(InfoHash, &Torrent)| {
+        let size = |t: &Swarm| t.seeders.len() + t.leechers.len();
+        let busiest_first = |a: &(InfoHash, &Swarm), b: &(InfoHash, &Swarm)| {
             size(b.1).cmp(&size(a.1)).then(a.0.cmp(&b.0))
         };
         // This runs under the table's lock: sort only what this page can reach.
@@ -149,7 +149,7 @@ impl Snapshot {
             shown.push(TorrentStatus::of(table, hash, t, per_torrent, now));
         }
         let end = offset + shown.len();
-        Snapshot {
+        Listing {
             torrent_count,
             peer_count,
             interval: table.limits().interval,
@@ -247,7 +247,7 @@ impl Snapshot {
 
 impl TorrentStatus {
     /// `t` with its first `max_peers` peers: seeders first, then by address.
-    fn of(table: &Table, hash: InfoHash, t: &Torrent, max_peers: usize, now: Instant) -> Self {
+    fn of(table: &Table, hash: InfoHash, t: &Swarm, max_peers: usize, now: Instant) -> Self {
         let mut peers: Vec<&Peer> = t.seeders.as_slice().iter().collect();
         smallest(&mut peers, max_peers, |a, b| a.key.cmp(&b.key));
         if peers.len() < max_peers {
@@ -314,7 +314,7 @@ fn escape(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::config::TrackerConfig;
-    use crate::modes::tracker::table::Limits;
+    use crate::modes::tracker::table::TableLimits;
     use crate::proto::tracker::{AnnounceRequest, Event};
     use std::time::Duration;
 
@@ -330,7 +330,7 @@ mod tests {
     #[test]
     fn snapshot_lists_torrents_and_peers_readably() {
         let start = Instant::now();
-        let mut t = Table::new(Limits::from(&TrackerConfig::default()), None, start);
+        let mut t = Table::new(TableLimits::from(&TrackerConfig::default()), None, start);
         announce(&mut t, [1; 20], 6882, 100, b"-BT0001-<script>&'\"x", start);
         announce(
             &mut t,
@@ -341,7 +341,7 @@ mod tests {
             start + Duration::from_secs(3),
         );
         announce(&mut t, [2; 20], 6883, 5, b"-LT2080-abcdefghijkl", start);
-        let s = Snapshot::of(&t, start + Duration::from_secs(10));
+        let s = Listing::of(&t, start + Duration::from_secs(10));
         assert_eq!((s.torrent_count, s.peer_count, s.interval), (2, 3, 30));
         let first = &s.torrents[0];
         assert_eq!(first.info_hash, "01".repeat(20));
@@ -359,7 +359,7 @@ mod tests {
         assert_eq!(first.peers[1].last_seen_secs, 10);
 
         let json = serde_json::to_string(&s).unwrap();
-        assert_eq!(serde_json::from_str::<Snapshot>(&json).unwrap(), s);
+        assert_eq!(serde_json::from_str::<Listing>(&json).unwrap(), s);
 
         let html = s.html();
         assert!(html.contains(&"01".repeat(20)) && html.contains(&"02".repeat(20)));
@@ -383,7 +383,7 @@ mod tests {
     #[test]
     fn pages_list_the_busiest_torrents_first_and_chain_to_the_end() {
         let now = Instant::now();
-        let mut t = Table::new(Limits::from(&TrackerConfig::default()), None, now);
+        let mut t = Table::new(TableLimits::from(&TrackerConfig::default()), None, now);
         let n = MAX_PAGE_PEERS + 20;
         for i in 0..n {
             let mut hash = [0u8; 20];
@@ -393,7 +393,7 @@ mod tests {
                 announce(&mut t, hash, 2, 0, &[b'a'; 20], now); // the busiest: two peers
             }
         }
-        let s = Snapshot::of(&t, now);
+        let s = Listing::of(&t, now);
         // 11 torrents of two peers, then one peer each, up to MAX_PAGE_PEERS peers.
         assert_eq!((s.torrent_count, s.offset), (n, 0));
         assert_eq!(s.torrents.len(), MAX_PAGE_PEERS - 11);
@@ -407,7 +407,7 @@ mod tests {
         let mut seen: Vec<String> = s.torrents.iter().map(|t| t.info_hash.clone()).collect();
         let mut next = s.next;
         while let Some(offset) = next {
-            let p = Snapshot::page(&t, now, Page { offset, limit: 100 });
+            let p = Listing::page(&t, now, Page { offset, limit: 100 });
             assert!(p.torrents.len() <= 100 && p.offset == offset);
             seen.extend(p.torrents.iter().map(|t| t.info_hash.clone()));
             next = p.next;
@@ -416,7 +416,7 @@ mod tests {
         seen.dedup();
         assert_eq!(seen.len(), n);
         // Past the end: an empty last page.
-        let past = Snapshot::page(
+        let past = Listing::page(
             &t,
             now,
             Page {
@@ -431,9 +431,9 @@ mod tests {
     fn a_big_swarm_is_cut_to_the_page_and_the_page_links_on() {
         let now = Instant::now();
         // 2,100 peers from 127.0.0.1: past the default per-address cap of 2,000.
-        let limits = Limits {
+        let limits = TableLimits {
             max_peers_per_ip: 10_000,
-            ..Limits::from(&TrackerConfig::default())
+            ..TableLimits::from(&TrackerConfig::default())
         };
         let mut t = Table::new(limits, None, now);
         for torrent in 0..3u8 {
@@ -442,7 +442,7 @@ mod tests {
                 announce(&mut t, [torrent; 20], port, left, &[b'a'; 20], now);
             }
         }
-        let s = Snapshot::page(&t, now, Page::from_query("limit=999999&offset=0"));
+        let s = Listing::page(&t, now, Page::from_query("limit=999999&offset=0"));
         // Each torrent lists MAX_PEERS_SHOWN peers, seeders first; two fit in a page.
         assert_eq!(s.torrents.len(), 2);
         assert_eq!(s.next, Some(2));
@@ -453,7 +453,7 @@ mod tests {
         let html = s.html();
         assert!(html.contains("and 200 more peers"));
         assert_eq!(links(&html), ["/peers?offset=0", "/?offset=2"]);
-        let last = Snapshot::page(&t, now, Page::from_query("offset=2&limit=10&x"));
+        let last = Listing::page(&t, now, Page::from_query("offset=2&limit=10&x"));
         assert_eq!((last.torrents.len(), last.torrents[0].peers.len()), (1, 10));
         assert_eq!(last.next, None);
         assert_eq!(links(&last.html()), ["/peers?offset=2", "/"]);
@@ -469,11 +469,11 @@ mod tests {
     #[test]
     fn empty_table_page() {
         let t = Table::new(
-            Limits::from(&TrackerConfig::default()),
+            TableLimits::from(&TrackerConfig::default()),
             None,
             Instant::now(),
         );
-        let html = Snapshot::of(&t, Instant::now()).html();
+        let html = Listing::of(&t, Instant::now()).html();
         assert!(html.contains("0 torrents, 0 peers") && html.contains("nobody has announced"));
     }
 }

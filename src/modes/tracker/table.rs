@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Instant;
 
-use super::peer_list::{Peer, PeerKey, PeerList};
+use super::peer_list::{Peer, PeerAddr, PeerList};
 use crate::config::TrackerConfig;
 use crate::proto::metainfo::InfoHash;
 use crate::proto::tracker::{
@@ -30,7 +30,7 @@ pub const MAX_SCRAPE_ALL: usize = 1000;
 
 /// The table's settings, taken from `[tracker]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
+pub struct TableLimits {
     /// Seconds between regular announces.
     pub interval: u32,
     /// Seconds at least between announces, if sent.
@@ -47,10 +47,10 @@ pub struct Limits {
     pub allow_ip_param: bool,
 }
 
-impl From<&TrackerConfig> for Limits {
-    fn from(c: &TrackerConfig) -> Limits {
+impl From<&TrackerConfig> for TableLimits {
+    fn from(c: &TrackerConfig) -> TableLimits {
         let interval = u32::try_from(c.interval.max(1)).unwrap_or(u32::MAX);
-        Limits {
+        TableLimits {
             interval,
             min_interval: u32::try_from(c.min_interval).ok().filter(|&m| m > 0),
             peer_timeout: interval.saturating_mul(2),
@@ -84,7 +84,7 @@ pub enum Refusal {
 
 /// One torrent's swarm.
 #[derive(Debug, Default)]
-pub struct Torrent {
+pub struct Swarm {
     /// Peers with nothing left to download.
     pub seeders: PeerList,
     /// Peers still downloading.
@@ -93,10 +93,10 @@ pub struct Torrent {
     pub downloaded: u32,
     /// The peers that counted a download (at most `max_peers_per_torrent` remembered; beyond
     /// that a download still counts but is not remembered).
-    completed_by: HashSet<PeerKey>,
+    completed_by: HashSet<PeerAddr>,
 }
 
-impl Torrent {
+impl Swarm {
     fn list(&mut self, seeder: bool) -> &mut PeerList {
         match seeder {
             true => &mut self.seeders,
@@ -117,8 +117,8 @@ impl Torrent {
 /// Every torrent's swarm.
 #[derive(Debug)]
 pub struct Table {
-    torrents: HashMap<[u8; 20], Torrent>,
-    limits: Limits,
+    torrents: HashMap<[u8; 20], Swarm>,
+    limits: TableLimits,
     access: Option<HashSet<[u8; 20]>>,
     epoch: Instant,
     rng: u64,
@@ -128,7 +128,7 @@ pub struct Table {
 
 impl Table {
     /// An empty table. `now` is its epoch; `access`, when given, lists the only torrents served.
-    pub fn new(limits: Limits, access: Option<HashSet<[u8; 20]>>, now: Instant) -> Table {
+    pub fn new(limits: TableLimits, access: Option<HashSet<[u8; 20]>>, now: Instant) -> Table {
         Table {
             torrents: HashMap::new(),
             limits,
@@ -150,7 +150,7 @@ impl Table {
             (Some(claimed), true) => claimed.parse().map_err(|_| Refusal::BadIp)?,
             _ => source,
         };
-        let me = PeerKey::new(ip, req.port);
+        let me = PeerAddr::new(ip, req.port);
         if !self.allowed(&req.info_hash) {
             return Err(Refusal::NotAllowed);
         }
@@ -161,7 +161,7 @@ impl Table {
             Entry::Vacant(_) if count >= self.limits.max_torrents => {
                 return Err(Refusal::TooManyTorrents(count))
             }
-            Entry::Vacant(e) => e.insert(Torrent::default()),
+            Entry::Vacant(e) => e.insert(Swarm::default()),
         };
         let was_seeder = match (
             torrent.seeders.contains(&me),
@@ -248,7 +248,7 @@ impl Table {
                 .map(|h| {
                     (
                         *h,
-                        self.torrents.get(h).map(Torrent::stats).unwrap_or_default(),
+                        self.torrents.get(h).map(Swarm::stats).unwrap_or_default(),
                     )
                 })
                 .collect()
@@ -284,7 +284,7 @@ impl Table {
     }
 
     /// Every torrent, in no particular order.
-    pub fn torrents(&self) -> impl Iterator<Item = (InfoHash, &Torrent)> {
+    pub fn torrents(&self) -> impl Iterator<Item = (InfoHash, &Swarm)> {
         self.torrents.iter().map(|(h, t)| (InfoHash(*h), t))
     }
 
@@ -304,7 +304,7 @@ impl Table {
     }
 
     /// The settings.
-    pub fn limits(&self) -> &Limits {
+    pub fn limits(&self) -> &TableLimits {
         &self.limits
     }
 
@@ -349,7 +349,7 @@ fn forget(per_ip: &mut HashMap<IpAddr, u32>, ip: IpAddr) {
 
 /// Up to `want` peers for `me`: a seeder gets leechers only (seeders have nothing to trade),
 /// a leecher gets both. A window at a random start keeps answers varied at O(want) cost.
-fn pick(t: &Torrent, seeder: bool, me: PeerKey, want: usize, random: u64) -> Vec<PeerEntry> {
+fn pick(t: &Swarm, seeder: bool, me: PeerAddr, want: usize, random: u64) -> Vec<PeerEntry> {
     let (first, second) = match seeder {
         true => (t.leechers.as_slice(), &[][..]),
         false => (t.seeders.as_slice(), t.leechers.as_slice()),
@@ -414,8 +414,8 @@ mod tests {
 
     const IP: [u8; 4] = [127, 0, 0, 1];
 
-    fn limits() -> Limits {
-        Limits::from(&TrackerConfig::default())
+    fn limits() -> TableLimits {
+        TableLimits::from(&TrackerConfig::default())
     }
 
     fn req(hash: u8, port: u16, left: u64, event: Event) -> AnnounceRequest {
@@ -594,7 +594,7 @@ mod tests {
     #[test]
     fn caps_refuse_with_clear_reasons() {
         let now = Instant::now();
-        let l = Limits {
+        let l = TableLimits {
             max_torrents: 2,
             max_peers_per_torrent: 3,
             ..limits()
@@ -653,7 +653,7 @@ mod tests {
         assert_eq!(r.peers[0].addr.to_string(), "127.0.0.1:2");
         // ... and used when allowed.
         let mut t = Table::new(
-            Limits {
+            TableLimits {
                 allow_ip_param: true,
                 ..limits()
             },
@@ -721,7 +721,7 @@ mod tests {
     #[test]
     fn one_address_cannot_fill_the_table() {
         let now = Instant::now();
-        let l = Limits {
+        let l = TableLimits {
             max_peers_per_ip: 100,
             ..limits()
         };
@@ -774,7 +774,7 @@ mod tests {
             .unwrap();
         // IPv6 counts per /64: another interface id in the same /64 is the same address.
         let mut t = Table::new(
-            Limits {
+            TableLimits {
                 max_peers_per_ip: 1,
                 ..limits()
             },

@@ -202,11 +202,11 @@ mod tests {
     use crate::proto::tracker::udp::{Announce, MAX_SCRAPE_HASHES};
     use crate::proto::tracker::{AnnounceRequest, Event};
 
-    use super::super::table::Limits;
+    use super::super::table::TableLimits;
 
     fn table() -> Table {
         Table::new(
-            Limits::from(&TrackerConfig::default()),
+            TableLimits::from(&TrackerConfig::default()),
             None,
             Instant::now(),
         )
