@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bt::proto::bitfield::Bitfield;
 use bt::proto::metainfo::Metainfo;
-use bt::proto::wire::{self, FrameLimits, Handshake, Message};
+use bt::proto::wire::{self, BlockRef, FrameLimits, Handshake, Message};
 use common::live::*;
 
 /// How a fake seeder answers requests.
@@ -95,38 +95,18 @@ fn serve(
             Ok(k) => k,
         };
         buf.extend_from_slice(&chunk[..k]);
-        let (mut used_total, mut reply) = (0, Vec::new());
-        while let Ok(Some((msg, used))) = wire::decode(&buf[used_total..], limits) {
-            if let Message::Request(b) = msg {
-                if !counted {
-                    counted = true;
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-                let at = b.index as usize * plen + b.begin as usize;
-                let mut block = data[at..at + b.len as usize].to_vec();
-                let bad = match lie {
-                    Lie::Everything => true,
-                    Lie::FirstBlocks => b.begin == 0,
-                    Lie::OnceFor(i) => {
-                        b.index == i && b.begin == 0 && once.fetch_add(1, Ordering::SeqCst) == 0
-                    }
-                };
-                if bad {
-                    block.iter_mut().for_each(|x| *x ^= 0x5A);
-                }
-                let (index, begin) = (b.index, b.begin);
-                wire::encode(
-                    &Message::Piece {
-                        index,
-                        begin,
-                        data: &block,
-                    },
-                    &mut reply,
-                );
+        let bad = |b: BlockRef| match lie {
+            Lie::Everything => true,
+            Lie::FirstBlocks => b.begin == 0,
+            Lie::OnceFor(i) => {
+                b.index == i && b.begin == 0 && once.fetch_add(1, Ordering::SeqCst) == 0
             }
-            used_total += used;
+        };
+        let (reply, asked) = answer(&mut buf, limits, plen, data, bad);
+        if asked && !counted {
+            counted = true;
+            counter.fetch_add(1, Ordering::SeqCst);
         }
-        buf.drain(..used_total);
         if s.write_all(&reply).is_err() {
             return;
         }
@@ -222,27 +202,30 @@ fn a_seeder_whose_file_is_damaged_on_disk_gets_nobody_else_banned() {
     );
 }
 
-/// Answer every complete request in `buf` with the inverted right bytes (garbage that is not
-/// zeros); returns whether there was one.
-fn answer_with_garbage(
-    s: &mut TcpStream,
+/// Answer every complete request in `buf` (which is consumed) with the right bytes, or with
+/// garbage where `bad` says so. Returns the encoded answers and whether there was a request.
+fn answer(
     buf: &mut Vec<u8>,
     limits: FrameLimits,
     plen: usize,
     data: &[u8],
-) -> bool {
+    mut bad: impl FnMut(BlockRef) -> bool,
+) -> (Vec<u8>, bool) {
     let (mut used_total, mut reply, mut asked) = (0, Vec::new(), false);
     while let Ok(Some((msg, used))) = wire::decode(&buf[used_total..], limits) {
         if let Message::Request(b) = msg {
             asked = true;
             let at = b.index as usize * plen + b.begin as usize;
-            let junk: Vec<u8> = data[at..at + b.len as usize].iter().map(|x| !x).collect();
+            let mut block = data[at..at + b.len as usize].to_vec();
+            if bad(b) {
+                block.iter_mut().for_each(|x| *x ^= 0x5A);
+            }
             let (index, begin) = (b.index, b.begin);
             wire::encode(
                 &Message::Piece {
                     index,
                     begin,
-                    data: &junk,
+                    data: &block,
                 },
                 &mut reply,
             );
@@ -250,8 +233,7 @@ fn answer_with_garbage(
         used_total += used;
     }
     buf.drain(..used_total);
-    let _ = s.write_all(&reply);
-    asked
+    (reply, asked)
 }
 
 /// Connect to `port` from `from` (a loopback address), handshake for `meta` as `id`, offer
@@ -294,7 +276,9 @@ fn offer(port: u16, from: [u8; 4], meta: &Metainfo, id: [u8; 20], data: &[u8]) -
             buf.drain(..68);
             handshake_seen = true;
         }
-        if answer_with_garbage(&mut s, &mut buf, limits, plen, data) && !asked {
+        let (reply, asked_now) = answer(&mut buf, limits, plen, data, |_| true);
+        let _ = s.write_all(&reply);
+        if asked_now && !asked {
             // Keep answering (with garbage) a little, so that whole pieces fail.
             asked = true;
             let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
@@ -533,7 +517,7 @@ fn slow_readers_cannot_pin_a_seeders_memory() {
         wire::encode(&Message::Interested, &mut out);
         for i in 0..16u32 {
             let index = (i + r as u32) % 16;
-            let block = bt::proto::wire::BlockRef {
+            let block = BlockRef {
                 index,
                 begin: 0,
                 len: 16384,
