@@ -113,7 +113,7 @@ pub async fn add(
     {
         let mut d = t.dialer.lock().unwrap_or_else(|e| e.into_inner());
         for addr in direct {
-            d.add(*addr, Instant::now());
+            d.add(*addr, crate::swarm::dialer::Source::Manual, Instant::now());
         }
     }
     Ok((t, a))

@@ -276,7 +276,7 @@ impl Announcer {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner());
                     for p in &resp.peers {
-                        d.add(p.addr, now);
+                        d.add(p.addr, super::dialer::Source::Tracker, now);
                     }
                     drop(d);
                     super::session::dial_due(&self.torrent);

@@ -24,6 +24,44 @@ struct Known {
     state: State,
     fails: u32,
     next_try: Instant,
+    source: Source,
+}
+
+/// Where bt learned of a peer: shown in the client's summary, the shell's `status` and the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// A tracker's announce answer.
+    Tracker,
+    /// Given by the user (`--peer`, a magnet link's `x.pe`).
+    Manual,
+    /// Peer exchange (BEP 11) from a connected peer.
+    Pex,
+    /// The Mainline DHT (BEP 5).
+    Dht,
+    /// Local service discovery on the LAN (BEP 14).
+    Lsd,
+    /// It called us.
+    Incoming,
+}
+
+impl Source {
+    /// A short lower-case name for displays and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Tracker => "tracker",
+            Source::Manual => "manual",
+            Source::Pex => "pex",
+            Source::Dht => "dht",
+            Source::Lsd => "lsd",
+            Source::Incoming => "incoming",
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Most banned IP addresses remembered per torrent.
@@ -48,8 +86,9 @@ pub struct Dialer {
 }
 
 impl Dialer {
-    /// Remember an address (no-op if known or over the limit).
-    pub fn add(&mut self, addr: SocketAddr, now: Instant) {
+    /// Remember an address learned from `source` (no-op if known or over the limit; the first
+    /// source to name an address is the one remembered).
+    pub fn add(&mut self, addr: SocketAddr, source: Source, now: Instant) {
         if self.known.len() >= MAX_KNOWN || addr.port() == 0 {
             return;
         }
@@ -57,7 +96,13 @@ impl Dialer {
             state: State::Idle,
             fails: 0,
             next_try: now,
+            source,
         });
+    }
+
+    /// Where this address was learned; [`Source::Incoming`] for one we never called.
+    pub fn source(&self, addr: SocketAddr) -> Source {
+        self.known.get(&addr).map_or(Source::Incoming, |k| k.source)
     }
 
     /// Never call this address again, nor accept it (it is ourselves).
@@ -66,6 +111,7 @@ impl Dialer {
             state: State::Banned,
             fails: 0,
             next_try: Instant::now(),
+            source: Source::Incoming,
         });
         k.state = State::Banned;
     }
@@ -155,8 +201,10 @@ mod tests {
         let b: SocketAddr = "127.0.0.1:1001".parse().unwrap();
         let t0 = Instant::now();
         let mut d = Dialer::default();
-        d.add(a, t0);
-        d.add(b, t0);
+        d.add(a, Source::Tracker, t0);
+        d.add(b, Source::Pex, t0);
+        assert_eq!(d.source(b), Source::Pex);
+        assert_eq!(d.source("127.0.0.9:1".parse().unwrap()), Source::Incoming);
         assert_eq!(d.due(t0, 1), vec![a]);
         assert_eq!(d.due(t0, 5), vec![b]);
         assert_eq!(d.busy(), 2);

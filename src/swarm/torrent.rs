@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::cache::{Buffer, PieceBuf, PieceCache};
-use super::dialer::Dialer;
+use super::dialer::{Dialer, Source};
 use super::error::{CloseReason, PeerError};
 use super::hashing::sha1;
 use super::state::{Action, Limits, Outgoing, PeerKey, PieceOutcome, TorrentState};
@@ -58,6 +58,8 @@ pub struct PeerView {
     pub interested: bool,
     /// Requests in flight to it.
     pub inflight: usize,
+    /// Where we learned of it.
+    pub source: Source,
 }
 
 /// A point-in-time view of the torrent, for the display and tests.
@@ -454,6 +456,7 @@ impl Torrent {
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.lock();
         let st = &inner.state;
+        let dialer = self.dialer.lock().unwrap_or_else(|e| e.into_inner());
         let mut history: Vec<(SocketAddr, PeerTotals)> =
             st.history().iter().map(|(a, t)| (*a, t.clone())).collect();
         history.sort_by(|a, b| b.1.downloaded.cmp(&a.1.downloaded).then(a.0.cmp(&b.0)));
@@ -468,8 +471,10 @@ impl Torrent {
                 choking_us: p.peer_choking,
                 interested: p.am_interested,
                 inflight: st.inflight(k),
+                source: dialer.source(p.addr),
             })
             .collect();
+        drop(dialer);
         peers.sort_by_key(|p| p.addr);
         let totals = st.totals();
         Snapshot {
