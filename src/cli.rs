@@ -229,13 +229,16 @@ pub struct PeerArgs {
 #[argh(
     subcommand,
     name = "client",
-    example = "bt client data/album.torrent\nbt client -o downloads --exit-when-done data/book.txt.torrent\nbt client --json data/album.torrent",
+    example = "bt client data/album.torrent\nbt client -o downloads --exit-when-done data/book.txt.torrent\nbt client --json data/album.torrent\nbt client data/album.torrent --only '*.flac' --seed-ratio 2\nbt client data/album.torrent --files 1,3-5 --download-limit 512 --seed-time 1h",
     note = "Imports the given torrents into the profile's library (plus any already there), \
             downloads them from every peer the tracker knows, verifying each piece's SHA-1, then \
             seeds until Ctrl-C. Exits 1 with the reason if a torrent cannot complete, 130 when \
-            Ctrl-C stops an --exit-when-done download before it is complete. Progress: a bar \
-            per torrent on a terminal, else a line when a tenth more is done or the peers \
-            change; --json prints one JSON object per line instead."
+            Ctrl-C stops an --exit-when-done download before it is complete. --only and --files \
+            choose files of the torrents given (either one picks a file; the choice is kept in \
+            the profile's folder for the next run); with a seed goal the client exits 0 once \
+            every torrent is complete and has met it. Progress: a bar per torrent on a \
+            terminal, else a line when a tenth more is done or the peers change; --json \
+            prints one JSON object per line instead."
 )]
 pub struct ClientArgs {
     /// torrents to download (imported into the profile's library first)
@@ -280,6 +283,37 @@ pub struct ClientArgs {
     /// upload limit in KiB/s for the whole process (default: unlimited)
     #[argh(option)]
     pub upload_limit: Option<u64>,
+    /// download limit in KiB/s for the whole process (default: unlimited)
+    #[argh(option)]
+    pub download_limit: Option<u64>,
+    /// download only the files whose path in the torrent matches this glob (`*.flac`,
+    /// `disc1/**`); repeatable; kept for the next run
+    #[argh(option)]
+    pub only: Vec<String>,
+    /// download only these files, numbered as `bt info --files` lists them: 1,3-5; kept for
+    /// the next run
+    #[argh(option)]
+    pub files: Option<String>,
+    /// once complete, seed until each torrent has sent R times its size, then exit 0
+    #[argh(option, from_str_fn(parse_ratio))]
+    pub seed_ratio: Option<f64>,
+    /// once complete, seed this long (30m, 2h, 1day), then exit 0
+    #[argh(option, from_str_fn(parse_duration))]
+    pub seed_time: Option<std::time::Duration>,
+}
+
+/// A seed ratio: a finite number, zero or more.
+pub fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!("`{s}` is not a ratio: give a number such as 1.5")),
+    }
+}
+
+/// A duration in humantime's form: `90s`, `30m`, `2h 30m`, `1day`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}): give one such as 30m or 2h"))
 }
 
 #[derive(FromArgs, Debug)]

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::proto::metainfo::{InfoHash, Metainfo};
+use crate::swarm::selection::Selection;
 
 /// Largest `.torrent` file we read (a 1 TiB torrent in 1 MiB pieces needs 20 MiB of hashes).
 pub const MAX_TORRENT_FILE: u64 = 64 * 1024 * 1024;
@@ -303,6 +304,71 @@ impl Library {
             ))
         })
     }
+}
+
+/// Largest selection sidecar read (a number list for a torrent of 100,000 files fits).
+const MAX_SELECTION_FILE: u64 = 1024 * 1024;
+
+/// Where the files chosen for a torrent's download are kept: a small text file beside the
+/// library's torrents, `FOLDER/.bt-selection.HASH`, holding the `--files` numbers (`1,3-5`).
+/// Its absence means every file.
+pub fn selection_path(folder: &Path, meta: &Metainfo) -> PathBuf {
+    folder.join(format!(".bt-selection.{}", meta.info_hash.hex()))
+}
+
+/// The files chosen earlier for `meta` in `folder`, if a choice was saved. A sidecar that
+/// cannot be read or no longer fits the torrent is an error naming it.
+pub fn load_selection(folder: &Path, meta: &Metainfo) -> Result<Option<Selection>> {
+    use std::io::Read;
+    let path = selection_path(folder, meta);
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+    };
+    let mut text = String::new();
+    file.take(MAX_SELECTION_FILE)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let spec: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join(",");
+    Selection::from_numbers(spec.trim_matches(','), meta.info.files.len())
+        .map(Some)
+        .map_err(|e| {
+            anyhow!(
+                "{}: {e}; remove it to download every file of {}",
+                path.display(),
+                meta.info.name
+            )
+        })
+}
+
+/// Remember `sel` as the files to download for `meta` (every file: the sidecar is removed).
+/// Written to a temporary file and renamed, so a reader never sees half of it.
+pub fn save_selection(folder: &Path, meta: &Metainfo, sel: &Selection) -> Result<()> {
+    let path = selection_path(folder, meta);
+    if sel.is_all() {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove {}", path.display()))
+            }
+            _ => Ok(()),
+        };
+    }
+    std::fs::create_dir_all(folder)
+        .with_context(|| format!("cannot create folder {}", folder.display()))?;
+    let text = format!(
+        "# bt: the files of {} to download, numbered as `bt info --files` lists them\n{}\n",
+        meta.info.name.replace(['\n', '\r'], " "),
+        sel.to_numbers()
+    );
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Bytes of the torrent's data found on disk in `folder` (file sizes, capped at the expected

@@ -137,16 +137,19 @@ pub fn render(meta: &Metainfo, all_files: bool, pieces: bool) -> String {
         );
     }
     let n = i.files.len();
-    let _ = writeln!(s, "files ({n}):");
+    let _ = writeln!(s, "files ({n}, numbered for `bt client --files`):");
     let shown = if all_files {
         n
     } else {
         n.min(DEFAULT_FILES_SHOWN)
     };
+    // Numbered from 1: the numbers `--files` takes.
+    let width = n.to_string().len();
     for (k, f) in i.files.iter().enumerate().take(shown) {
         let _ = writeln!(
             s,
-            "  {:>12}  {}",
+            "  {:>width$}  {:>12}  {}",
+            k + 1,
             HumanBytes(f.length).to_string(),
             meta.relative_path(k).display()
         );

@@ -54,6 +54,22 @@ struct ShownTorrent {
     verified_pieces: usize,
     verified_bytes: u64,
     percent: f64,
+    /// Files of the torrent.
+    files: usize,
+    /// The files chosen for download (`null`: all of them).
+    chosen: Option<Chosen>,
+}
+
+/// A torrent's saved choice of files, in `bt show`.
+#[derive(Serialize)]
+struct Chosen {
+    /// How many files are chosen.
+    files: usize,
+    /// Their numbers, as `--files` takes them.
+    numbers: String,
+    /// Pieces that hold the chosen files, and how many of them are verified.
+    pieces: usize,
+    verified_pieces: usize,
 }
 
 /// A `.torrent` of the library that could not be read.
@@ -88,6 +104,21 @@ pub fn show(args: ShowArgs) -> Result<()> {
                 };
                 let layout = m.layout();
                 let bytes: u64 = have.ones().map(|i| layout.piece_size(i) as u64).sum();
+                let chosen = match library::load_selection(&profile.folder, &m) {
+                    Ok(sel) => sel.filter(|s| !s.is_all()).map(|s| {
+                        let wanted = s.wanted_pieces(&layout);
+                        Chosen {
+                            files: s.count(),
+                            numbers: s.to_numbers(),
+                            pieces: wanted.count(),
+                            verified_pieces: wanted.ones().filter(|&i| have.get(i)).count(),
+                        }
+                    }),
+                    Err(err) => {
+                        eprintln!("bt: warning: {err:#}");
+                        None
+                    }
+                };
                 shown.push(ShownTorrent {
                     name: m.info.name.clone(),
                     info_hash: m.info_hash.hex(),
@@ -97,6 +128,8 @@ pub fn show(args: ShowArgs) -> Result<()> {
                     verified_pieces: have.count(),
                     verified_bytes: bytes,
                     percent: (ui::percent(bytes, m.total_length()) * 10.0).round() / 10.0,
+                    files: m.info.files.len(),
+                    chosen,
                 });
             }
             Err(err) => unreadable.push(Unreadable {
@@ -148,6 +181,12 @@ pub fn show(args: ShowArgs) -> Result<()> {
             t.info_hash,
             ui::escape(&t.file)
         );
+        if let Some(c) = &t.chosen {
+            println!(
+                "    {} of {} files chosen ({}): {} of their {} pieces verified",
+                c.files, t.files, c.numbers, c.verified_pieces, c.pieces
+            );
+        }
     }
     for u in &unreadable {
         println!(

@@ -6,10 +6,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use super::engine::{self, Options};
+use std::sync::Arc;
+
+use super::engine::{self, Options, SeedGoal};
 use super::status::{self, Display, Mode, Timing};
 use crate::cli::{ClientArgs, Interrupted};
 use crate::library;
+use crate::swarm::ratelimit::RateLimiter;
 use crate::swarm::EngineConfig;
 use crate::ui;
 
@@ -50,6 +53,9 @@ pub fn run(args: ClientArgs) -> Result<()> {
     for t in &args.tracker {
         crate::swarm::announce::check_tracker_url(t)?;
     }
+    if given.is_empty() && (args.files.is_some() || !args.only.is_empty()) {
+        bail!("--files and --only choose files of the torrents given: name one, e.g. `bt client data/album.torrent --files 1`");
+    }
     let opts = Options {
         trackers: args.tracker.clone(),
         peers: args.peer.clone(),
@@ -58,7 +64,17 @@ pub fn run(args: ClientArgs) -> Result<()> {
             upload_limit: args.upload_limit.map(|k| k * 1024),
             ..EngineConfig::default()
         },
+        files: engine::choose_files(&given, args.files.as_deref(), &args.only)?,
+        download_limit: args
+            .download_limit
+            .map(|k| Arc::new(RateLimiter::new(k * 1024))),
     };
+    let goal = SeedGoal {
+        ratio: args.seed_ratio,
+        time: args.seed_time,
+    };
+    // Exit once done: at completion, or once the seed goal is met after it.
+    let exit_when_done = args.exit_when_done || goal.is_set();
     let stop = engine::stop_signal()?;
     let stall = Duration::from_secs(args.stall_timeout);
     let mode = Mode::pick(args.json, args.quiet);
@@ -85,10 +101,11 @@ pub fn run(args: ClientArgs) -> Result<()> {
             .iter()
             .map(|t| t.meta.info_hash.to_string())
             .collect();
+        // The bytes to download: with a selection, those of the pieces holding the chosen files.
         let totals: Vec<u64> = running
             .torrents
             .iter()
-            .map(|t| t.layout.total_length())
+            .map(|t| t.snapshot().total_bytes)
             .collect();
         let mut display = Display::new(mode, names.clone(), hashes, &totals);
         let mut reported = vec![false; running.torrents.len()];
@@ -105,13 +122,14 @@ pub fn run(args: ClientArgs) -> Result<()> {
             let news = async { woken.recv().await.map(|()| false) };
             if let Ok(Ok(true)) = crate::rt::timeout(poll, crate::rt::race(stopped, news)).await {
                 let done = running.torrents.iter().all(|t| t.snapshot().complete());
-                break if args.exit_when_done && !done {
+                break if exit_when_done && !done {
                     Err(anyhow::Error::new(Interrupted))
                 } else {
                     Ok(())
                 };
             }
             let mut all_done = true;
+            let mut goals_met = true;
             let mut failed = None;
             let snaps: Vec<_> = running.torrents.iter().map(|t| t.snapshot()).collect();
             let now = Instant::now();
@@ -154,8 +172,13 @@ pub fn run(args: ClientArgs) -> Result<()> {
                             "  files: {}",
                             ui::escape(&path.display().to_string())
                         ));
+                        if let Some(f) = &t.files {
+                            text.push_str(&format!(" ({} of {} files)", f.count(), f.len()));
+                        }
                         display.completed(i, &text, s, &timing);
                     }
+                    let since = s.completed_at.unwrap_or(t.started());
+                    goals_met &= !goal.is_set() || goal.met(s.uploaded, s.total_bytes, since, now);
                     continue;
                 }
                 all_done = false;
@@ -181,13 +204,16 @@ pub fn run(args: ClientArgs) -> Result<()> {
             if let Some(f) = failed {
                 break Err(anyhow::anyhow!(f));
             }
-            if all_done && args.exit_when_done {
+            if all_done && exit_when_done && goals_met {
+                if goal.is_set() {
+                    display.println("seed goal met");
+                }
                 break Ok(());
             }
         };
         let snaps: Vec<_> = running.torrents.iter().map(|t| t.snapshot()).collect();
         display.finish(&snaps);
-        if result.is_ok() && !args.exit_when_done {
+        if result.is_ok() && !exit_when_done {
             display.println("stopping");
         }
         running.shutdown().await;

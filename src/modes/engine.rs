@@ -1,6 +1,7 @@
 //! What `bt peer`, `bt client` and `bt shell` share: bind the session, add the torrents, feed
 //! the dialer with direct peers, and wait for Ctrl-C.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
@@ -10,11 +11,15 @@ use crate::rt::channel::{bounded, Receiver};
 use anyhow::{anyhow, Context, Result};
 
 use crate::config::Profile;
+use crate::library;
+use crate::proto::ids::InfoHash;
 use crate::proto::metainfo::Metainfo;
 use crate::swarm::announce::Announcer;
+use crate::swarm::ratelimit::RateLimiter;
+use crate::swarm::selection::Selection;
 use crate::swarm::session::Session;
 use crate::swarm::torrent::Torrent;
-use crate::swarm::EngineConfig;
+use crate::swarm::{EngineConfig, TorrentOptions};
 
 /// How a mode wants the engine run.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +30,11 @@ pub struct Options {
     pub peers: Vec<String>,
     /// Engine tunables.
     pub engine: EngineConfig,
+    /// Files chosen on the command line, by torrent (saved in the library, see
+    /// [`library::save_selection`]); a torrent not listed keeps the choice saved earlier.
+    pub files: HashMap<InfoHash, Selection>,
+    /// One download limit for every torrent started with these options.
+    pub download_limit: Option<Arc<RateLimiter>>,
 }
 
 /// A running engine.
@@ -57,6 +67,56 @@ impl Running {
     }
 }
 
+/// When a complete torrent has seeded enough: `--seed-ratio` and `--seed-time` (either one
+/// met is enough).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SeedGoal {
+    /// Bytes sent, as a multiple of the bytes downloaded (the wanted pieces' size).
+    pub ratio: Option<f64>,
+    /// Time spent seeding since the download completed (or since the start, when it was
+    /// complete on disk already).
+    pub time: Option<std::time::Duration>,
+}
+
+impl SeedGoal {
+    /// Whether a goal is given at all.
+    pub fn is_set(&self) -> bool {
+        self.ratio.is_some() || self.time.is_some()
+    }
+
+    /// Whether a torrent of `size` bytes, complete since `since`, that has sent `uploaded`
+    /// bytes, has met the goal by `now`. False when no goal is set.
+    pub fn met(&self, uploaded: u64, size: u64, since: Instant, now: Instant) -> bool {
+        let by_ratio = self
+            .ratio
+            .is_some_and(|r| uploaded as f64 >= r * size as f64);
+        let by_time = self
+            .time
+            .is_some_and(|t| now.saturating_duration_since(since) >= t);
+        by_ratio || by_time
+    }
+}
+
+/// The files chosen for each torrent of `metas` by `--files` and `--only` (none given: an
+/// empty map); errors name the torrent.
+pub fn choose_files(
+    metas: &[Metainfo],
+    numbers: Option<&str>,
+    patterns: &[String],
+) -> Result<HashMap<InfoHash, Selection>> {
+    let mut out = HashMap::new();
+    for m in metas {
+        match Selection::from_args(m, numbers, patterns) {
+            Ok(Some(sel)) => {
+                out.insert(m.info_hash, sel);
+            }
+            Ok(None) => {}
+            Err(e) => anyhow::bail!("{}: {e}", m.info.name),
+        }
+    }
+    Ok(out)
+}
+
 /// Resolve `ADDR:PORT` strings (host names allowed).
 pub fn parse_peers(list: &[String]) -> Result<Vec<SocketAddr>> {
     let mut out = Vec::new();
@@ -85,6 +145,24 @@ impl Options {
     }
 }
 
+impl Options {
+    /// What the engine is told about `meta`: the files chosen on the command line (saved
+    /// for the next run) or else those saved in `folder` earlier, and the download limit.
+    pub fn for_torrent(&self, folder: &Path, meta: &Metainfo) -> Result<TorrentOptions> {
+        let files = match self.files.get(&meta.info_hash) {
+            Some(sel) => {
+                library::save_selection(folder, meta, sel)?;
+                Some(sel.clone())
+            }
+            None => library::load_selection(folder, meta)?,
+        };
+        Ok(TorrentOptions {
+            files: files.filter(|f| !f.is_all()),
+            download_limit: self.download_limit.clone(),
+        })
+    }
+}
+
 /// Bind the profile's port and start accepting peers; torrents are added with [`add`].
 pub async fn bind(profile: &Profile, config: EngineConfig) -> Result<Arc<Session>> {
     let listen = SocketAddr::new(profile.ip, profile.port);
@@ -99,15 +177,17 @@ pub async fn bind(profile: &Profile, config: EngineConfig) -> Result<Arc<Session
 }
 
 /// Add one torrent to a running session (checking its data under `folder`), start announcing
-/// it to `trackers`, and hand the `direct` peers to its dialer.
+/// it to `trackers`, and hand the `direct` peers to its dialer; `opts` chooses its files and
+/// download limit (see [`Options::for_torrent`]).
 pub async fn add(
     session: &Arc<Session>,
     folder: &Path,
     meta: Metainfo,
     trackers: Vec<String>,
     direct: &[SocketAddr],
+    opts: TorrentOptions,
 ) -> Result<(Arc<Torrent>, Arc<Announcer>)> {
-    let t = session.add(meta, folder).await?;
+    let t = session.add(meta, folder, opts).await?;
     let a = Announcer::new(Arc::clone(&t), trackers, session.listen.port());
     crate::rt::spawn(Arc::clone(&a).run()).detach();
     {
@@ -144,7 +224,16 @@ pub async fn start(profile: &Profile, metas: Vec<Metainfo>, opts: &Options) -> R
         .map(|meta| async move {
             let trackers = opts.trackers_for(&meta);
             warn_if_alone(&meta, &trackers, direct_ref);
-            add(session_ref, &profile.folder, meta, trackers, direct_ref).await
+            let topts = opts.for_torrent(&profile.folder, &meta)?;
+            add(
+                session_ref,
+                &profile.folder,
+                meta,
+                trackers,
+                direct_ref,
+                topts,
+            )
+            .await
         })
         .buffered(ADD_AT_ONCE)
         .try_collect()
@@ -165,4 +254,31 @@ pub fn stop_signal() -> Result<Receiver<()>> {
     })
     .context("cannot install the Ctrl-C handler")?;
     Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_seed_goal_is_met_by_either_part() {
+        let t = Instant::now();
+        let later = t + Duration::from_secs(60);
+        let none = SeedGoal::default();
+        assert!(!none.is_set() && !none.met(1 << 30, 1, t, later));
+        let ratio = SeedGoal {
+            ratio: Some(1.5),
+            time: None,
+        };
+        assert!(!ratio.met(149, 100, t, later));
+        assert!(ratio.met(150, 100, t, t));
+        let both = SeedGoal {
+            ratio: Some(2.0),
+            time: Some(Duration::from_secs(30)),
+        };
+        assert!(!both.met(0, 100, t, t + Duration::from_secs(29)));
+        assert!(both.met(0, 100, t, t + Duration::from_secs(30)));
+        assert!(both.met(200, 100, t, t));
+    }
 }

@@ -48,6 +48,7 @@ pub fn run(args: PeerArgs) -> Result<()> {
             upload_limit: args.upload_limit.map(|k| k * 1024),
             ..EngineConfig::default()
         },
+        ..Options::default()
     };
     let direct = engine::parse_peers(&opts.peers)?;
     let stop = engine::stop_signal()?;
@@ -132,7 +133,21 @@ async fn add_new(
         engine::warn_if_alone(&meta, &trackers, direct);
         let name = ui::escape(&meta.info.name).into_owned();
         let hash = meta.info_hash;
-        match engine::add(&running.session, &profile.folder, meta, trackers, direct).await {
+        let added = match opts.for_torrent(&profile.folder, &meta) {
+            Ok(topts) => {
+                engine::add(
+                    &running.session,
+                    &profile.folder,
+                    meta,
+                    trackers,
+                    direct,
+                    topts,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match added {
             Ok((t, a)) => {
                 println!("added {name} ({hash}), new in the folder: {}", on_disk(&t));
                 running.torrents.push(t);

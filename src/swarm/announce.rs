@@ -335,6 +335,9 @@ impl Announcer {
             let until = Instant::now() + wait;
             while Instant::now() < until {
                 crate::rt::sleep(Duration::from_millis(250)).await;
+                if self.stopping.load(Ordering::SeqCst) {
+                    return; // `stopped` was sent (the torrent or the process stopped)
+                }
                 let complete = self.torrent.is_complete();
                 if complete && !was_complete {
                     was_complete = true;
@@ -746,6 +749,7 @@ mod tests {
             crate::proto::ids::PeerId(*b"-BT0001-testtesttest"),
             EngineConfig::default(),
             crate::swarm::Shared::new(&EngineConfig::default()),
+            Default::default(),
         )
     }
 

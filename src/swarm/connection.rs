@@ -148,6 +148,14 @@ async fn read_loop(
             Err(e) => return Err(PeerError::io("read", e)),
         };
         end += n;
+        // A download limit holds the next read back: the socket's buffer fills and TCP slows
+        // the sender down. Sleeps only once the debt is worth a quantum, as the writer does.
+        if let Some(l) = &torrent.download_limit {
+            let wait = l.take(n as u64);
+            if wait >= QUANTUM {
+                crate::rt::sleep(wait).await;
+            }
+        }
     }
 }
 

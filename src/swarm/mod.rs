@@ -13,6 +13,7 @@ pub mod hashing;
 pub(crate) mod outbox;
 pub(crate) mod picker;
 pub mod ratelimit;
+pub mod selection;
 pub mod session;
 pub mod state;
 pub mod storage;
@@ -49,6 +50,15 @@ impl Default for EngineConfig {
             upload_limit: None,
         }
     }
+}
+
+/// What one torrent is asked to do beyond the session's [`EngineConfig`].
+#[derive(Debug, Clone, Default)]
+pub struct TorrentOptions {
+    /// The files to download (`None`: every file).
+    pub files: Option<selection::Selection>,
+    /// A download rate limit, shared by every torrent given the same one (`None`: unlimited).
+    pub download_limit: Option<Arc<RateLimiter>>,
 }
 
 /// What every torrent of one process shares: the upload rate limit, the upload memory budget

@@ -86,6 +86,10 @@ pub struct Picker {
     single_source: Bitfield,
     /// Pieces we had and then could not read back from disk.
     lost: Bitfield,
+    /// The pieces to download (the chosen files'); `None`: all of them.
+    wanted: Option<Bitfield>,
+    /// Wanted pieces not verified yet (kept so that "complete" costs nothing).
+    wanted_missing: usize,
     spare_buffers: Vec<Vec<u8>>,
     /// Requests in flight per peer (the count of its keys in the blocks' `Requested` lists).
     inflight: HashMap<PeerKey, usize>,
@@ -104,6 +108,8 @@ impl Picker {
             avoid: HashMap::new(),
             single_source: Bitfield::new(n),
             lost: Bitfield::new(n),
+            wanted: None,
+            wanted_missing: n - have.count(),
             have,
             spare_buffers: Vec::new(),
             inflight: HashMap::new(),
@@ -115,9 +121,45 @@ impl Picker {
         &self.have
     }
 
-    /// True when every piece is verified.
+    /// Download only the pieces set in `wanted` (same length as the torrent's; call before
+    /// any piece is picked). The others are neither requested nor a reason to be interested.
+    pub fn set_wanted(&mut self, wanted: Bitfield) {
+        if wanted.len() != self.have.len() {
+            return;
+        }
+        self.wanted_missing = wanted.ones().filter(|&i| !self.have.get(i)).count();
+        self.wanted = Some(wanted);
+    }
+
+    /// Whether piece `i` is among those to download.
+    pub fn is_wanted(&self, i: usize) -> bool {
+        self.wanted.as_ref().is_none_or(|w| w.get(i))
+    }
+
+    /// True when every wanted piece is verified.
     pub fn is_complete(&self) -> bool {
-        self.have.is_full()
+        self.wanted_missing == 0
+    }
+
+    /// Bytes of the wanted pieces, and of those verified.
+    pub fn bytes_wanted(&self) -> (u64, u64) {
+        let size = |i: usize| self.layout.piece_size(i) as u64;
+        match &self.wanted {
+            None => (self.layout.total_length(), self.bytes_have()),
+            Some(w) => w.ones().fold((0, 0), |(all, have), i| {
+                let s = size(i);
+                (all + s, have + if self.have.get(i) { s } else { 0 })
+            }),
+        }
+    }
+
+    /// The wanted pieces: (how many, how many verified).
+    pub fn pieces_wanted(&self) -> (usize, usize) {
+        let all = self
+            .wanted
+            .as_ref()
+            .map_or(self.have.len(), Bitfield::count);
+        (all, all - self.wanted_missing)
     }
 
     /// Bytes verified.
@@ -128,9 +170,9 @@ impl Picker {
             .sum()
     }
 
-    /// Whether we lack piece `i` (not verified, not being verified).
+    /// Whether we lack piece `i` and want it (not verified, not being verified).
     pub fn wants(&self, i: usize) -> bool {
-        i < self.have.len() && !self.have.get(i) && !self.verifying.get(i)
+        i < self.have.len() && !self.have.get(i) && !self.verifying.get(i) && self.is_wanted(i)
     }
 
     /// Whether a peer with `bits` has any piece we lack.
@@ -199,9 +241,11 @@ impl Picker {
         out
     }
 
-    /// Missing pieces nobody has started: not verified, not being verified, not partial.
+    /// Missing wanted pieces nobody has started: not verified, not being verified, not
+    /// partial (only wanted pieces are ever started).
     fn unstarted(&self) -> usize {
-        self.have.len() - self.have.count() - self.verifying.count() - self.partial.len()
+        self.wanted_missing
+            .saturating_sub(self.verifying.count() + self.partial.len())
     }
 
     /// Blocks the piece buffers hold at most (see [`MAX_BUFFERED`]).
@@ -438,7 +482,9 @@ impl Picker {
     /// The hash check of piece `i` passed. `buf` may be given back for reuse.
     pub fn on_verified(&mut self, i: usize, buf: Option<Vec<u8>>) {
         self.verifying.clear(i);
-        self.have.set(i);
+        if self.have.set(i) && self.is_wanted(i) {
+            self.wanted_missing -= 1;
+        }
         self.avoid.remove(&(i as u32));
         self.single_source.clear(i);
         self.recycle(buf);
@@ -451,6 +497,9 @@ impl Picker {
         }
         self.have.clear(i);
         self.lost.set(i);
+        if self.is_wanted(i) {
+            self.wanted_missing += 1;
+        }
         true
     }
 

@@ -17,7 +17,7 @@ use super::error::PeerError;
 use super::hashing::verify;
 use super::storage::{Access, Storage};
 use super::torrent::Torrent;
-use super::{EngineConfig, Shared};
+use super::{EngineConfig, Shared, TorrentOptions};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::ids::{InfoHash, PeerId};
 use crate::proto::metainfo::Metainfo;
@@ -102,8 +102,14 @@ impl Session {
         Ok((session, listener))
     }
 
-    /// Check `meta`'s data under `folder` and add it; starts its maintenance loop.
-    pub async fn add(self: &Arc<Self>, meta: Metainfo, folder: &Path) -> Result<Arc<Torrent>> {
+    /// Check `meta`'s data under `folder` and add it; starts its maintenance loop. Files
+    /// missing from disk are missing pieces, not errors (a selection leaves files out).
+    pub async fn add(
+        self: &Arc<Self>,
+        meta: Metainfo,
+        folder: &Path,
+        opts: TorrentOptions,
+    ) -> Result<Arc<Torrent>> {
         let meta = Arc::new(meta);
         let folder = folder.to_path_buf();
         let (m, f) = (Arc::clone(&meta), folder.clone());
@@ -115,7 +121,8 @@ impl Session {
         } else {
             Access::ReadWrite
         };
-        let storage = Arc::new(Storage::new(&folder, &meta, access));
+        let chosen = opts.files.as_ref().map(|f| f.flags().to_vec());
+        let storage = Arc::new(Storage::new(&folder, &meta, access).choose(chosen));
         // A folder we may not write to fails the start, not the first piece.
         let s = Arc::clone(&storage);
         crate::rt::spawn_blocking(move || s.prepare())
@@ -128,6 +135,7 @@ impl Session {
             self.peer_id,
             self.config.clone(),
             Arc::clone(&self.shared),
+            opts,
         );
         self.torrents
             .lock()
@@ -135,6 +143,18 @@ impl Session {
             .insert(torrent.info_hash(), Arc::clone(&torrent));
         crate::rt::spawn(maintain(Arc::clone(&torrent))).detach();
         Ok(torrent)
+    }
+
+    /// Stop a torrent and forget it: incoming connections for it are refused from now on.
+    pub fn remove(&self, info_hash: &InfoHash) {
+        let t = self
+            .torrents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(info_hash);
+        if let Some(t) = t {
+            t.stop();
+        }
     }
 
     /// Every torrent.
@@ -203,9 +223,9 @@ impl Session {
     }
 }
 
-/// Once a second: tick the torrent and call the peers that are due.
+/// Once a second: tick the torrent and call the peers that are due, until it is stopped.
 async fn maintain(torrent: Arc<Torrent>) {
-    loop {
+    while !torrent.is_stopped() {
         torrent.tick();
         dial_due(&torrent);
         crate::rt::sleep(Duration::from_secs(1)).await;

@@ -41,6 +41,9 @@ pub struct Storage {
     pool: &'static FilePool,
     /// This storage's key in the pool.
     owner: u64,
+    /// Files chosen for download (`None`: all): the others are not created or extended; only
+    /// the pieces they share with a chosen file write into them.
+    chosen: Option<Vec<bool>>,
 }
 
 impl Drop for Storage {
@@ -72,7 +75,18 @@ impl Storage {
             safe_dirs: Mutex::new(HashSet::new()),
             pool: FilePool::global(),
             owner: FilePool::new_owner(),
+            chosen: None,
         }
+    }
+
+    /// Only the files flagged in `chosen` are downloaded (see the field's doc).
+    pub fn choose(mut self, chosen: Option<Vec<bool>>) -> Storage {
+        self.chosen = chosen.filter(|c| c.len() == self.paths.len());
+        self
+    }
+
+    fn is_chosen(&self, i: usize) -> bool {
+        self.chosen.as_ref().is_none_or(|c| c[i])
     }
 
     /// The piece geometry.
@@ -210,10 +224,14 @@ impl Storage {
     /// file and open the files already there for writing, so that a folder or file bt may not
     /// write to, or a symbolic link out of the root folder, is reported at once, naming it,
     /// rather than when the first piece arrives; missing files are created on their first
-    /// write. In both modes: create the missing zero-length files, which no piece would ever
+    /// write. Files not chosen (see [`Storage::choose`]) are left alone. In both modes: create
+    /// the missing zero-length files, which no piece would ever
     /// create (read-only: best effort, a failure is logged, since peers do not need them).
     pub fn prepare(&self) -> io::Result<()> {
         for (i, path) in self.paths.iter().enumerate() {
+            if !self.is_chosen(i) {
+                continue;
+            }
             let empty = self.layout.file_length(i) == 0;
             // `symlink_metadata`: a dangling link counts as there (and is not written through).
             let exists = std::fs::symlink_metadata(path).is_ok();
@@ -249,10 +267,11 @@ impl Storage {
         self.read(self.layout.piece_offset(index), buf)
     }
 
-    /// Make sure every file exists with its full length (zero-length files have no piece that
-    /// would create them; a sparse tail is extended). Used when a download completes.
+    /// Make sure every chosen file exists with its full length (zero-length files have no
+    /// piece that would create them; a sparse tail is extended). Used when a download
+    /// completes.
     pub fn finish_files(&self) -> io::Result<()> {
-        for i in 0..self.paths.len() {
+        for i in (0..self.paths.len()).filter(|&i| self.is_chosen(i)) {
             let want = self.layout.file_length(i);
             let path = &self.paths[i];
             // One `stat` for the common case, so 100,000 files do not churn the pool.

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -16,9 +17,11 @@ use super::cache::{Buffer, PieceBuf, PieceCache};
 use super::dialer::{Dialer, Source};
 use super::error::{CloseReason, PeerError};
 use super::hashing::sha1;
+use super::ratelimit::RateLimiter;
+use super::selection::Selection;
 use super::state::{Action, Limits, Outgoing, PeerKey, PieceOutcome, TorrentState};
 use super::storage::Storage;
-use super::{verifier, EngineConfig, Shared};
+use super::{verifier, EngineConfig, Shared, TorrentOptions};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::ids::{InfoHash, PeerId};
 use crate::proto::layout::Layout;
@@ -62,16 +65,17 @@ pub struct PeerView {
     pub source: Source,
 }
 
-/// A point-in-time view of the torrent, for the display and tests.
+/// A point-in-time view of the torrent, for the display and tests. The byte and piece counts
+/// are those of the wanted pieces: with a selection of files, the pieces that hold them.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    /// Verified bytes.
+    /// Verified bytes (of wanted pieces).
     pub have_bytes: u64,
-    /// Total bytes.
+    /// Bytes of the wanted pieces (the whole torrent without a selection).
     pub total_bytes: u64,
-    /// Verified pieces.
+    /// Verified wanted pieces.
     pub have_pieces: usize,
-    /// All pieces.
+    /// Wanted pieces (all of them without a selection).
     pub pieces: usize,
     /// Payload bytes received that went into a piece (this run).
     pub downloaded: u64,
@@ -96,7 +100,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Every piece is verified.
+    /// Every wanted piece is verified.
     pub fn complete(&self) -> bool {
         self.have_pieces == self.pieces
     }
@@ -128,9 +132,15 @@ pub struct Torrent {
     pub dialer: Mutex<Dialer>,
     /// What all torrents of the process share (upload limit, budgets, connection cap).
     pub shared: Arc<Shared>,
+    /// The download rate limit this torrent obeys, if any (shared with others given it).
+    pub download_limit: Option<Arc<RateLimiter>>,
+    /// The files chosen for download (`None`: all).
+    pub files: Option<Selection>,
     inner: Mutex<Inner>,
     cache: PieceCache,
     started: Instant,
+    /// Set by [`Torrent::stop`]: no more connections, ticks or dials.
+    stopped: AtomicBool,
 }
 
 impl Torrent {
@@ -142,6 +152,7 @@ impl Torrent {
         peer_id: PeerId,
         config: EngineConfig,
         shared: Arc<Shared>,
+        opts: TorrentOptions,
     ) -> Arc<Torrent> {
         let layout = meta.layout();
         let now = Instant::now();
@@ -150,9 +161,15 @@ impl Torrent {
             upload_slots: config.upload_slots,
             request_timeout: config.request_timeout,
         };
+        let mut state = TorrentState::new(layout.clone(), have, limits, now);
+        if let Some(f) = opts.files.as_ref().filter(|f| !f.is_all()) {
+            state.set_wanted(f.wanted_pieces(&layout));
+        }
         Arc::new(Torrent {
+            download_limit: opts.download_limit,
+            files: opts.files,
             inner: Mutex::new(Inner {
-                state: TorrentState::new(layout.clone(), have, limits, now),
+                state,
                 links: HashMap::new(),
                 watchers: Vec::new(),
                 scratch: Vec::new(),
@@ -166,6 +183,7 @@ impl Torrent {
             peer_id,
             config,
             started: now,
+            stopped: AtomicBool::new(false),
         })
     }
 
@@ -179,12 +197,12 @@ impl Torrent {
         self.meta.info_hash
     }
 
-    /// Every piece is verified.
+    /// Every wanted piece (every piece without a selection) is verified.
     pub fn is_complete(&self) -> bool {
         self.lock().state.is_complete()
     }
 
-    /// Bytes still missing.
+    /// Bytes of wanted pieces still missing.
     pub fn left(&self) -> u64 {
         self.lock().state.left()
     }
@@ -200,6 +218,18 @@ impl Torrent {
         self.started
     }
 
+    /// Stop serving and downloading this torrent (a seed goal met): every connection is closed
+    /// and no new one is taken; the session's loop for it ends at its next tick.
+    pub fn stop(self: &Arc<Self>) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.close_all(CloseReason::Shutdown);
+    }
+
+    /// Whether [`Torrent::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
     /// Add a connection that completed its handshake; `tx` reaches its writer. Our bitfield
     /// is queued for it.
     pub fn register(
@@ -210,6 +240,9 @@ impl Torrent {
     ) -> Result<PeerKey, PeerError> {
         if peer_id == self.peer_id {
             return Err(PeerError::Ourselves);
+        }
+        if self.is_stopped() {
+            return Err(PeerError::UnknownTorrent);
         }
         if self
             .dialer
@@ -477,11 +510,13 @@ impl Torrent {
         drop(dialer);
         peers.sort_by_key(|p| p.addr);
         let totals = st.totals();
+        let (total_bytes, have_bytes) = st.wanted_bytes();
+        let (pieces, have_pieces) = st.wanted_pieces();
         Snapshot {
-            have_bytes: self.layout.total_length() - st.left(),
-            total_bytes: self.layout.total_length(),
-            have_pieces: st.have().count(),
-            pieces: self.layout.piece_count(),
+            have_bytes,
+            total_bytes,
+            have_pieces,
+            pieces,
             downloaded: totals.downloaded,
             uploaded: totals.uploaded,
             wasted: totals.wasted,

@@ -14,13 +14,13 @@ use indicatif::HumanBytes;
 
 use super::input::Notes;
 use crate::config::Profile;
-use crate::modes::engine::{self, Running};
+use crate::modes::engine::{self, Running, SeedGoal};
 use crate::modes::status;
 use crate::proto::metainfo::{InfoHash, Metainfo};
 use crate::swarm::announce::Announcer;
 use crate::swarm::session::Session;
 use crate::swarm::torrent::{Snapshot, Torrent};
-use crate::swarm::EngineConfig;
+use crate::swarm::{EngineConfig, TorrentOptions};
 use crate::ui;
 
 /// How often the watcher samples the torrents.
@@ -87,6 +87,10 @@ struct Item {
     rates: (u64, u64),
     noted_complete: bool,
     noted_failure: bool,
+    /// When to stop seeding it.
+    goal: SeedGoal,
+    /// Its seed goal was met and it was stopped.
+    goal_met: bool,
 }
 
 enum State {
@@ -112,12 +116,15 @@ impl Downloads {
     }
 
     /// Download (or seed) `meta` in the background, announcing to `trackers` and calling the
-    /// `direct` peers. Returns at once; the data check and the transfer go on in tasks.
+    /// `direct` peers; once complete, seed until `goal` is met (if set), then stop it.
+    /// Returns at once; the data check and the transfer go on in tasks.
     pub fn start(
         &self,
         meta: Metainfo,
         trackers: Vec<String>,
         direct: &[SocketAddr],
+        topts: TorrentOptions,
+        goal: SeedGoal,
     ) -> Result<()> {
         // Printed in every status line: made safe once, here.
         let name = ui::escape(&meta.info.name).into_owned();
@@ -140,11 +147,14 @@ impl Downloads {
             rates: (0, 0),
             noted_complete: false,
             noted_failure: false,
+            goal,
+            goal_met: false,
         });
         let me = self.clone();
         let direct = direct.to_vec();
         crate::rt::spawn(async move {
-            let added = engine::add(&session, &me.profile.folder, meta, trackers, &direct).await;
+            let folder = &me.profile.folder;
+            let added = engine::add(&session, folder, meta, trackers, &direct, topts).await;
             me.added(hash, added);
         })
         .detach();
@@ -196,8 +206,9 @@ impl Downloads {
     fn sample(&self) {
         let now = Instant::now();
         let mut notes = Vec::new();
+        let mut stops = Vec::new();
         for item in &mut self.lock().items {
-            let State::Running(torrent, _) = &item.state else {
+            let State::Running(torrent, announcer) = &item.state else {
                 continue;
             };
             let s = torrent.snapshot();
@@ -217,6 +228,26 @@ impl Downloads {
                 item.noted_complete = true;
                 notes.push(completion(&item.name, torrent, &s));
             }
+            let since = s.completed_at.unwrap_or(torrent.started());
+            if s.complete()
+                && !item.goal_met
+                && item.goal.met(s.uploaded, s.total_bytes, since, now)
+            {
+                item.goal_met = true;
+                stops.push((Arc::clone(torrent), Arc::clone(announcer)));
+                notes.push(format!(
+                    "{}: seed goal met ({} sent); stopped seeding",
+                    item.name,
+                    HumanBytes(s.uploaded)
+                ));
+            }
+        }
+        let session = self.lock().session.clone();
+        for (torrent, announcer) in stops {
+            if let Some(session) = &session {
+                session.remove(&torrent.info_hash());
+            }
+            crate::rt::spawn(async move { announcer.stopped().await }).detach();
         }
         for n in notes {
             self.notes.note(n);
@@ -340,6 +371,8 @@ impl Downloads {
                 .items
                 .iter()
                 .filter_map(|i| match &i.state {
+                    // One stopped at its seed goal has told the tracker already.
+                    State::Running(..) if i.goal_met => None,
                     State::Running(t, a) => Some((Arc::clone(t), Arc::clone(a))),
                     _ => None,
                 })
@@ -376,6 +409,7 @@ impl Item {
         let s = torrent.snapshot();
         let state = match &s.failure {
             Some(f) => format!("error: {f}"),
+            None if s.complete() && self.goal_met => "complete, seed goal met, stopped".into(),
             None if s.complete() => "complete, seeding".into(),
             None => "downloading".into(),
         };

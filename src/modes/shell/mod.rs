@@ -15,6 +15,7 @@ mod syntax;
 pub use self::input::LogWriter;
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
@@ -22,11 +23,12 @@ use anyhow::{anyhow, bail, Result};
 use self::downloads::{Downloads, Which};
 use self::input::Input;
 use self::syntax::{Line, Parsed, StartCmd, WaitCmd};
-use super::engine::{self, Options};
+use super::engine::{self, Options, SeedGoal};
 use crate::cli::{ShellArgs, ShowArgs};
 use crate::commands;
 use crate::config::{self, Profile};
 use crate::library;
+use crate::swarm::ratelimit::RateLimiter;
 
 /// Run `bt shell`.
 pub fn run(args: ShellArgs) -> Result<()> {
@@ -167,15 +169,34 @@ impl Shell {
         for t in &a.tracker {
             crate::swarm::announce::check_tracker_url(t)?;
         }
-        let opts = Options {
+        let mut opts = Options {
             trackers: a.tracker,
             peers: a.peer,
+            download_limit: a
+                .download_limit
+                .map(|k| Arc::new(RateLimiter::new(k * 1024))),
             ..Options::default()
         };
+        let goal = SeedGoal {
+            ratio: a.seed_ratio,
+            time: a.seed_time,
+        };
         let direct = engine::parse_peers(&opts.peers)?;
+        if a.torrents.is_empty() && (a.files.is_some() || !a.only.is_empty()) {
+            return Err(anyhow!(
+                "--files and --only choose files of the torrents given: name one"
+            ));
+        }
         let mut metas = Vec::new();
         for t in &a.torrents {
-            metas.push(commands::library::import_into(t, &self.profile)?);
+            let meta = commands::library::import_into(t, &self.profile)?;
+            // Checked before anything starts: a wrong number starts nothing.
+            opts.files.extend(engine::choose_files(
+                std::slice::from_ref(&meta),
+                a.files.as_deref(),
+                &a.only,
+            )?);
+            metas.push(meta);
         }
         if a.torrents.is_empty() {
             for entry in library::list(&self.profile.folder)? {
@@ -196,7 +217,10 @@ impl Shell {
         for meta in metas {
             let trackers = opts.trackers_for(&meta);
             engine::warn_if_alone(&meta, &trackers, &direct);
-            if let Err(e) = self.downloads.start(meta, trackers, &direct) {
+            let started = opts
+                .for_torrent(&self.profile.folder, &meta)
+                .and_then(|topts| self.downloads.start(meta, trackers, &direct, topts, goal));
+            if let Err(e) = started {
                 eprintln!("error: {e:#}");
             }
         }

@@ -42,10 +42,12 @@ pub struct ShowCmd {}
 #[argh(
     subcommand,
     name = "start",
-    example = "start data/album.torrent\nstart album.torrent --peer 127.0.0.1:6881",
+    example = "start data/album.torrent\nstart album.torrent --peer 127.0.0.1:6881\nstart data/album.torrent --only '*.flac' --seed-ratio 1",
     note = "The prompt stays usable while the download runs; `status` shows how it goes. The \
-            first `start` opens the profile's port; finished torrents keep seeding until `quit`. \
-            Without TORRENT, every torrent of the library is started."
+            first `start` opens the profile's port; finished torrents keep seeding until `quit`, \
+            or until a seed goal (--seed-ratio, --seed-time) is met. Without TORRENT, every \
+            torrent of the library is started. --only and --files choose files (kept for the \
+            next start)."
 )]
 pub struct StartCmd {
     /// torrents to download (imported into the library first)
@@ -57,6 +59,21 @@ pub struct StartCmd {
     /// also connect to this peer directly, ADDR:PORT (repeatable)
     #[argh(option)]
     pub peer: Vec<String>,
+    /// download only the files whose path in the torrent matches this glob (repeatable)
+    #[argh(option)]
+    pub only: Vec<String>,
+    /// download only these files, numbered as `info --files` lists them: 1,3-5
+    #[argh(option)]
+    pub files: Option<String>,
+    /// download limit in KiB/s for the torrents of this `start` together (default: unlimited)
+    #[argh(option)]
+    pub download_limit: Option<u64>,
+    /// once complete, seed until each torrent has sent R times its size, then stop it
+    #[argh(option, from_str_fn(crate::cli::parse_ratio))]
+    pub seed_ratio: Option<f64>,
+    /// once complete, seed this long (30m, 2h), then stop it
+    #[argh(option, from_str_fn(crate::cli::parse_duration))]
+    pub seed_time: Option<std::time::Duration>,
 }
 
 #[derive(FromArgs, Debug)]

@@ -215,19 +215,37 @@ impl TorrentState {
 
     // ----- queries -----
 
-    /// Verified pieces.
+    /// Verified pieces (wanted or not).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn have(&self) -> &Bitfield {
         self.picker.have()
     }
 
-    /// Every piece is verified.
+    /// Download only the pieces set in `wanted` (those of the chosen files); call before the
+    /// first peer connects. "Complete" then means every wanted piece is verified.
+    pub fn set_wanted(&mut self, wanted: Bitfield) {
+        self.picker.set_wanted(wanted);
+    }
+
+    /// Every wanted piece is verified.
     pub fn is_complete(&self) -> bool {
         self.picker.is_complete()
     }
 
-    /// Bytes still missing.
+    /// Bytes of wanted pieces still missing (what the tracker is told is `left`).
     pub fn left(&self) -> u64 {
-        self.layout.total_length() - self.picker.bytes_have()
+        let (all, have) = self.picker.bytes_wanted();
+        all - have
+    }
+
+    /// Bytes of the wanted pieces: (all, verified).
+    pub fn wanted_bytes(&self) -> (u64, u64) {
+        self.picker.bytes_wanted()
+    }
+
+    /// The wanted pieces: (how many, how many verified).
+    pub fn wanted_pieces(&self) -> (usize, usize) {
+        self.picker.pieces_wanted()
     }
 
     /// Byte and piece counts.

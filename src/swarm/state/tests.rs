@@ -595,3 +595,49 @@ fn a_full_torrent_evicts_an_idle_connection_for_a_newcomer() {
     assert!(st.peer(useful).is_some() && st.peer(k).is_some());
     assert_eq!(st.peers().count(), 3);
 }
+
+#[test]
+fn only_wanted_pieces_are_asked_for_and_they_make_it_complete() {
+    let t = Instant::now();
+    let mut st = leecher(6, t);
+    let mut wanted = Bitfield::new(6);
+    wanted.set(1);
+    wanted.set(4);
+    st.set_wanted(wanted);
+    assert_eq!(
+        st.left(),
+        2 * 2 * BLOCK as u64,
+        "left counts wanted pieces only"
+    );
+    assert_eq!(st.wanted_pieces(), (2, 0));
+    // A peer with only unwanted pieces is of no interest.
+    let k = connect(&mut st, 3, t);
+    let mut other = Bitfield::new(6);
+    other.set(0);
+    other.set(5);
+    st.on_message(k, Message::Bitfield(other.as_bytes()), t);
+    assert!(!sent(&take(&mut st), k, &Outgoing::Interested));
+    // A seeder is asked for the wanted pieces' blocks and nothing else.
+    let (s, asked) = seeder(&mut st, 1, t);
+    let mut pieces: Vec<u32> = asked.iter().map(|b| b.index).collect();
+    pieces.dedup();
+    assert_eq!(pieces, [1, 4], "{asked:?}");
+    for b in &asked {
+        deliver(&mut st, s, *b, 1, t);
+    }
+    let mut acts = take(&mut st);
+    while let Some((index, data)) = verify_of(&mut acts) {
+        st.piece_checked(index, PieceOutcome::Verified, data, t);
+        acts.extend(take(&mut st));
+    }
+    assert!(st.is_complete(), "complete once the wanted pieces are");
+    assert!(acts.iter().any(|a| matches!(a, Action::Completed)));
+    assert_eq!(st.left(), 0);
+    assert_eq!(st.have().count(), 2, "the other pieces were never fetched");
+    st.fill_all(t);
+    assert!(requests(&take(&mut st), s).is_empty());
+    // A wanted piece lost from disk makes it incomplete again; an unwanted one would not.
+    assert!(st.piece_lost(4, t));
+    assert!(!st.is_complete());
+    assert_eq!(st.wanted_pieces(), (2, 1));
+}
