@@ -359,3 +359,46 @@ fn a_script_waits_for_its_download_and_a_timed_out_wait_fails_the_script() {
     // The lines after a failed wait still ran.
     assert!(text.contains("album: downloading, 0%"), "{text}");
 }
+
+#[test]
+fn start_chooses_files_and_stops_seeding_at_its_goal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = write_files(&d.join("seed"), ALBUM);
+    let mut sh = shell(d);
+    let nowhere = format!("http://127.0.0.1:{}/announce", unused_port());
+    create_album(&mut sh, &nowhere);
+    let (_peer, port) = seeder(d);
+
+    // File 2 of 3 (sub/b.bin), then seed one second and stop.
+    say(
+        &mut sh,
+        &format!("start seed/album.torrent --peer 127.0.0.1:{port} --files 2 --seed-time 1s"),
+    );
+    sh.wait_line("started album (", SHORT);
+    say(&mut sh, "wait --timeout 60");
+    let note = poll_status(&mut sh, "the seed goal", |l| {
+        l.starts_with("album: seed goal met")
+    });
+    assert!(note.ends_with("stopped seeding"), "{note}");
+    poll_status(&mut sh, "a stopped torrent", |l| {
+        l.starts_with("album: complete, seed goal met, stopped")
+    });
+    // A bad number is one error line, and the prompt goes on.
+    say(&mut sh, "start seed/album.torrent --files 4");
+    sh.wait_line("error: album: there is no file 4", SHORT);
+    quit(sh);
+
+    let got = std::fs::read(d.join("client/album/sub/b.bin")).unwrap();
+    assert!(got == data[1], "the chosen file differs from the seed's");
+    // a.bin shares the first piece of b.bin: only that piece's part of it may be written.
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata(d.join("client/album/a.bin")) {
+        assert!(
+            m.blocks() * 512 <= 64 * 1024,
+            "{} bytes of a.bin",
+            m.blocks() * 512
+        );
+    }
+    assert!(!d.join("client/album/sub/empty").exists());
+}
