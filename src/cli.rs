@@ -222,6 +222,9 @@ pub struct PeerArgs {
     /// upload limit in KiB/s for the whole process (default: unlimited)
     #[argh(option)]
     pub upload_limit: Option<u64>,
+    /// download limit in KiB/s for the whole process (default: unlimited)
+    #[argh(option)]
+    pub download_limit: Option<u64>,
 }
 
 #[derive(FromArgs, Debug)]

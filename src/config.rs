@@ -62,6 +62,31 @@ pub struct ProfileConfig {
     /// Address to listen on (default `0.0.0.0`, every interface).
     #[serde(default = "any_ip")]
     pub ip: IpAddr,
+    /// Download limit in KiB/s (the command line's `--download-limit` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_limit: Option<u64>,
+    /// Upload limit in KiB/s (`--upload-limit` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_limit: Option<u64>,
+    /// Seed goal: bytes sent as a multiple of the download (`--seed-ratio` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_ratio: Option<f64>,
+    /// Seed goal: how long to seed once complete, `30m`, `2h` (`--seed-time` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_time: Option<String>,
+}
+
+/// A profile's transfer settings from `peers.toml` (each one overridden by its option).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    /// Download limit in KiB/s.
+    pub download_limit: Option<u64>,
+    /// Upload limit in KiB/s.
+    pub upload_limit: Option<u64>,
+    /// Seed ratio.
+    pub seed_ratio: Option<f64>,
+    /// Seed time.
+    pub seed_time: Option<std::time::Duration>,
 }
 
 fn any_ip() -> IpAddr {
@@ -91,6 +116,10 @@ impl Default for Config {
             folder: folder.into(),
             port,
             ip: any_ip(),
+            download_limit: None,
+            upload_limit: None,
+            seed_ratio: None,
+            seed_time: None,
         };
         Config {
             tracker: TrackerConfig::default(),
@@ -173,6 +202,8 @@ pub struct Profile {
     pub port: u16,
     /// Listen address.
     pub ip: IpAddr,
+    /// Limits and seed goals from the config file.
+    pub settings: Settings,
     /// The whole config it came from (for the tracker URL).
     pub config: Config,
 }
@@ -202,6 +233,10 @@ pub fn resolve(
     let (config, base) = Config::load(config_path)?;
     let shown = config_path.unwrap_or(Path::new(DEFAULT_CONFIG)).display();
     let found = config.profiles.get(name).cloned();
+    let settings = match &found {
+        Some(p) => settings(p).map_err(|e| anyhow::anyhow!("{shown}: [profiles.{name}] {e}"))?,
+        None => Settings::default(),
+    };
     let (folder, port, ip) = match (found, folder, port) {
         (Some(p), f, o) => (
             f.map(Path::to_path_buf)
@@ -224,7 +259,25 @@ pub fn resolve(
         folder,
         port,
         ip,
+        settings,
         config,
+    })
+}
+
+/// The checked transfer settings of a profile section.
+fn settings(p: &ProfileConfig) -> std::result::Result<Settings, String> {
+    if let Some(r) = p.seed_ratio {
+        crate::cli::parse_ratio(&r.to_string()).map_err(|e| format!("seed_ratio: {e}"))?;
+    }
+    let seed_time = match &p.seed_time {
+        Some(t) => Some(crate::cli::parse_duration(t).map_err(|e| format!("seed_time: {e}"))?),
+        None => None,
+    };
+    Ok(Settings {
+        download_limit: p.download_limit,
+        upload_limit: p.upload_limit,
+        seed_ratio: p.seed_ratio,
+        seed_time,
     })
 }
 
@@ -273,6 +326,7 @@ mod tests {
         let p = resolve(Some(&path), "x", None, None).unwrap();
         assert_eq!(p.folder, dir.path().join("xdir"));
         assert_eq!(p.port, 7000);
+        assert_eq!(p.settings, Settings::default());
         let p = resolve(Some(&path), "x", Some(Path::new("/tmp/o")), Some(7001)).unwrap();
         assert_eq!((p.folder.as_path(), p.port), (Path::new("/tmp/o"), 7001));
         let e = resolve(Some(&path), "nope", None, None)
@@ -284,5 +338,35 @@ mod tests {
         );
         let e = resolve(Some(&dir.path().join("missing.toml")), "x", None, None).unwrap_err();
         assert!(format!("{e:#}").contains("missing.toml"));
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_carries_its_limits_and_seed_goals() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[profiles.x]\nfolder = \"x\"\nport = 7000\ndownload_limit = 512\nupload_limit = 64\nseed_ratio = 1.5\nseed_time = \"2h\"\n",
+        )
+        .unwrap();
+        let s = resolve(Some(&path), "x", None, None).unwrap().settings;
+        assert_eq!(s.download_limit, Some(512));
+        assert_eq!(s.upload_limit, Some(64));
+        assert_eq!(s.seed_ratio, Some(1.5));
+        assert_eq!(s.seed_time, Some(std::time::Duration::from_secs(7200)));
+        std::fs::write(
+            &path,
+            "[profiles.x]\nfolder = \"x\"\nport = 7000\nseed_time = \"soon\"\n",
+        )
+        .unwrap();
+        let e = resolve(Some(&path), "x", None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.toml") && e.contains("seed_time"), "{e}");
     }
 }

@@ -61,17 +61,21 @@ pub fn run(args: ClientArgs) -> Result<()> {
         peers: args.peer.clone(),
         engine: EngineConfig {
             upload_slots: args.upload_slots,
-            upload_limit: args.upload_limit.map(|k| k * 1024),
+            upload_limit: args
+                .upload_limit
+                .or(profile.settings.upload_limit)
+                .map(|k| k * 1024),
             ..EngineConfig::default()
         },
         files: engine::choose_files(&given, args.files.as_deref(), &args.only)?,
         download_limit: args
             .download_limit
+            .or(profile.settings.download_limit)
             .map(|k| Arc::new(RateLimiter::new(k * 1024))),
     };
     let goal = SeedGoal {
-        ratio: args.seed_ratio,
-        time: args.seed_time,
+        ratio: args.seed_ratio.or(profile.settings.seed_ratio),
+        time: args.seed_time.or(profile.settings.seed_time),
     };
     // Exit once done: at completion, or once the seed goal is met after it.
     let exit_when_done = args.exit_when_done || goal.is_set();

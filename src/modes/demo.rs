@@ -154,6 +154,7 @@ fn profile(name: &str, folder: &Path, config: &Config) -> Profile {
         folder: folder.to_path_buf(),
         port: 0,
         ip: LOOPBACK,
+        settings: Default::default(),
         config: config.clone(),
     }
 }

@@ -15,6 +15,7 @@ use crate::cli::PeerArgs;
 use crate::config::Profile;
 use crate::library;
 use crate::proto::metainfo::{InfoHash, Metainfo};
+use crate::swarm::ratelimit::RateLimiter;
 use crate::swarm::torrent::Torrent;
 use crate::swarm::EngineConfig;
 use crate::ui;
@@ -45,9 +46,16 @@ pub fn run(args: PeerArgs) -> Result<()> {
         peers: args.peer,
         engine: EngineConfig {
             upload_slots: args.upload_slots,
-            upload_limit: args.upload_limit.map(|k| k * 1024),
+            upload_limit: args
+                .upload_limit
+                .or(profile.settings.upload_limit)
+                .map(|k| k * 1024),
             ..EngineConfig::default()
         },
+        download_limit: args
+            .download_limit
+            .or(profile.settings.download_limit)
+            .map(|k| Arc::new(RateLimiter::new(k * 1024))),
         ..Options::default()
     };
     let direct = engine::parse_peers(&opts.peers)?;

@@ -174,12 +174,13 @@ impl Shell {
             peers: a.peer,
             download_limit: a
                 .download_limit
+                .or(self.profile.settings.download_limit)
                 .map(|k| Arc::new(RateLimiter::new(k * 1024))),
             ..Options::default()
         };
         let goal = SeedGoal {
-            ratio: a.seed_ratio,
-            time: a.seed_time,
+            ratio: a.seed_ratio.or(self.profile.settings.seed_ratio),
+            time: a.seed_time.or(self.profile.settings.seed_time),
         };
         let direct = engine::parse_peers(&opts.peers)?;
         if a.torrents.is_empty() && (a.files.is_some() || !a.only.is_empty()) {
