@@ -420,6 +420,31 @@ mod tests {
     }
 
     #[test]
+    fn a_saved_choice_of_files_round_trips_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let m = torrent("one", 1);
+        assert_eq!(
+            load_selection(d, &m).unwrap(),
+            None,
+            "no sidecar: every file"
+        );
+        let one = Selection::from_numbers("1", 1).unwrap();
+        // Choosing every file stores nothing.
+        save_selection(d, &m, &one).unwrap();
+        assert!(!selection_path(d, &m).exists());
+        // A sidecar from an edit by hand, or a torrent of fewer files: an error naming it.
+        std::fs::write(selection_path(d, &m), "# chosen\n1,2\n").unwrap();
+        let e = format!("{:#}", load_selection(d, &m).unwrap_err());
+        assert!(
+            e.contains(".bt-selection.") && e.contains("no file 2"),
+            "{e}"
+        );
+        std::fs::write(selection_path(d, &m), "1\n").unwrap();
+        assert_eq!(load_selection(d, &m).unwrap(), Some(one));
+    }
+
+    #[test]
     fn import_renames_a_taken_file_name_and_refuses_a_taken_data_name() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();

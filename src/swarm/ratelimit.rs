@@ -1,5 +1,6 @@
-//! An upload rate limit shared by every connection of a process: a token bucket that makes
-//! senders wait for their share.
+//! A rate limit shared by the connections it is given to (the upload limit: every connection
+//! of a process; a download limit: the torrents it was set for): a token bucket that makes
+//! senders, or readers, wait for their share.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -132,7 +132,9 @@ impl Downloads {
         {
             let mut shared = self.lock();
             if let Some(i) = shared.items.iter().position(|i| i.info_hash == hash) {
-                if !matches!(shared.items[i].state, State::Failed(_)) {
+                // A failed torrent, or one stopped at its seed goal, may be started again.
+                let item = &shared.items[i];
+                if !matches!(item.state, State::Failed(_)) && !item.goal_met {
                     bail!("{name} is already started; `status` shows how it goes");
                 }
                 shared.items.remove(i);
