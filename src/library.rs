@@ -306,8 +306,8 @@ impl Library {
     }
 }
 
-/// Largest selection sidecar read (a number list for a torrent of 100,000 files fits).
-const MAX_SELECTION_FILE: u64 = 1024 * 1024;
+/// Largest selection sidecar read: a number list as long as `--files` may be, and its comment.
+const MAX_SELECTION_FILE: u64 = crate::swarm::selection::MAX_SPEC as u64 + 4096;
 
 /// Where the files chosen for a torrent's download are kept: a small text file beside the
 /// library's torrents, `FOLDER/.bt-selection.HASH`, holding the `--files` numbers (`1,3-5`).
@@ -361,8 +361,7 @@ pub fn save_selection(folder: &Path, meta: &Metainfo, sel: &Selection) -> Result
     std::fs::create_dir_all(folder)
         .with_context(|| format!("cannot create folder {}", folder.display()))?;
     let text = format!(
-        "# bt: the files of {} to download, numbered as `bt info --files` lists them\n{}\n",
-        meta.info.name.replace(['\n', '\r'], " "),
+        "# bt: the files to download, numbered as `bt info --files` lists them\n{}\n",
         sel.to_numbers()
     );
     let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
