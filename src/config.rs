@@ -62,6 +62,12 @@ pub struct ProfileConfig {
     /// Address to listen on (default `0.0.0.0`, every interface).
     #[serde(default = "any_ip")]
     pub ip: IpAddr,
+    /// Serve the web page and API here (`bt peer` and `bt client`; `--web` overrides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<SocketAddr>,
+    /// The token the web API asks for; required when `web` is not a loopback address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_token: Option<String>,
 }
 
 fn any_ip() -> IpAddr {
@@ -91,6 +97,8 @@ impl Default for Config {
             folder: folder.into(),
             port,
             ip: any_ip(),
+            web: None,
+            web_token: None,
         };
         Config {
             tracker: TrackerConfig::default(),
@@ -173,6 +181,10 @@ pub struct Profile {
     pub port: u16,
     /// Listen address.
     pub ip: IpAddr,
+    /// Where to serve the web page and API, if anywhere.
+    pub web: Option<SocketAddr>,
+    /// The web API's token.
+    pub web_token: Option<String>,
     /// The whole config it came from (for the tracker URL).
     pub config: Config,
 }
@@ -202,6 +214,9 @@ pub fn resolve(
     let (config, base) = Config::load(config_path)?;
     let shown = config_path.unwrap_or(Path::new(DEFAULT_CONFIG)).display();
     let found = config.profiles.get(name).cloned();
+    let (web, web_token) = found
+        .as_ref()
+        .map_or((None, None), |p| (p.web, p.web_token.clone()));
     let (folder, port, ip) = match (found, folder, port) {
         (Some(p), f, o) => (
             f.map(Path::to_path_buf)
@@ -224,6 +239,8 @@ pub fn resolve(
         folder,
         port,
         ip,
+        web,
+        web_token,
         config,
     })
 }
