@@ -245,7 +245,7 @@ pub fn summary(t: &Torrent, s: &Snapshot, rate: (u64, u64)) -> Summary {
         have_pieces: s.have_pieces,
         down_rate: rate.0,
         up_rate: rate.1,
-        eta_secs: (left > 0 && rate.0 > 0).then(|| left.div_ceil(rate.0)),
+        eta_secs: (left > 0 && rate.0 > 0 && state == "downloading").then(|| left.div_ceil(rate.0)),
         peers: s.peers.len(),
         downloaded: s.downloaded,
         uploaded: s.uploaded,

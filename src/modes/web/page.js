@@ -3,7 +3,8 @@
 const token = new URLSearchParams(location.search).get("token");
 const headers = token ? { "Authorization": "Bearer " + token } : {};
 const PAGE = 50;
-let offset = 0, picked = null, busy = false;
+// The torrent shown in full: the one named after `#` in the address, else the first.
+let offset = 0, picked = location.hash.slice(1) || null, busy = false;
 
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
   "#17becf", "#bcbd22", "#393b79", "#ad494a", "#637939", "#7b4173", "#3182bd", "#e6550d", "#31a354"];
