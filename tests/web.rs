@@ -41,12 +41,25 @@ fn http(
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body).unwrap();
+    // Read up to the end of the answer's body (a server may keep reading a body it refused).
     let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a head");
+    let mut buf = [0u8; 64 * 1024];
+    let (split, length) = loop {
+        let n = s.read(&mut buf).unwrap_or(0);
+        out.extend_from_slice(&buf[..n]);
+        if let Some(split) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&out[..split]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if n == 0 || length.is_some_and(|len| out.len() >= split + 4 + len) {
+                break (split, length);
+            }
+        }
+        assert!(n > 0, "the connection closed before a whole head");
+    };
+    out.truncate(length.map_or(out.len(), |len| split + 4 + len));
     let status_line = String::from_utf8_lossy(&out[..split]).to_string();
     let status = status_line
         .split(' ')

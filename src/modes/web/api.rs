@@ -163,23 +163,27 @@ pub struct Detail {
     pub piece_map: MapJson,
 }
 
-/// Rates from byte counters sampled now and then, by key; entries not seen for a minute go.
+/// Rates from byte counters sampled now and then, by key, over the last few samples (blocks
+/// of 16 KiB arrive in steps: one second alone would swing between 0 and twice the rate);
+/// entries not seen for a minute go.
 #[derive(Debug)]
 pub struct Rates<K> {
-    samples: HashMap<K, Sample>,
+    samples: HashMap<K, Window>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    at: Instant,
-    down: u64,
-    up: u64,
+/// The recent samples of one key (at most [`WINDOW`]), and the rate they give.
+#[derive(Debug, Clone)]
+struct Window {
+    /// (when, down, up), oldest first.
+    points: std::collections::VecDeque<(Instant, u64, u64)>,
     rate: (u64, u64),
     seen: Instant,
 }
 
 /// Samples closer together than this keep the last rate (a fast poller sees steady numbers).
 const MIN_SPAN: Duration = Duration::from_millis(500);
+/// Samples a rate is taken over.
+const WINDOW: usize = 5;
 
 impl<K: std::hash::Hash + Eq> Default for Rates<K> {
     fn default() -> Self {
@@ -192,21 +196,24 @@ impl<K: std::hash::Hash + Eq> Default for Rates<K> {
 impl<K: std::hash::Hash + Eq> Rates<K> {
     /// The (down, up) rate of `key` whose counters read `down` and `up` at `now`.
     pub fn update(&mut self, key: K, down: u64, up: u64, now: Instant) -> (u64, u64) {
-        let s = self.samples.entry(key).or_insert(Sample {
-            at: now,
-            down,
-            up,
+        let w = self.samples.entry(key).or_insert_with(|| Window {
+            points: std::collections::VecDeque::from([(now, down, up)]),
             rate: (0, 0),
             seen: now,
         });
-        s.seen = now;
-        let span = now.saturating_duration_since(s.at);
-        if span >= MIN_SPAN {
-            let per_sec = |a: u64, b: u64| (a.saturating_sub(b) as f64 / span.as_secs_f64()) as u64;
-            s.rate = (per_sec(down, s.down), per_sec(up, s.up));
-            (s.at, s.down, s.up) = (now, down, up);
+        w.seen = now;
+        let last = w.points.back().map_or(now, |p| p.0);
+        if now.saturating_duration_since(last) >= MIN_SPAN {
+            if w.points.len() == WINDOW {
+                w.points.pop_front();
+            }
+            w.points.push_back((now, down, up));
+            let (t0, d0, u0) = w.points[0];
+            let span = now.saturating_duration_since(t0).as_secs_f64();
+            let per_sec = |a: u64, b: u64| (a.saturating_sub(b) as f64 / span) as u64;
+            w.rate = (per_sec(down, d0), per_sec(up, u0));
         }
-        s.rate
+        w.rate
     }
 
     /// The last rate of `key` (zero when never sampled).
@@ -496,6 +503,20 @@ mod tests {
             (1000, 250)
         );
         assert_eq!(r.get(&1), (1000, 250));
+        // A second with nothing new: the rate is over the whole window, not zero.
+        assert_eq!(
+            r.update(1, 2000, 500, t0 + Duration::from_secs(4)),
+            (500, 125)
+        );
+        // The window holds the last five samples: once none of them saw progress, zero.
+        assert_eq!(
+            r.update(1, 2000, 500, t0 + Duration::from_secs(5)),
+            (400, 100)
+        );
+        for s in 6..9 {
+            r.update(1, 2000, 500, t0 + Duration::from_secs(s));
+        }
+        assert_eq!(r.get(&1), (0, 0));
         r.prune(t0 + Duration::from_secs(120));
         assert_eq!(r.get(&1), (0, 0));
     }

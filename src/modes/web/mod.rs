@@ -263,30 +263,25 @@ fn control_error(e: &ControlError) -> Response {
     error(status, &crate::ui::escape(&e.to_string()))
 }
 
-/// A number from the query, or the default; `Err` names a bad one.
-fn query_number(req: &Request<State>, key: &str, default: usize) -> Result<usize, Response> {
+/// A number from the query, or the default; `Err` says what is wrong with it.
+fn query_number(req: &Request<State>, key: &str, default: usize) -> Result<usize, String> {
     match req.url().query_pairs().find(|(k, _)| k == key) {
         None => Ok(default),
         Some((_, v)) => v.parse().map_err(|_| {
-            error(
-                StatusCode::BadRequest,
-                &format!(
-                    "{key} must be a whole number, got `{}`",
-                    crate::ui::escape(&v)
-                ),
+            format!(
+                "{key} must be a whole number, got `{}`",
+                crate::ui::escape(&v)
             )
         }),
     }
 }
 
 async fn list(req: Request<State>) -> tide::Result {
-    let offset = match query_number(&req, "offset", 0) {
-        Ok(n) => n,
-        Err(res) => return Ok(res),
-    };
-    let limit = match query_number(&req, "limit", api::DEFAULT_PAGE) {
-        Ok(n) => n.clamp(1, api::MAX_PAGE),
-        Err(res) => return Ok(res),
+    let numbers = query_number(&req, "offset", 0)
+        .and_then(|o| Ok((o, query_number(&req, "limit", api::DEFAULT_PAGE)?)));
+    let (offset, limit) = match numbers {
+        Ok((o, l)) => (o, l.clamp(1, api::MAX_PAGE)),
+        Err(why) => return Ok(error(StatusCode::BadRequest, &why)),
     };
     let state = req.state();
     let torrents = state.control.torrents();

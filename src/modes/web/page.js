@@ -107,7 +107,7 @@ function showMap(m) {
     const sw = el("span", undefined, "swatch");
     sw.style.background = colour(o.key);
     sw.dataset.origin = o.addr;
-    legend.append(sw, el("span", o.addr + " " + o.peer_id + " (" + o.pieces + " pieces)"));
+    legend.append(sw, el("span", o.addr + " " + o.peer_id + " (" + o.pieces + (o.pieces === 1 ? " piece)" : " pieces)")));
   }
   if (m.more_origins > 0) key("*", m.more_origins + " more peers");
 }
