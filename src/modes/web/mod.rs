@@ -129,12 +129,19 @@ async fn sample_rates(state: State) {
         {
             let torrents = state.control.torrents();
             let mut rates = lock(&state.rates);
+            let mut peer_rates = lock(&state.peer_rates);
             for t in &torrents {
                 let (down, up) = t.transferred();
-                rates.update(t.info_hash(), down, up, now);
+                let ih = t.info_hash();
+                // The peers of torrents that move only: a thousand idle ones cost no snapshot.
+                if rates.update(ih, down, up, now) != (0, 0) {
+                    for p in t.snapshot().peers {
+                        peer_rates.update((ih, p.addr), p.downloaded, p.uploaded, now);
+                    }
+                }
             }
             rates.prune(now);
-            lock(&state.peer_rates).prune(now);
+            peer_rates.prune(now);
         }
         crate::rt::sleep(Duration::from_secs(1)).await;
     }
