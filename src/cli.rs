@@ -225,6 +225,9 @@ pub struct PeerArgs {
     /// download limit in KiB/s for the whole process (default: unlimited)
     #[argh(option)]
     pub download_limit: Option<u64>,
+    /// serve the web page and JSON API here, e.g. 127.0.0.1:8080 (default: `web` of the profile); another address than loopback needs `web_token` in the profile
+    #[argh(option)]
+    pub web: Option<std::net::SocketAddr>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -303,6 +306,9 @@ pub struct ClientArgs {
     /// once complete, seed this long (30m, 2h, 1day), then exit 0
     #[argh(option, from_str_fn(parse_duration))]
     pub seed_time: Option<std::time::Duration>,
+    /// serve the web page and JSON API here, e.g. 127.0.0.1:8080 (default: `web` of the profile); another address than loopback needs `web_token` in the profile
+    #[argh(option)]
+    pub web: Option<std::net::SocketAddr>,
 }
 
 /// A seed ratio: a finite number, zero or more.
@@ -382,6 +388,11 @@ pub struct DemoArgs {
     /// give up after this many seconds (default 300)
     #[argh(option, default = "300")]
     pub timeout: u64,
+    /// serve the client's web page on a free loopback port and print its address; the peers
+    /// send slowly so the pieces can be watched arriving, and the page stays up after the
+    /// download until Ctrl-C
+    #[argh(switch)]
+    pub web: bool,
 }
 
 #[derive(FromArgs, Debug)]

@@ -74,6 +74,12 @@ pub struct ProfileConfig {
     /// Seed goal: how long to seed once complete, `30m`, `2h` (`--seed-time` wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed_time: Option<String>,
+    /// Serve the web page and API here (`bt peer` and `bt client`; `--web` overrides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<SocketAddr>,
+    /// The token the web API asks for; required when `web` is not a loopback address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_token: Option<String>,
 }
 
 /// A profile's transfer settings from `peers.toml` (each one overridden by its option).
@@ -120,6 +126,8 @@ impl Default for Config {
             upload_limit: None,
             seed_ratio: None,
             seed_time: None,
+            web: None,
+            web_token: None,
         };
         Config {
             tracker: TrackerConfig::default(),
@@ -204,6 +212,10 @@ pub struct Profile {
     pub ip: IpAddr,
     /// Limits and seed goals from the config file.
     pub settings: Settings,
+    /// Where to serve the web page and API, if anywhere.
+    pub web: Option<SocketAddr>,
+    /// The web API's token.
+    pub web_token: Option<String>,
     /// The whole config it came from (for the tracker URL).
     pub config: Config,
 }
@@ -237,6 +249,9 @@ pub fn resolve(
         Some(p) => settings(p).map_err(|e| anyhow::anyhow!("{shown}: [profiles.{name}] {e}"))?,
         None => Settings::default(),
     };
+    let (web, web_token) = found
+        .as_ref()
+        .map_or((None, None), |p| (p.web, p.web_token.clone()));
     let (folder, port, ip) = match (found, folder, port) {
         (Some(p), f, o) => (
             f.map(Path::to_path_buf)
@@ -260,6 +275,8 @@ pub fn resolve(
         port,
         ip,
         settings,
+        web,
+        web_token,
         config,
     })
 }

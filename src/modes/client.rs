@@ -79,11 +79,15 @@ pub fn run(args: ClientArgs) -> Result<()> {
     };
     // Exit once done: at completion, or once the seed goal is met after it.
     let exit_when_done = args.exit_when_done || goal.is_set();
+    let web = super::web::for_profile(args.web, &profile)?;
     let stop = engine::stop_signal()?;
     let stall = Duration::from_secs(args.stall_timeout);
     let mode = Mode::pick(args.json, args.quiet);
     crate::rt::block_on(async move {
         let running = engine::start(&profile, metas, &opts).await?;
+        let json = matches!(mode, Mode::Json);
+        let control =
+            super::web::serve_running(web.as_ref(), &running, &profile, &opts, json).await?;
         // In JSON mode stdout carries JSON only: the rest goes to stderr.
         let about = format!(
             "client {} listening on {}, downloading into {}",
@@ -157,6 +161,15 @@ pub fn run(args: ClientArgs) -> Result<()> {
                 if let Some(f) = &s.failure {
                     failed = Some(format!("{}: {}", names[i], ui::escape(f)));
                 }
+                if t.is_removed() {
+                    continue; // removed through the web API: no longer ours to wait for
+                }
+                if t.is_paused() {
+                    // Paused through the web API: not stalled, and not done either.
+                    progress_at[i] = (Instant::now(), s.have_bytes + s.downloaded);
+                    all_done = false;
+                    continue;
+                }
                 if s.complete() {
                     if !reported[i] {
                         reported[i] = true;
@@ -221,6 +234,9 @@ pub fn run(args: ClientArgs) -> Result<()> {
             display.println("stopping");
         }
         running.shutdown().await;
+        if let Some(c) = control {
+            c.shutdown().await;
+        }
         result
     })
 }

@@ -127,6 +127,7 @@ fn run_in(
         Duration::from_secs(args.timeout),
         stop,
         args.size.is_some(),
+        args.web,
     ))
 }
 
@@ -155,6 +156,8 @@ fn profile(name: &str, folder: &Path, config: &Config) -> Profile {
         port: 0,
         ip: LOOPBACK,
         settings: Default::default(),
+        web: None,
+        web_token: None,
         config: config.clone(),
     }
 }
@@ -166,6 +169,7 @@ async fn demo(
     timeout: Duration,
     stop: crate::rt::channel::Receiver<()>,
     random: bool,
+    web: bool,
 ) -> Result<()> {
     // The tracker, on a free port.
     let listener = crate::rt::TcpListener::bind(SocketAddr::new(LOOPBACK, 0)).await?;
@@ -176,9 +180,35 @@ async fn demo(
         trackers: vec![format!("http://{tracker_addr}/announce")],
         ..Options::default()
     };
-    let peer1 = engine::start(&profile("peer1", &folders[0], config), metas.clone(), &opts).await?;
-    let peer2 = engine::start(&profile("peer2", &folders[1], config), metas.clone(), &opts).await?;
-    let client = engine::start(&profile("client", &folders[2], config), metas, &opts).await?;
+    // With the page, the peers send slowly enough (about WATCH_TIME for the whole) that the
+    // pieces can be watched arriving.
+    let total: u64 = metas.iter().map(Metainfo::total_length).sum();
+    let mut peer_opts = opts.clone();
+    if web {
+        let rate = (total / WATCH_TIME.as_secs() / 2).max(MIN_WATCH_RATE);
+        peer_opts.engine.upload_limit = Some(rate);
+    }
+    let peer1 = engine::start(
+        &profile("peer1", &folders[0], config),
+        metas.clone(),
+        &peer_opts,
+    )
+    .await?;
+    let peer2 = engine::start(
+        &profile("peer2", &folders[1], config),
+        metas.clone(),
+        &peer_opts,
+    )
+    .await?;
+    let client_profile = profile("client", &folders[2], config);
+    let client = engine::start(&client_profile, metas, &opts).await?;
+    if web {
+        let control =
+            super::control::Control::new(&client, client_profile.folder.clone(), opts.clone());
+        let web_opts = super::web::WebOptions::new(SocketAddr::new(LOOPBACK, 0), None)?;
+        let at = super::web::start(&web_opts, control).await?;
+        println!("web page of the client: http://{at}/");
+    }
     let roles = [("peer1", &peer1), ("peer2", &peer2)];
     let names: Vec<(String, &str)> = roles
         .iter()
@@ -274,11 +304,20 @@ async fn demo(
         let keep = (!random).then_some(folders[2].as_path());
         print_summary(&client, &names, keep, &clock);
     }
+    if web && result.is_ok() {
+        println!("the page stays up; Ctrl-C ends the demo");
+        let _ = stop.recv().await;
+    }
     for r in [&client, &peer1, &peer2] {
         r.shutdown().await;
     }
     result
 }
+
+/// About how long the download takes with `--web` (the peers' upload is limited to it).
+const WATCH_TIME: Duration = Duration::from_secs(20);
+/// The slowest the peers send with `--web`, bytes per second each.
+const MIN_WATCH_RATE: u64 = 4 * 1024;
 
 /// How often the loop looks for the first byte (the start of the timed transfer).
 const FIRST_BYTE_POLL: Duration = Duration::from_millis(5);

@@ -53,9 +53,11 @@ impl Running {
         for t in &self.torrents {
             t.close_all(crate::swarm::error::CloseReason::Shutdown);
         }
+        // A paused or removed torrent told its trackers `stopped` already.
         let stops: Vec<_> = self
             .announcers
             .iter()
+            .filter(|a| !a.torrent().is_paused())
             .map(|a| {
                 let a = Arc::clone(a);
                 crate::rt::spawn(async move { a.stopped().await })

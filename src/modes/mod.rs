@@ -2,9 +2,11 @@
 //! Thin: each wires a config to the engine or the server and shows what happens.
 
 pub mod client;
+pub mod control;
 pub mod demo;
 pub mod engine;
 pub mod peer;
 pub mod shell;
 pub mod status;
 pub mod tracker;
+pub mod web;

@@ -59,6 +59,7 @@ pub fn run(args: PeerArgs) -> Result<()> {
         ..Options::default()
     };
     let direct = engine::parse_peers(&opts.peers)?;
+    let web = super::web::for_profile(args.web, &profile)?;
     let stop = engine::stop_signal()?;
     crate::rt::block_on(async move {
         let mut running = engine::start(&profile, metas, &opts).await?;
@@ -71,13 +72,24 @@ pub fn run(args: PeerArgs) -> Result<()> {
         for t in &running.torrents {
             println!("  {}", on_disk(t));
         }
+        let control =
+            super::web::serve_running(web.as_ref(), &running, &profile, &opts, false).await?;
         let mut last = HashMap::new();
         loop {
             if crate::rt::timeout(WATCH_EVERY, stop.recv()).await.is_ok() {
                 break;
             }
             add_new(&mut running, &mut library, &profile, &opts, &direct).await;
+            if let Some(c) = &control {
+                let live = running.torrents.iter().zip(&running.announcers);
+                for (t, a) in live.filter(|(t, _)| !t.is_removed()) {
+                    c.adopt(t, a);
+                }
+            }
             for t in &running.torrents {
+                if t.is_removed() {
+                    continue;
+                }
                 let s = t.snapshot();
                 let name = ui::escape(&t.meta.info.name).into_owned();
                 if let Some(f) = &s.failure {
@@ -99,6 +111,9 @@ pub fn run(args: PeerArgs) -> Result<()> {
         }
         println!("stopping");
         running.shutdown().await;
+        if let Some(c) = control {
+            c.shutdown().await;
+        }
         Ok(())
     })
 }
@@ -137,6 +152,9 @@ async fn add_new(
         }
     };
     for meta in metas {
+        if running.session.find(&meta.info_hash).is_some() {
+            continue; // added through the web API, which put its file in the folder
+        }
         let trackers = opts.trackers_for(&meta);
         engine::warn_if_alone(&meta, &trackers, direct);
         let name = ui::escape(&meta.info.name).into_owned();

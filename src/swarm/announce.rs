@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,8 @@ pub struct Announcer {
     udp_ids: Mutex<HashMap<SocketAddr, (u64, Instant)>>,
     /// Time allowed for one tracker ([`TIMEOUT`]; tests shorten it).
     timeout: Duration,
+    /// Bumped by [`Announcer::pause`]: a [`Announcer::run`] loop of an older generation ends.
+    generation: AtomicU64,
 }
 
 /// Why an announce failed. Callers decide on the variant, never on the text.
@@ -209,7 +211,13 @@ impl Announcer {
             stopping: AtomicBool::new(false),
             udp_ids: Mutex::new(HashMap::new()),
             timeout: TIMEOUT,
+            generation: AtomicU64::new(0),
         })
+    }
+
+    /// The torrent this announces.
+    pub fn torrent(&self) -> &Arc<Torrent> {
+        &self.torrent
     }
 
     /// The last announce's outcome, one line.
@@ -305,10 +313,15 @@ impl Announcer {
     /// Announce until the process ends: `started`, then every interval; `completed` as soon
     /// as the download completes (if it was incomplete at start).
     pub async fn run(self: Arc<Self>) {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let current = || self.generation.load(Ordering::SeqCst) == generation;
         let mut event = Event::Started;
         let mut was_complete = self.torrent.is_complete();
         let mut retry = Duration::from_secs(2);
         loop {
+            if !current() {
+                return;
+            }
             let wait = match self.announce(event).await {
                 Ok(resp) => {
                     event = Event::None;
@@ -335,8 +348,8 @@ impl Announcer {
             let until = Instant::now() + wait;
             while Instant::now() < until {
                 crate::rt::sleep(Duration::from_millis(250)).await;
-                if self.stopping.load(Ordering::SeqCst) {
-                    return; // `stopped` was sent (the torrent or the process stopped)
+                if !current() || self.stopping.load(Ordering::SeqCst) {
+                    return; // paused, or `stopped` was sent (the torrent or the process stopped)
                 }
                 let complete = self.torrent.is_complete();
                 if complete && !was_complete {
@@ -348,6 +361,20 @@ impl Announcer {
                 }
             }
         }
+    }
+
+    /// Stop announcing for a while (the torrent is paused): the running loop ends and the
+    /// tracker is told `stopped`. [`Announcer::resume`] starts again.
+    pub async fn pause(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.stopped().await;
+    }
+
+    /// Start announcing again after [`Announcer::pause`], with `started`.
+    pub fn resume(self: &Arc<Self>) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.stopping.store(false, Ordering::SeqCst);
+        crate::rt::spawn(Arc::clone(self).run()).detach();
     }
 
     /// Tell the tracker we leave (bounded wait: a dead tracker must not hold up the exit),

@@ -248,6 +248,11 @@ impl Picker {
             .saturating_sub(self.verifying.count() + self.partial.len())
     }
 
+    /// Whether piece `i` is started (blocks requested or received) or being checked.
+    pub fn in_flight(&self, i: usize) -> bool {
+        self.started.get(i) || self.verifying.get(i)
+    }
+
     /// Blocks the piece buffers hold at most (see [`MAX_BUFFERED`]).
     pub fn buffer_blocks(&self) -> usize {
         self.max_buffered_pieces() * self.layout.piece_length().div_ceil(BLOCK as u64) as usize

@@ -145,18 +145,6 @@ impl Session {
         Ok(torrent)
     }
 
-    /// Stop a torrent and forget it: incoming connections for it are refused from now on.
-    pub fn remove(&self, info_hash: &InfoHash) {
-        let t = self
-            .torrents
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(info_hash);
-        if let Some(t) = t {
-            t.stop();
-        }
-    }
-
     /// Every torrent.
     pub fn torrents(&self) -> Vec<Arc<Torrent>> {
         self.torrents
@@ -167,7 +155,20 @@ impl Session {
             .collect()
     }
 
-    fn find(&self, info_hash: &InfoHash) -> Option<Arc<Torrent>> {
+    /// Take a torrent out of the session: incoming connections for it are refused, its loop
+    /// ends and its connections close. Its files are left as they are.
+    pub fn remove(&self, info_hash: &InfoHash) -> Option<Arc<Torrent>> {
+        let t = self
+            .torrents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(info_hash)?;
+        t.set_removed();
+        Some(t)
+    }
+
+    /// The torrent with this info-hash, if the session has it.
+    pub fn find(&self, info_hash: &InfoHash) -> Option<Arc<Torrent>> {
         self.torrents
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -223,11 +224,14 @@ impl Session {
     }
 }
 
-/// Once a second: tick the torrent and call the peers that are due, until it is stopped.
+/// Once a second: tick the torrent and call the peers that are due (not while it is paused;
+/// the loop ends when the torrent is removed).
 async fn maintain(torrent: Arc<Torrent>) {
-    while !torrent.is_stopped() {
-        torrent.tick();
-        dial_due(&torrent);
+    while !torrent.is_removed() {
+        if !torrent.is_paused() {
+            torrent.tick();
+            dial_due(&torrent);
+        }
         crate::rt::sleep(Duration::from_secs(1)).await;
     }
 }
@@ -235,6 +239,9 @@ async fn maintain(torrent: Arc<Torrent>) {
 /// Call every known peer that is due, up to the connection limit. Also run right after a
 /// tracker answer, so that new peers are called at once rather than at the next tick.
 pub fn dial_due(torrent: &Arc<Torrent>) {
+    if torrent.is_paused() {
+        return;
+    }
     let due = {
         let mut d = torrent.dialer.lock().unwrap_or_else(|e| e.into_inner());
         let room = torrent.config.max_peers.saturating_sub(d.busy());

@@ -99,6 +99,27 @@ pub struct Snapshot {
     pub failure: Option<String>,
 }
 
+/// One piece's state, for a piece map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PieceState {
+    /// Nobody is sending it yet.
+    Missing,
+    /// Blocks of it are requested or received, or it is being checked.
+    InFlight,
+    /// Verified; the index into [`PieceMap::origins`] of the peer that sent most of it, `None`
+    /// when it was on disk at the start (or its sender is not recorded).
+    Verified(Option<u16>),
+}
+
+/// Every piece's state, and the peers the verified ones came from.
+#[derive(Debug, Clone)]
+pub struct PieceMap {
+    /// One entry a piece.
+    pub pieces: Vec<PieceState>,
+    /// The senders, in the order of their first verified piece.
+    pub origins: Vec<SocketAddr>,
+}
+
 impl Snapshot {
     /// Every wanted piece is verified.
     pub fn complete(&self) -> bool {
@@ -139,8 +160,10 @@ pub struct Torrent {
     inner: Mutex<Inner>,
     cache: PieceCache,
     started: Instant,
-    /// Set by [`Torrent::stop`]: no more connections, ticks or dials.
-    stopped: AtomicBool,
+    /// Paused by the user: no connections, no dialing, no announces until resumed.
+    paused: AtomicBool,
+    /// Taken out of its session: the maintenance loop ends.
+    removed: AtomicBool,
 }
 
 impl Torrent {
@@ -183,7 +206,8 @@ impl Torrent {
             peer_id,
             config,
             started: now,
-            stopped: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
         })
     }
 
@@ -218,16 +242,29 @@ impl Torrent {
         self.started
     }
 
-    /// Stop serving and downloading this torrent (a seed goal met): every connection is closed
-    /// and no new one is taken; the session's loop for it ends at its next tick.
-    pub fn stop(self: &Arc<Self>) {
-        self.stopped.store(true, Ordering::SeqCst);
-        self.close_all(CloseReason::Shutdown);
+    /// Pause (close every connection; no new ones) or resume the torrent. The session's loop
+    /// stops dialing a paused torrent; announcing is the caller's (see `modes::engine`).
+    pub fn set_paused(self: &Arc<Self>, paused: bool) {
+        self.paused.store(paused, Ordering::SeqCst);
+        if paused {
+            self.close_all(CloseReason::Shutdown);
+        }
     }
 
-    /// Whether [`Torrent::stop`] was called.
-    pub fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::SeqCst)
+    /// Paused by the user.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    /// Mark the torrent removed from its session (and paused): its loop ends.
+    pub fn set_removed(self: &Arc<Self>) {
+        self.removed.store(true, Ordering::SeqCst);
+        self.set_paused(true);
+    }
+
+    /// Removed from its session.
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::SeqCst)
     }
 
     /// Add a connection that completed its handshake; `tx` reaches its writer. Our bitfield
@@ -241,8 +278,8 @@ impl Torrent {
         if peer_id == self.peer_id {
             return Err(PeerError::Ourselves);
         }
-        if self.is_stopped() {
-            return Err(PeerError::UnknownTorrent);
+        if self.is_paused() {
+            return Err(CloseReason::Shutdown.into());
         }
         if self
             .dialer
@@ -527,6 +564,28 @@ impl Torrent {
             first_block_at: st.first_block_at(),
             completed_at: st.completed_at(),
             failure: st.failure().map(str::to_string),
+        }
+    }
+
+    /// Each piece's state and the peers the verified ones came from, for a piece map.
+    pub fn piece_map(&self) -> PieceMap {
+        let inner = self.lock();
+        let st = &inner.state;
+        let origins = st.origins();
+        let pieces = (0..self.layout.piece_count())
+            .map(|i| {
+                if st.have().get(i) {
+                    PieceState::Verified(origins.of(i).map(|o| o as u16))
+                } else if st.in_flight(i) {
+                    PieceState::InFlight
+                } else {
+                    PieceState::Missing
+                }
+            })
+            .collect();
+        PieceMap {
+            pieces,
+            origins: origins.addrs().to_vec(),
         }
     }
 

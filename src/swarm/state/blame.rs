@@ -92,6 +92,8 @@ impl TorrentState {
             .max_by_key(|(a, n)| (*n, std::cmp::Reverse(*a)))
         {
             self.history.entry(*addr).or_default().pieces += 1;
+            let count = self.layout.piece_count();
+            self.origins.record(index, count, *addr);
         }
         let Some(suspects) = self.blame.suspects.remove(&index) else {
             return;

@@ -23,6 +23,7 @@
 
 mod blame;
 mod choke;
+pub mod origin;
 mod peer;
 #[cfg(test)]
 mod tests;
@@ -165,6 +166,7 @@ pub struct TorrentState {
     history: HashMap<SocketAddr, PeerTotals>,
     totals: Totals,
     blame: blame::Blame,
+    origins: origin::Origins,
     first_block_at: Option<Instant>,
     completed_at: Option<Instant>,
     failure: Option<String>,
@@ -184,6 +186,7 @@ impl TorrentState {
             history: HashMap::new(),
             totals: Totals::default(),
             blame: blame::Blame::default(),
+            origins: origin::Origins::default(),
             first_block_at: None,
             completed_at: None,
             failure: None,
@@ -266,6 +269,17 @@ impl TorrentState {
     /// Requests in flight to `k`.
     pub fn inflight(&self, k: PeerKey) -> usize {
         self.picker.inflight(k)
+    }
+
+    /// Which peer each verified piece came from (see [`origin`]).
+    pub fn origins(&self) -> &origin::Origins {
+        &self.origins
+    }
+
+    /// Whether piece `i` is under way: some of its blocks requested or received, or being
+    /// checked.
+    pub fn in_flight(&self, i: usize) -> bool {
+        self.picker.in_flight(i)
     }
 
     /// Totals of every peer address ever connected.

@@ -532,6 +532,15 @@ fn counts_add_up() {
     );
     assert_eq!(st.totals().downloaded, st.layout.total_length());
     assert_eq!(st.totals().verified, 4);
+    // Each piece's recorded origin is the peer it was credited to.
+    let o = st.origins();
+    let from = |n| {
+        (0..4)
+            .filter(|&i| o.of(i).map(|j| o.addrs()[j]) == Some(addr(n)))
+            .count() as u32
+    };
+    assert_eq!((from(1), from(2)), (pa, pb));
+    assert!((0..4).all(|i| !st.in_flight(i)));
 }
 
 #[test]
