@@ -8,6 +8,7 @@ pub mod cache;
 pub mod connection;
 pub mod dialer;
 pub mod error;
+pub mod ext;
 pub mod files;
 pub mod hashing;
 pub(crate) mod outbox;

@@ -129,6 +129,7 @@ impl Session {
             self.config.clone(),
             Arc::clone(&self.shared),
         );
+        torrent.extensions.set_listen(self.listen);
         self.torrents
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -207,6 +208,7 @@ impl Session {
 async fn maintain(torrent: Arc<Torrent>) {
     loop {
         torrent.tick();
+        torrent.extensions.pex_round(&torrent, Instant::now());
         dial_due(&torrent);
         crate::rt::sleep(Duration::from_secs(1)).await;
     }

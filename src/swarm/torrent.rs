@@ -128,6 +128,8 @@ pub struct Torrent {
     pub dialer: Mutex<Dialer>,
     /// What all torrents of the process share (upload limit, budgets, connection cap).
     pub shared: Arc<Shared>,
+    /// The extension protocol on its connections (metadata, peer exchange).
+    pub extensions: super::ext::Extensions,
     inner: Mutex<Inner>,
     cache: PieceCache,
     started: Instant,
@@ -158,6 +160,7 @@ impl Torrent {
                 scratch: Vec::new(),
             }),
             dialer: Mutex::new(Dialer::default()),
+            extensions: super::ext::Extensions::default(),
             cache: PieceCache::new(Arc::clone(&shared.upload)),
             shared,
             meta,
