@@ -4,6 +4,7 @@
 pub mod client;
 pub mod demo;
 pub mod engine;
+pub mod magnet;
 pub mod peer;
 pub mod shell;
 pub mod status;

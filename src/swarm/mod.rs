@@ -11,6 +11,7 @@ pub mod error;
 pub mod ext;
 pub mod files;
 pub mod hashing;
+pub mod magnet;
 pub(crate) mod outbox;
 pub(crate) mod picker;
 pub mod ratelimit;
