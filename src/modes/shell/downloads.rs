@@ -14,14 +14,21 @@ use indicatif::HumanBytes;
 
 use super::input::Notes;
 use crate::config::Profile;
+use crate::library::Library;
 use crate::modes::engine::{self, Running};
+use crate::modes::magnet;
 use crate::modes::status;
+use crate::proto::magnet::Magnet;
 use crate::proto::metainfo::{InfoHash, Metainfo};
 use crate::swarm::announce::Announcer;
+use crate::swarm::magnet::MetadataFetch;
 use crate::swarm::session::Session;
 use crate::swarm::torrent::{Snapshot, Torrent};
 use crate::swarm::EngineConfig;
 use crate::ui;
+
+/// How long a magnet link may go without progress on its metadata before it is given up.
+const MAGNET_STALL: Duration = Duration::from_secs(600);
 
 /// How often the watcher samples the torrents.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -90,6 +97,8 @@ struct Item {
 }
 
 enum State {
+    /// A magnet link fetching its metadata.
+    Fetching(Arc<MetadataFetch>),
     /// Its data on disk is being checked before it joins the session.
     Checking,
     Running(Arc<Torrent>, Arc<Announcer>),
@@ -149,6 +158,60 @@ impl Downloads {
         })
         .detach();
         println!("started {name} ({hash}) in the background; `status` shows how it goes");
+        Ok(())
+    }
+
+    /// Fetch the metadata of a magnet link in the background (announcing to `trackers`,
+    /// calling its `x.pe` peers and the `direct` ones), store the torrent in the library, then
+    /// download it like [`Downloads::start`].
+    pub fn start_magnet(
+        &self,
+        m: Magnet,
+        trackers: Vec<String>,
+        direct: &[SocketAddr],
+    ) -> Result<()> {
+        let name = magnet::label(&m);
+        let hash = m.info_hash;
+        if self
+            .lock()
+            .items
+            .iter()
+            .any(|i| i.info_hash == hash && !matches!(i.state, State::Failed(_)))
+        {
+            bail!("{name} is already started; `status` shows how it goes");
+        }
+        self.lock().items.retain(|i| i.info_hash != hash);
+        let session = self.session()?;
+        let fetch = session.begin_fetch(hash);
+        self.lock().items.push(Item {
+            name: name.clone(),
+            info_hash: hash,
+            state: State::Fetching(fetch),
+            sample: None,
+            rates: (0, 0),
+            noted_complete: false,
+            noted_failure: false,
+        });
+        let me = self.clone();
+        let direct = direct.to_vec();
+        crate::rt::spawn(async move {
+            let folder = me.profile.folder.clone();
+            let added = async {
+                let (meta, f) =
+                    magnet::fetch(&session, &m, &trackers, &direct, MAGNET_STALL, |_| {}).await?;
+                let mut lib = Library::open(&folder)?;
+                let meta = magnet::save(&mut lib, meta)?;
+                if let Some(item) = me.lock().items.iter_mut().find(|i| i.info_hash == hash) {
+                    item.name = ui::escape(&meta.info.name).into_owned();
+                    item.state = State::Checking;
+                }
+                magnet::add(&session, &folder, meta, trackers, &f).await
+            }
+            .await;
+            me.added(hash, added);
+        })
+        .detach();
+        println!("started {name} ({hash}) in the background: fetching its metadata; `status` shows how it goes");
         Ok(())
     }
 
@@ -310,6 +373,11 @@ impl Downloads {
         };
         match &item.state {
             State::Checking => Standing::Pending(format!("{} is checking its data", item.name)),
+            State::Fetching(f) => Standing::Pending(format!(
+                "{} is {}",
+                item.name,
+                magnet::describe(&f.status())
+            )),
             State::Failed(why) => Standing::Failed(format!("{}: cannot start: {why}", item.name)),
             State::Running(t, _) => {
                 let s = t.snapshot();
@@ -365,6 +433,10 @@ impl Item {
         let (torrent, announcer) = match &self.state {
             State::Checking => {
                 let _ = writeln!(out, "{}: checking the data on disk", self.name);
+                return;
+            }
+            State::Fetching(f) => {
+                let _ = writeln!(out, "{}: {}", self.name, magnet::describe(&f.status()));
                 return;
             }
             State::Failed(why) => {

@@ -17,16 +17,18 @@ pub use self::input::LogWriter;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use self::downloads::{Downloads, Which};
 use self::input::Input;
 use self::syntax::{Line, Parsed, StartCmd, WaitCmd};
 use super::engine::{self, Options};
+use super::magnet;
 use crate::cli::{ShellArgs, ShowArgs};
 use crate::commands;
 use crate::config::{self, Profile};
 use crate::library;
+use crate::proto::magnet::Magnet;
 
 /// Run `bt shell`.
 pub fn run(args: ShellArgs) -> Result<()> {
@@ -174,7 +176,12 @@ impl Shell {
         };
         let direct = engine::parse_peers(&opts.peers)?;
         let mut metas = Vec::new();
+        let mut magnets = Vec::new();
         for t in &a.torrents {
+            if let Some(link) = t.to_str().filter(|s| magnet::is_magnet(s)) {
+                magnets.push(Magnet::parse(link).with_context(|| format!("cannot read {link}"))?);
+                continue;
+            }
             metas.push(commands::library::import_into(t, &self.profile)?);
         }
         if a.torrents.is_empty() {
@@ -197,6 +204,12 @@ impl Shell {
             let trackers = opts.trackers_for(&meta);
             engine::warn_if_alone(&meta, &trackers, &direct);
             if let Err(e) = self.downloads.start(meta, trackers, &direct) {
+                eprintln!("error: {e:#}");
+            }
+        }
+        for m in magnets {
+            let trackers = magnet::trackers_for(&m, &opts.trackers);
+            if let Err(e) = self.downloads.start_magnet(m, trackers, &direct) {
                 eprintln!("error: {e:#}");
             }
         }
