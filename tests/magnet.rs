@@ -621,7 +621,6 @@ fn aria2_downloads_from_bt_given_only_a_magnet() {
     let dir = tempfile::tempdir().unwrap();
     let announce = format!("{}/announce", tracker.url());
     let torrent = seed_fixture(dir.path(), &announce, 2_000_003);
-    let (_seed, _) = live::start_peer(dir.path(), &dir.path().join("seed"), &[]);
     let m = meta(&torrent);
     let link = bt(dir.path(), ["info", "--magnet", torrent.to_str().unwrap()])
         .success()
@@ -631,13 +630,22 @@ fn aria2_downloads_from_bt_given_only_a_magnet() {
     assert!(link.contains(&m.info_hash.to_string()));
     let out = dir.path().join("aria2");
     std::fs::create_dir_all(&out).unwrap();
+    let port = unused_port();
     let mut cmd = Command::new(client_script("aria2.sh"));
     cmd.arg("get")
         .arg(&link)
         .arg(&out)
-        .arg(unused_port().to_string())
+        .arg(port.to_string())
         .current_dir(dir.path());
     let aria = Proc::spawn_group("aria2 get", &mut cmd);
+    // aria2 announces a magnet with left=0, so the tracker takes it for a seeder and lists it
+    // to no seeder (nor lists seeders to it): the bt seeder calls it instead.
+    let aria_addr = format!("127.0.0.1:{port}");
+    let (_seed, _) = live::start_peer(
+        dir.path(),
+        &dir.path().join("seed"),
+        &["--peer", &aria_addr],
+    );
     wait_complete(aria, "aria2");
     live::same_tree(&dir.path().join("seed/set"), &out.join("set"));
 }
