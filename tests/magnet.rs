@@ -649,3 +649,92 @@ fn aria2_downloads_from_bt_given_only_a_magnet() {
     wait_complete(aria, "aria2");
     live::same_tree(&dir.path().join("seed/set"), &out.join("set"));
 }
+
+// ----- peer exchange -----
+
+/// A peer folder holding a copy of the seed data, or (`data` false) only the torrent.
+fn folder_for(dir: &Path, name: &str, torrent: &Path, data: bool) -> PathBuf {
+    if data {
+        return live::peer_folder(dir, name, torrent);
+    }
+    let f = dir.join(name);
+    std::fs::create_dir_all(&f).unwrap();
+    std::fs::copy(torrent, f.join("set.torrent")).unwrap();
+    f
+}
+
+/// Two upload-limited bt seeders, and a first peer (started by `first` with their addresses)
+/// that downloads from them; a bt client given only the first peer (its torrent's tracker is
+/// dead) must learn the seeders by PEX and get data from all three.
+fn client_learns_two_seeders_by_pex(first: impl FnOnce(&Path, &Path, [String; 2]) -> (Proc, u16)) {
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = seed_fixture(dir.path(), "http://127.0.0.1:9/announce", 4_000_037);
+    let mut seeds = Vec::new();
+    let mut addrs = Vec::new();
+    for name in ["p2", "p3"] {
+        let f = folder_for(dir.path(), name, &torrent, true);
+        // Slow seeders keep the first peer downloading (and so connected to them) for a while.
+        let (p, port) = live::start_peer(dir.path(), &f, &["--upload-limit", "150"]);
+        seeds.push(p);
+        addrs.push(format!("127.0.0.1:{port}"));
+    }
+    let (mut p1, p1_port) = first(dir.path(), &torrent, [addrs[0].clone(), addrs[1].clone()]);
+    // The first peer has some pieces to give before the client comes.
+    let p1_addr = format!("127.0.0.1:{p1_port}");
+    let folder = dir.path().join("c");
+    let c = client(
+        dir.path(),
+        &folder,
+        "60",
+        &["--peer", &p1_addr, torrent.to_str().unwrap()],
+        false,
+    );
+    let (code, lines) = c.finish(Duration::from_secs(180));
+    assert_eq!(code, 0, "{lines:?}\n{}", p1.log());
+    live::same_tree(&dir.path().join("seed/set"), &folder.join("set"));
+    for a in [&p1_addr, &addrs[0], &addrs[1]] {
+        assert!(
+            lines.iter().any(|l| l.contains(&format!("from {a} "))),
+            "no data from {a}: {lines:?}"
+        );
+    }
+    p1.stop();
+}
+
+#[test]
+fn a_client_learns_peers_by_pex_from_bt() {
+    client_learns_two_seeders_by_pex(|dir, torrent, seeds| {
+        let f = folder_for(dir, "p1", torrent, false);
+        let (mut p, port) = live::start_peer(dir, &f, &["--peer", &seeds[0], "--peer", &seeds[1]]);
+        // Its progress line counts both seeders.
+        p.wait_line("2 peers", SHORT);
+        (p, port)
+    });
+}
+
+#[test]
+#[ignore = "needs python3-libtorrent"]
+fn a_client_learns_peers_by_pex_from_libtorrent() {
+    require_libtorrent();
+    client_learns_two_seeders_by_pex(|dir, torrent, seeds| {
+        let out = dir.join("lt");
+        std::fs::create_dir_all(&out).unwrap();
+        let link = format!(
+            "magnet:?xt=urn:btih:{}&x.pe={}&x.pe={}",
+            meta(torrent).info_hash,
+            seeds[0],
+            seeds[1]
+        );
+        let port = unused_port();
+        let mut cmd = Command::new(client_script("lt.py"));
+        cmd.arg("get")
+            .arg(&link)
+            .arg(&out)
+            .arg(port.to_string())
+            .args(["--timeout", "170"]);
+        let mut p = Proc::spawn("lt get", &mut cmd);
+        // Its metadata is in, so it is downloading from the seeders.
+        p.wait_line("metadata_received", SHORT);
+        (p, port)
+    });
+}
