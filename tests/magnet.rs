@@ -738,3 +738,33 @@ fn a_client_learns_peers_by_pex_from_libtorrent() {
         (p, port)
     });
 }
+
+#[test]
+fn the_shell_starts_a_magnet_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = seed_fixture(dir.path(), "http://127.0.0.1:9/announce", 600_001);
+    let (_seed, port) = live::start_peer(dir.path(), &dir.path().join("seed"), &[]);
+    let link = magnet_with_peer(&meta(&torrent), ([127, 0, 0, 1], port).into());
+    let mut sh = Proc::start(
+        &[
+            "shell",
+            "--profile",
+            "client",
+            "--folder",
+            "client",
+            "--port",
+            "0",
+        ],
+        dir.path(),
+    );
+    sh.wait_line("bt shell: profile client", SHORT);
+    sh.send(format!("start {link}\nwait --timeout 60\nquit\n"));
+    sh.wait_line("fetching its metadata", SHORT);
+    let status = sh.wait_exit(SHORT);
+    assert!(status.success(), "{}", sh.log());
+    live::same_tree(&dir.path().join("seed/set"), &dir.path().join("client/set"));
+    assert_eq!(
+        meta(&dir.path().join("client/set.torrent")).info_hash,
+        meta(&torrent).info_hash
+    );
+}
