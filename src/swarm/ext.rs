@@ -68,11 +68,17 @@ pub fn our_handshake(metadata_size: Option<u64>, port: Option<u16>, yourip: IpAd
 }
 
 /// Whether `addr` is us: our listening port at our listening IP, at the IP a peer reached us
-/// on, or at the IP a peer says it sees us as.
+/// on, at the IP a peer says it sees us as, or (listening on every interface) at a loopback
+/// address. (One we miss is called once: its handshake shows our own id and it is banned.)
 fn is_us(addr: SocketAddr, listen: Option<SocketAddr>, own_ips: &HashSet<IpAddr>) -> bool {
     let Some(listen) = listen else { return false };
+    // Listening on every interface, a loopback address with our port is us too.
+    let loopback = addr.ip().is_loopback() && listen.ip().is_unspecified();
     addr.port() == listen.port()
-        && (addr.ip() == listen.ip() || own_ips.contains(&addr.ip()) || addr.ip().is_unspecified())
+        && (addr.ip() == listen.ip()
+            || own_ips.contains(&addr.ip())
+            || addr.ip().is_unspecified()
+            || loopback)
 }
 
 /// One connection that announced the extension protocol.
@@ -380,6 +386,137 @@ mod tests {
         assert_eq!(h.reqq, Some(REQQ));
         assert_eq!(h.v.as_deref(), Some(CLIENT));
         assert_eq!(h.yourip, Some("10.0.0.2".parse().unwrap()));
+    }
+
+    fn torrent(dir: &std::path::Path) -> Arc<Torrent> {
+        use crate::proto::bitfield::Bitfield;
+        use crate::proto::metainfo::Metainfo;
+        use crate::swarm::storage::{Access, Storage};
+        use crate::swarm::EngineConfig;
+        let mut raw = b"d4:infod6:lengthi4e4:name1:a12:piece lengthi16384e6:pieces20:".to_vec();
+        raw.extend_from_slice(&[7u8; 20]);
+        raw.extend_from_slice(b"ee");
+        let meta = Metainfo::from_bytes(&raw).unwrap();
+        let storage = Arc::new(Storage::new(dir, &meta, Access::ReadWrite));
+        Torrent::new(
+            Arc::new(meta),
+            storage,
+            Bitfield::full(1),
+            crate::proto::ids::PeerId(*b"-BT0001-testtesttest"),
+            EngineConfig::default(),
+            crate::swarm::Shared::new(&EngineConfig::default()),
+        )
+    }
+
+    /// The PEX messages queued on `rx` since the last look.
+    fn pex_sent(rx: &crate::rt::channel::Receiver<Out>) -> Vec<Pex> {
+        let mut out = Vec::new();
+        while let Ok(item) = rx.try_recv() {
+            let Out::Raw(bytes) = item else { continue };
+            let limits = wire::FrameLimits::for_pieces(1);
+            if let Ok(Some((Message::Extended { id: 9, payload }, _))) =
+                wire::decode(&bytes, limits)
+            {
+                out.push(Pex::decode(payload).unwrap());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn pex_tells_each_peer_of_the_others_at_most_50_a_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = torrent(dir.path());
+        let ext = &t.extensions;
+        ext.set_listen("127.0.0.1:7000".parse().unwrap());
+        let mut theirs = ExtHandshake::default();
+        theirs.m.insert(UT_PEX.into(), 9);
+        let hs = theirs.encode();
+        let mut rxs = Vec::new();
+        for k in 0..60u64 {
+            let (tx, rx) = crate::rt::channel::unbounded();
+            let addr: SocketAddr = format!("10.0.0.{}:6881", k + 1).parse().unwrap();
+            ext.connected(&t, k, addr, None, true, tx);
+            ext.handle(&t, k, addr, HANDSHAKE_ID, &hs);
+            rxs.push(rx);
+        }
+        let t0 = Instant::now();
+        ext.pex_round(&t, t0);
+        let first = pex_sent(&rxs[0]);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].added.len(), 50, "at most 50 added per message");
+        assert!(first[0]
+            .added
+            .iter()
+            .all(|p| p.addr.ip() != "10.0.0.1".parse::<IpAddr>().unwrap()));
+        assert!(first[0]
+            .added
+            .iter()
+            .all(|p| p.flags & pex::flags::REACHABLE != 0));
+        // Within the minute nothing more, though 9 peers are still untold.
+        ext.pex_round(&t, t0 + Duration::from_secs(30));
+        assert!(pex_sent(&rxs[0]).is_empty());
+        // Peer 1 (told of) leaves; after the minute the other 9 are added and it is dropped.
+        ext.gone(1);
+        ext.pex_round(&t, t0 + PEX_INTERVAL);
+        let second = pex_sent(&rxs[0]);
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].added.len(), 9);
+        let gone: SocketAddr = "10.0.0.2:6881".parse().unwrap();
+        assert_eq!(second[0].dropped, vec![gone]);
+        let told: HashSet<SocketAddr> = first[0]
+            .added
+            .iter()
+            .chain(&second[0].added)
+            .map(|p| p.addr)
+            .collect();
+        assert_eq!(told.len(), 59, "every other peer, once");
+    }
+
+    #[test]
+    fn learned_addresses_are_bounded_and_never_ourselves() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = torrent(dir.path());
+        let ext = &t.extensions;
+        ext.set_listen("0.0.0.0:7000".parse().unwrap());
+        let (tx, _rx) = crate::rt::channel::unbounded();
+        let remote: SocketAddr = "10.1.0.1:6881".parse().unwrap();
+        ext.connected(
+            &t,
+            1,
+            remote,
+            Some("192.168.5.5:40000".parse().unwrap()),
+            true,
+            tx,
+        );
+        let mut first = Pex::default();
+        for ip in ["192.168.5.5", "0.0.0.0", "127.0.0.1"] {
+            first.added.push(PexPeer {
+                addr: SocketAddr::new(ip.parse().unwrap(), 7000),
+                flags: 0,
+            });
+        }
+        // 3 of ourselves, then 12 x 50 others (each message holds 50): 600 offered.
+        let others: Vec<PexPeer> = (0..600u32)
+            .map(|i| PexPeer {
+                addr: SocketAddr::new(IpAddr::from([10, 2, (i >> 8) as u8, i as u8]), 6881),
+                flags: 0,
+            })
+            .collect();
+        first.added.extend_from_slice(&others[..47]);
+        ext.handle(&t, 1, remote, OUR_PEX_ID, &first.encode());
+        for chunk in others[47..].chunks(50) {
+            let msg = Pex {
+                added: chunk.to_vec(),
+                dropped: Vec::new(),
+            };
+            ext.handle(&t, 1, remote, OUR_PEX_ID, &msg.encode());
+        }
+        let known = t.dialer.lock().unwrap().addresses();
+        assert!(known.iter().all(|(a, _)| a.port() != 7000), "{known:?}");
+        assert!(known.iter().all(|(_, s)| *s == Source::Pex));
+        assert_eq!(known.len(), MAX_PEX_LEARNED);
+        assert_eq!(ext.pex_learned(), MAX_PEX_LEARNED);
     }
 
     #[test]

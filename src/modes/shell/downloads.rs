@@ -131,6 +131,26 @@ impl Downloads {
         // Printed in every status line: made safe once, here.
         let name = ui::escape(&meta.info.name).into_owned();
         let hash = meta.info_hash;
+        let session = self.enter(&name, hash, |_| State::Checking)?;
+        let me = self.clone();
+        let direct = direct.to_vec();
+        crate::rt::spawn(async move {
+            let added = engine::add(&session, &me.profile.folder, meta, trackers, &direct).await;
+            me.added(hash, added);
+        })
+        .detach();
+        println!("started {name} ({hash}) in the background; `status` shows how it goes");
+        Ok(())
+    }
+
+    /// List torrent `hash` as started, in the state `state` makes of the session (bound now if
+    /// need be); refused when it is started already and has not failed.
+    fn enter(
+        &self,
+        name: &str,
+        hash: InfoHash,
+        state: impl FnOnce(&Session) -> State,
+    ) -> Result<Arc<Session>> {
         {
             let mut shared = self.lock();
             if let Some(i) = shared.items.iter().position(|i| i.info_hash == hash) {
@@ -142,23 +162,15 @@ impl Downloads {
         }
         let session = self.session()?;
         self.lock().items.push(Item {
-            name: name.clone(),
+            name: name.to_string(),
             info_hash: hash,
-            state: State::Checking,
+            state: state(&session),
             sample: None,
             rates: (0, 0),
             noted_complete: false,
             noted_failure: false,
         });
-        let me = self.clone();
-        let direct = direct.to_vec();
-        crate::rt::spawn(async move {
-            let added = engine::add(&session, &me.profile.folder, meta, trackers, &direct).await;
-            me.added(hash, added);
-        })
-        .detach();
-        println!("started {name} ({hash}) in the background; `status` shows how it goes");
-        Ok(())
+        Ok(session)
     }
 
     /// Fetch the metadata of a magnet link in the background (announcing to `trackers`,
@@ -172,26 +184,7 @@ impl Downloads {
     ) -> Result<()> {
         let name = magnet::label(&m);
         let hash = m.info_hash;
-        if self
-            .lock()
-            .items
-            .iter()
-            .any(|i| i.info_hash == hash && !matches!(i.state, State::Failed(_)))
-        {
-            bail!("{name} is already started; `status` shows how it goes");
-        }
-        self.lock().items.retain(|i| i.info_hash != hash);
-        let session = self.session()?;
-        let fetch = session.begin_fetch(hash);
-        self.lock().items.push(Item {
-            name: name.clone(),
-            info_hash: hash,
-            state: State::Fetching(fetch),
-            sample: None,
-            rates: (0, 0),
-            noted_complete: false,
-            noted_failure: false,
-        });
+        let session = self.enter(&name, hash, |s| State::Fetching(s.begin_fetch(hash)))?;
         let me = self.clone();
         let direct = direct.to_vec();
         crate::rt::spawn(async move {
