@@ -187,6 +187,10 @@ impl Extensions {
         id: u8,
         payload: &[u8],
     ) {
+        // A peer that did not announce the extension protocol gets no say in it.
+        if !self.lock().contains_key(&key) {
+            return;
+        }
         match id {
             HANDSHAKE_ID => match ExtHandshake::decode(payload) {
                 Ok(h) => {
