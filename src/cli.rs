@@ -117,7 +117,7 @@ pub struct EditArgs {
 #[argh(
     subcommand,
     name = "info",
-    example = "bt info data/album.torrent --files --pieces\nbt info data/album.torrent --json"
+    example = "bt info data/album.torrent --files --pieces\nbt info data/album.torrent --json\nbt info data/album.torrent --magnet"
 )]
 pub struct InfoArgs {
     /// the torrent to read
@@ -132,6 +132,9 @@ pub struct InfoArgs {
     /// print one JSON object instead of text
     #[argh(switch)]
     pub json: bool,
+    /// print only the torrent's magnet link (info-hash, name, trackers)
+    #[argh(switch)]
+    pub magnet: bool,
 }
 
 #[derive(FromArgs, Debug)]

@@ -205,22 +205,38 @@ impl Library {
     /// overwrites a file and never writes through a symbolic link.
     pub fn import(&mut self, torrent: &Path) -> Result<(Metainfo, Imported)> {
         let meta = read_torrent(torrent)?;
+        let wanted = torrent.file_name().map(PathBuf::from);
+        self.import_as(meta, wanted, &torrent.display().to_string())
+    }
+
+    /// Store a torrent that has no file of its own (fetched for a magnet link) as
+    /// `NAME.torrent`, with the same rules as [`Library::import`].
+    pub fn import_meta(&mut self, meta: Metainfo) -> Result<(Metainfo, Imported)> {
+        let what = format!("{} ({})", meta.info.name, meta.info_hash);
+        self.import_as(meta, None, &what)
+    }
+
+    /// Import `meta` as the file name `wanted` (default `NAME.torrent`); `what` names it in
+    /// errors.
+    fn import_as(
+        &mut self,
+        meta: Metainfo,
+        wanted: Option<PathBuf>,
+        what: &str,
+    ) -> Result<(Metainfo, Imported)> {
         if let Some(&i) = self.by_hash.get(&meta.info_hash) {
             return Ok((meta, Imported::AlreadyThere(self.entries[i].path.clone())));
         }
         if let Some(why) = self.clash(&meta) {
             bail!(
-                "refusing to import {} into {}: {why}",
-                torrent.display(),
+                "refusing to import {what} into {}: {why}",
                 self.folder.display()
             );
         }
         std::fs::create_dir_all(&self.folder)
             .with_context(|| format!("cannot create folder {}", self.folder.display()))?;
-        let mut wanted = torrent
-            .file_name()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(format!("{}.torrent", meta.info.name)));
+        let mut wanted =
+            wanted.unwrap_or_else(|| PathBuf::from(format!("{}.torrent", meta.info.name)));
         if wanted.extension().is_none_or(|e| e != "torrent") {
             wanted.set_extension("torrent");
         }

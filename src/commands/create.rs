@@ -54,6 +54,7 @@ pub fn run(args: CreateArgs) -> Result<()> {
         indicatif::HumanBytes(meta.info.piece_length),
         meta.info_hash
     );
+    println!("magnet: {}", super::info::magnet_link(&meta));
     Ok(())
 }
 

@@ -7,6 +7,8 @@ use anyhow::Result;
 use indicatif::HumanBytes;
 use serde::Serialize;
 
+use crate::proto::magnet::Magnet;
+
 use crate::cli::InfoArgs;
 use crate::commands::read_torrent;
 use crate::proto::metainfo::Metainfo;
@@ -59,7 +61,9 @@ pub struct FileJson {
 /// Run `bt info`.
 pub fn run(args: InfoArgs) -> Result<()> {
     let meta = read_torrent(&args.torrent)?;
-    if args.json {
+    if args.magnet {
+        println!("{}", magnet_link(&meta));
+    } else if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&to_json(&meta, args.pieces))?
@@ -68,6 +72,16 @@ pub fn run(args: InfoArgs) -> Result<()> {
         print!("{}", render(&meta, args.files, args.pieces));
     }
     Ok(())
+}
+
+/// The magnet link of a torrent: its info-hash, name and trackers (BEP 9).
+pub fn magnet_link(meta: &Metainfo) -> String {
+    Magnet::new(
+        meta.info_hash,
+        Some(meta.info.name.clone()),
+        meta.trackers(),
+    )
+    .to_string()
 }
 
 /// The JSON view of a torrent.

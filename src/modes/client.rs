@@ -4,14 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use std::sync::Arc;
 
-use super::engine::{self, Options, SeedGoal};
+use super::engine::{self, Options, Running, SeedGoal};
+use super::magnet;
 use super::status::{self, Display, Mode, Timing};
 use crate::cli::{ClientArgs, Interrupted};
 use crate::library;
+use crate::proto::magnet::Magnet;
 use crate::swarm::ratelimit::RateLimiter;
 use crate::swarm::EngineConfig;
 use crate::ui;
@@ -29,7 +31,13 @@ pub fn run(args: ClientArgs) -> Result<()> {
     // The folder is read once, however many torrents are given (import stays linear).
     let mut lib = library::Library::open(&profile.folder)?;
     let mut given = Vec::new();
+    let mut magnets = Vec::new();
     for t in &args.torrents {
+        if let Some(link) = t.to_str().filter(|s| magnet::is_magnet(s)) {
+            let m = Magnet::parse(link).with_context(|| format!("cannot read {link}"))?;
+            magnets.push(m);
+            continue;
+        }
         let (meta, _) = lib.import(t)?;
         given.push(meta);
     }
@@ -47,7 +55,9 @@ pub fn run(args: ClientArgs) -> Result<()> {
         }
     }
     metas.sort_by_key(|m| wanted.get(&m.info_hash).copied().unwrap_or(usize::MAX));
-    if metas.is_empty() {
+    // A magnet link of a torrent the library has already is that torrent.
+    magnets.retain(|m| !metas.iter().any(|t| t.info_hash == m.info_hash));
+    if metas.is_empty() && magnets.is_empty() {
         bail!("nothing to download: give a .torrent file, e.g. `bt client data/album.torrent`");
     }
     for t in &args.tracker {
@@ -84,7 +94,7 @@ pub fn run(args: ClientArgs) -> Result<()> {
     let stall = Duration::from_secs(args.stall_timeout);
     let mode = Mode::pick(args.json, args.quiet);
     crate::rt::block_on(async move {
-        let running = engine::start(&profile, metas, &opts).await?;
+        let mut running = engine::start(&profile, metas, &opts).await?;
         let json = matches!(mode, Mode::Json);
         let control =
             super::web::serve_running(web.as_ref(), &running, &profile, &opts, json).await?;
@@ -98,6 +108,19 @@ pub fn run(args: ClientArgs) -> Result<()> {
         match mode {
             Mode::Json => eprintln!("{about}"),
             _ => println!("{about}"),
+        }
+        let before = running.torrents.len();
+        from_magnets(&mut running, &mut lib, &magnets, &opts, mode, stall).await?;
+        if let Some(c) = &control {
+            // The web page's pause and resume reach the torrents of magnet links too.
+            for (t, a) in running
+                .torrents
+                .iter()
+                .zip(&running.announcers)
+                .skip(before)
+            {
+                c.adopt(t, a);
+            }
         }
         let names: Vec<String> = running
             .torrents
@@ -239,4 +262,54 @@ pub fn run(args: ClientArgs) -> Result<()> {
         }
         result
     })
+}
+
+/// Fetch the metadata of every magnet link at once (saying what each waits for), store each
+/// torrent in the library and add it to the running engine.
+async fn from_magnets(
+    running: &mut Running,
+    lib: &mut library::Library,
+    magnets: &[Magnet],
+    opts: &Options,
+    mode: Mode,
+    stall: Duration,
+) -> Result<()> {
+    let direct = engine::parse_peers(&opts.peers)?;
+    let session = &running.session;
+    let fetches = magnets.iter().map(|m| {
+        let trackers = magnet::trackers_for(m, &opts.trackers);
+        let direct = &direct;
+        async move {
+            let name = magnet::label(m);
+            let r = magnet::fetch(session, m, &trackers, direct, stall, |s| {
+                let line = format!("{name}: {}", magnet::describe(s));
+                match mode {
+                    Mode::Quiet => {}
+                    Mode::Json => eprintln!("{line}"),
+                    _ => println!("{line}"),
+                }
+            })
+            .await;
+            r.map(|(meta, f)| (meta, f, trackers))
+        }
+    });
+    let fetched = futures::future::join_all(fetches).await;
+    for r in fetched {
+        let (meta, f, trackers) = r?;
+        let meta = magnet::save(lib, meta)?;
+        let line = format!(
+            "{}: metadata received and checked, saved in the library",
+            ui::escape(&meta.info.name)
+        );
+        match mode {
+            Mode::Quiet => {}
+            Mode::Json => eprintln!("{line}"),
+            _ => println!("{line}"),
+        }
+        let topts = opts.for_torrent(lib.folder(), &meta)?;
+        let (t, a) = magnet::add(session, lib.folder(), meta, trackers, &f, topts).await?;
+        running.torrents.push(t);
+        running.announcers.push(a);
+    }
+    Ok(())
 }

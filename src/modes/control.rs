@@ -178,7 +178,7 @@ impl Control {
         let added: Vec<Arc<Announcer>> =
             std::mem::take(&mut *self.added.lock().unwrap_or_else(|e| e.into_inner()));
         for a in added {
-            let t = a.torrent();
+            let Some(t) = a.torrent() else { continue };
             t.close_all(crate::swarm::error::CloseReason::Shutdown);
             if !t.is_paused() {
                 a.stopped().await;

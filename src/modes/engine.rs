@@ -57,7 +57,7 @@ impl Running {
         let stops: Vec<_> = self
             .announcers
             .iter()
-            .filter(|a| !a.torrent().is_paused())
+            .filter(|a| !a.torrent().is_some_and(|t| t.is_paused()))
             .map(|a| {
                 let a = Arc::clone(a);
                 crate::rt::spawn(async move { a.stopped().await })

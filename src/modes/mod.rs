@@ -5,6 +5,7 @@ pub mod client;
 pub mod control;
 pub mod demo;
 pub mod engine;
+pub mod magnet;
 pub mod peer;
 pub mod shell;
 pub mod status;

@@ -276,6 +276,18 @@ impl Metainfo {
         out
     }
 
+    /// A torrent from an info dictionary fetched for a magnet link (checked against the
+    /// info-hash by the caller) and the link's trackers.
+    pub fn from_info(info: &[u8], trackers: &[String]) -> Result<Metainfo, MetainfoError> {
+        let mut bytes = Vec::with_capacity(info.len() + 8);
+        bytes.extend_from_slice(b"d4:info");
+        bytes.extend_from_slice(info);
+        bytes.push(b'e');
+        let mut meta = Metainfo::from_bytes(&bytes)?;
+        meta.set_trackers(trackers);
+        Ok(meta)
+    }
+
     /// The raw bencoded `info` dictionary.
     pub fn info_bytes(&self) -> &[u8] {
         &self.info_bytes

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::rt::io::ReadExt;
 
 use super::torrent::Torrent;
+use crate::proto::ids::{InfoHash, PeerId};
 use crate::proto::tracker::udp::{self as bep15, UdpError};
 use crate::proto::tracker::{AnnounceRequest, AnnounceResponse, Event, PeerEntry, TrackerError};
 
@@ -39,9 +40,65 @@ const LONELY_INTERVAL: Duration = Duration::from_secs(10);
 /// Retry delays after every tracker failed: 2 s, 4 s, ... up to a minute.
 const RETRY_MAX: Duration = Duration::from_secs(60);
 
+/// What an [`Announcer`] announces for: a torrent, or a magnet link still fetching its metadata
+/// (`swarm::magnet`), which knows its info-hash but not its size.
+pub trait AnnounceTarget: Send + Sync {
+    /// The torrent's info-hash.
+    fn info_hash(&self) -> InfoHash;
+    /// Our peer id.
+    fn peer_id(&self) -> PeerId;
+    /// (downloaded, uploaded) payload bytes.
+    fn transferred(&self) -> (u64, u64);
+    /// Bytes still missing.
+    fn left(&self) -> u64;
+    /// Every piece is verified.
+    fn is_complete(&self) -> bool;
+    /// Still downloading with nobody to talk to: the tracker is asked again sooner.
+    fn lonely(&self) -> bool;
+    /// Peers the tracker listed: remember them and call them.
+    fn add_peers(&self, peers: &[SocketAddr]);
+    /// The torrent, when the target is one (not a magnet link's metadata phase).
+    fn as_torrent(&self) -> Option<&Arc<Torrent>> {
+        None
+    }
+}
+
+impl AnnounceTarget for Arc<Torrent> {
+    fn info_hash(&self) -> InfoHash {
+        Torrent::info_hash(self)
+    }
+    fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+    fn transferred(&self) -> (u64, u64) {
+        Torrent::transferred(self)
+    }
+    fn left(&self) -> u64 {
+        Torrent::left(self)
+    }
+    fn is_complete(&self) -> bool {
+        Torrent::is_complete(self)
+    }
+    fn lonely(&self) -> bool {
+        !Torrent::is_complete(self) && self.snapshot().peers.is_empty()
+    }
+    fn add_peers(&self, peers: &[SocketAddr]) {
+        let now = Instant::now();
+        let mut d = self.dialer.lock().unwrap_or_else(|e| e.into_inner());
+        for p in peers {
+            d.add(*p, super::dialer::Source::Tracker, now);
+        }
+        drop(d);
+        super::session::dial_due(self);
+    }
+    fn as_torrent(&self) -> Option<&Arc<Torrent>> {
+        Some(self)
+    }
+}
+
 /// The tracker side of one torrent.
 pub struct Announcer {
-    torrent: Arc<Torrent>,
+    torrent: Box<dyn AnnounceTarget>,
     trackers: Vec<String>,
     port: u16,
     key: String,
@@ -192,6 +249,15 @@ fn with_port(host: &str, default: u16) -> Option<String> {
 impl Announcer {
     /// An announcer for `torrent`, listening on `port`, using `trackers` in order.
     pub fn new(torrent: Arc<Torrent>, trackers: Vec<String>, port: u16) -> Arc<Announcer> {
+        Announcer::for_target(Box::new(torrent), trackers, port)
+    }
+
+    /// An announcer for any [`AnnounceTarget`] (a magnet link's metadata phase).
+    pub fn for_target(
+        torrent: Box<dyn AnnounceTarget>,
+        trackers: Vec<String>,
+        port: u16,
+    ) -> Arc<Announcer> {
         let key = format!("{:08x}", rand::random::<u32>());
         // Said once here; each announce then skips it at once (no stall).
         for url in &trackers {
@@ -215,9 +281,9 @@ impl Announcer {
         })
     }
 
-    /// The torrent this announces.
-    pub fn torrent(&self) -> &Arc<Torrent> {
-        &self.torrent
+    /// The torrent this announces (`None` for a magnet link's metadata phase).
+    pub fn torrent(&self) -> Option<&Arc<Torrent>> {
+        self.torrent.as_torrent()
     }
 
     /// The last announce's outcome, one line.
@@ -236,7 +302,7 @@ impl Announcer {
         let (downloaded, uploaded) = self.torrent.transferred();
         AnnounceRequest {
             info_hash: self.torrent.info_hash().0,
-            peer_id: self.torrent.peer_id.0,
+            peer_id: self.torrent.peer_id().0,
             port: self.port,
             uploaded,
             downloaded,
@@ -277,17 +343,8 @@ impl Announcer {
                     if event == Event::Completed {
                         self.owes_completed.store(false, Ordering::SeqCst);
                     }
-                    let now = Instant::now();
-                    let mut d = self
-                        .torrent
-                        .dialer
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner());
-                    for p in &resp.peers {
-                        d.add(p.addr, super::dialer::Source::Tracker, now);
-                    }
-                    drop(d);
-                    super::session::dial_due(&self.torrent);
+                    let peers: Vec<SocketAddr> = resp.peers.iter().map(|p| p.addr).collect();
+                    self.torrent.add_peers(&peers);
                     self.set_status(format!(
                         "{}: {} seeders, {} leechers",
                         crate::ui::escape(url),
@@ -329,8 +386,7 @@ impl Announcer {
                     let interval = Duration::from_secs(resp.interval.clamp(5, 3600) as u64);
                     // A download with nobody to talk to asks again sooner (respecting the
                     // tracker's minimum), so a late-starting seeder is found quickly.
-                    let lonely =
-                        !self.torrent.is_complete() && self.torrent.snapshot().peers.is_empty();
+                    let lonely = self.torrent.lonely();
                     let floor = Duration::from_secs(resp.min_interval.unwrap_or(5).max(5) as u64);
                     if lonely {
                         interval.min(LONELY_INTERVAL.max(floor))

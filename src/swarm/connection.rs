@@ -14,6 +14,7 @@ use super::outbox::Outbox;
 use super::ratelimit::QUANTUM;
 use super::state::PeerKey;
 use super::torrent::{Out, Torrent};
+use crate::proto::extension;
 use crate::proto::ids::PeerId;
 use crate::proto::layout::BLOCK;
 use crate::proto::wire::{self, FrameLimits, Handshake, Message, HANDSHAKE_LEN};
@@ -52,7 +53,7 @@ pub async fn outgoing(torrent: Arc<Torrent>, addr: SocketAddr) -> Result<Duratio
     if theirs.info_hash != torrent.info_hash().0 {
         return Err(PeerError::WrongTorrent);
     }
-    run(torrent, stream, addr, PeerId(theirs.peer_id)).await
+    run(torrent, stream, addr, theirs, true).await
 }
 
 /// Serve a connection that sent us `theirs` for `torrent`: answer the handshake and run.
@@ -63,11 +64,21 @@ pub async fn incoming(
     theirs: Handshake,
 ) -> Result<Duration, PeerError> {
     send_handshake(&torrent, &mut stream).await?;
-    run(torrent, stream, addr, PeerId(theirs.peer_id)).await
+    run(torrent, stream, addr, theirs, false).await
 }
 
 async fn send_handshake(torrent: &Torrent, stream: &mut TcpStream) -> Result<(), PeerError> {
-    let ours = Handshake::new(torrent.info_hash().0, torrent.peer_id.0);
+    write_handshake(stream, torrent.info_hash().0, torrent.peer_id.0).await
+}
+
+/// Send our handshake for `info_hash`, announcing the extension protocol (BEP 10).
+pub async fn write_handshake(
+    stream: &mut TcpStream,
+    info_hash: [u8; 20],
+    peer_id: [u8; 20],
+) -> Result<(), PeerError> {
+    let mut ours = Handshake::new(info_hash, peer_id);
+    extension::set_extensions(&mut ours.reserved);
     timed(
         HANDSHAKE_TIMEOUT,
         "handshake",
@@ -80,15 +91,26 @@ async fn run(
     torrent: Arc<Torrent>,
     stream: TcpStream,
     addr: SocketAddr,
-    peer_id: PeerId,
+    theirs: Handshake,
+    outgoing: bool,
 ) -> Result<Duration, PeerError> {
     let _ = stream.set_nodelay(true);
+    let peer_id = PeerId(theirs.peer_id);
     let (tx, rx) = unbounded();
-    let key = torrent.register(addr, peer_id, tx)?;
+    let key = torrent.register(addr, peer_id, tx.clone())?;
+    if extension::supports_extensions(&theirs.reserved) {
+        let local = stream.local_addr().ok();
+        torrent
+            .extensions
+            .connected(&torrent, key, addr, local, outgoing, tx);
+    } else {
+        drop(tx);
+    }
     let started = Instant::now();
     log::info!("{addr}: connected ({peer_id})");
     let writer = crate::rt::spawn(write_loop(Arc::clone(&torrent), stream.clone(), rx, key));
-    let result = read_loop(&torrent, stream.clone(), key).await;
+    let result = read_loop(&torrent, stream.clone(), key, addr).await;
+    torrent.extensions.gone(key);
     torrent.unregister(key);
     let _ = stream.shutdown(Shutdown::Both);
     let write_result = writer.await;
@@ -103,6 +125,7 @@ async fn read_loop(
     torrent: &Arc<Torrent>,
     mut stream: TcpStream,
     key: PeerKey,
+    addr: SocketAddr,
 ) -> Result<(), PeerError> {
     let limits = FrameLimits::for_pieces(torrent.layout.piece_count());
     let mut buf = vec![0u8; READ_BUF.max(limits.max_frame as usize + 4)];
@@ -127,6 +150,11 @@ async fn read_loop(
         }
         if !msgs.is_empty() {
             torrent.receive(key, &msgs)?;
+            for m in &msgs {
+                if let Message::Extended { id, payload } = m {
+                    torrent.extensions.handle(torrent, key, addr, *id, payload);
+                }
+            }
         }
         drop(msgs);
         if let Some(e) = bad {

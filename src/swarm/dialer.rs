@@ -166,6 +166,19 @@ impl Dialer {
         out
     }
 
+    /// Every address that is not banned, with where it was learned (a magnet's metadata phase
+    /// hands its addresses to the torrent it becomes).
+    pub fn addresses(&self) -> Vec<(SocketAddr, Source)> {
+        let mut out: Vec<(SocketAddr, Source)> = self
+            .known
+            .iter()
+            .filter(|(_, k)| k.state != State::Banned)
+            .map(|(a, k)| (*a, k.source))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Number of calls under way or connected.
     pub fn busy(&self) -> usize {
         self.known

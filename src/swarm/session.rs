@@ -15,6 +15,7 @@ use rand::Rng;
 use super::connection;
 use super::error::PeerError;
 use super::hashing::verify;
+use super::magnet::MetadataFetch;
 use super::storage::{Access, Storage};
 use super::torrent::Torrent;
 use super::{EngineConfig, Shared, TorrentOptions};
@@ -77,6 +78,8 @@ pub struct Session {
     /// Tunables.
     pub config: EngineConfig,
     torrents: Mutex<HashMap<InfoHash, Arc<Torrent>>>,
+    /// Magnet links still fetching their metadata.
+    fetches: Mutex<HashMap<InfoHash, Arc<MetadataFetch>>>,
     pending: AtomicUsize,
     shared: Arc<Shared>,
 }
@@ -95,6 +98,7 @@ impl Session {
             peer_id: new_peer_id(),
             listen,
             torrents: Mutex::new(HashMap::new()),
+            fetches: Mutex::new(HashMap::new()),
             pending: AtomicUsize::new(0),
             shared: Shared::new(&config),
             config,
@@ -137,12 +141,37 @@ impl Session {
             Arc::clone(&self.shared),
             opts,
         );
+        torrent.extensions.set_listen(self.listen);
         self.torrents
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(torrent.info_hash(), Arc::clone(&torrent));
         crate::rt::spawn(maintain(Arc::clone(&torrent))).detach();
         Ok(torrent)
+    }
+
+    /// Start the metadata phase of a magnet link for `info_hash` (or join the one under way).
+    /// Feed it addresses with [`MetadataFetch::add_peers`]; end it with [`Session::end_fetch`].
+    pub fn begin_fetch(&self, info_hash: InfoHash) -> Arc<MetadataFetch> {
+        let mut f = self.fetches.lock().unwrap_or_else(|e| e.into_inner());
+        let port = self.listen.port();
+        Arc::clone(
+            f.entry(info_hash)
+                .or_insert_with(|| MetadataFetch::new(info_hash, self.peer_id, port)),
+        )
+    }
+
+    /// The magnet links whose metadata is being fetched: a peer source (DHT, LSD) looks up
+    /// their info-hashes and feeds what it finds to [`MetadataFetch::add_peers`].
+    pub fn fetching(&self) -> Vec<Arc<MetadataFetch>> {
+        let f = self.fetches.lock().unwrap_or_else(|e| e.into_inner());
+        f.values().cloned().collect()
+    }
+
+    /// The metadata phase of `info_hash` is over (the torrent is added, or it was given up).
+    pub fn end_fetch(&self, info_hash: &InfoHash) {
+        let mut f = self.fetches.lock().unwrap_or_else(|e| e.into_inner());
+        f.remove(info_hash);
     }
 
     /// Every torrent.
@@ -230,6 +259,7 @@ async fn maintain(torrent: Arc<Torrent>) {
     while !torrent.is_removed() {
         if !torrent.is_paused() {
             torrent.tick();
+            torrent.extensions.pex_round(&torrent, Instant::now());
             dial_due(&torrent);
         }
         crate::rt::sleep(Duration::from_secs(1)).await;

@@ -157,6 +157,8 @@ pub struct Torrent {
     pub download_limit: Option<Arc<RateLimiter>>,
     /// The files chosen for download (`None`: all).
     pub files: Option<Selection>,
+    /// The extension protocol on its connections (metadata, peer exchange).
+    pub extensions: super::ext::Extensions,
     inner: Mutex<Inner>,
     cache: PieceCache,
     started: Instant,
@@ -198,6 +200,7 @@ impl Torrent {
                 scratch: Vec::new(),
             }),
             dialer: Mutex::new(Dialer::default()),
+            extensions: super::ext::Extensions::default(),
             cache: PieceCache::new(Arc::clone(&shared.upload)),
             shared,
             meta,

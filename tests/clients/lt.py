@@ -4,6 +4,7 @@
     lt.py seed TORRENT DATA_DIR PORT [--timeout S]
         hash-checks the data, announces, and seeds until SIGTERM/SIGINT or S seconds (exit 0)
     lt.py get  TORRENT OUT_DIR  PORT [--timeout S]
+        (for `get`, TORRENT may be a magnet link: the metadata then comes from its peers)
         exits 0 once every piece is downloaded and hash-checked and the tracker has the
         `completed` announce (or 10 s later), 2 when not complete after S seconds
     lt.py info TORRENT...
@@ -74,8 +75,12 @@ def transfer(mode, torrent, folder, port, timeout):
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     ses = session(port)
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(torrent)
+    if torrent.startswith("magnet:"):
+        # metadata from the peers (x.pe) or the trackers (tr) the link names
+        atp = lt.parse_magnet_uri(torrent)
+    else:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(torrent)
     atp.save_path = folder
     handle = ses.add_torrent(atp)
     started = time.monotonic()

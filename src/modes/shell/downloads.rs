@@ -14,14 +14,21 @@ use indicatif::HumanBytes;
 
 use super::input::Notes;
 use crate::config::Profile;
-use crate::modes::engine::{self, Running, SeedGoal};
+use crate::library::Library;
+use crate::modes::engine::{self, Options, Running, SeedGoal};
+use crate::modes::magnet;
 use crate::modes::status;
+use crate::proto::magnet::Magnet;
 use crate::proto::metainfo::{InfoHash, Metainfo};
 use crate::swarm::announce::Announcer;
+use crate::swarm::magnet::MetadataFetch;
 use crate::swarm::session::Session;
 use crate::swarm::torrent::{Snapshot, Torrent};
 use crate::swarm::{EngineConfig, TorrentOptions};
 use crate::ui;
+
+/// How long a magnet link may go without progress on its metadata before it is given up.
+const MAGNET_STALL: Duration = Duration::from_secs(600);
 
 /// How often the watcher samples the torrents.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -94,6 +101,8 @@ struct Item {
 }
 
 enum State {
+    /// A magnet link fetching its metadata.
+    Fetching(Arc<MetadataFetch>),
     /// Its data on disk is being checked before it joins the session.
     Checking,
     Running(Arc<Torrent>, Arc<Announcer>),
@@ -129,6 +138,28 @@ impl Downloads {
         // Printed in every status line: made safe once, here.
         let name = ui::escape(&meta.info.name).into_owned();
         let hash = meta.info_hash;
+        let session = self.enter(&name, hash, goal, |_| State::Checking)?;
+        let me = self.clone();
+        let direct = direct.to_vec();
+        crate::rt::spawn(async move {
+            let folder = &me.profile.folder;
+            let added = engine::add(&session, folder, meta, trackers, &direct, topts).await;
+            me.added(hash, added);
+        })
+        .detach();
+        println!("started {name} ({hash}) in the background; `status` shows how it goes");
+        Ok(())
+    }
+
+    /// List torrent `hash` as started, in the state `state` makes of the session (bound now if
+    /// need be); refused when it is started already and has not failed.
+    fn enter(
+        &self,
+        name: &str,
+        hash: InfoHash,
+        goal: SeedGoal,
+        state: impl FnOnce(&Session) -> State,
+    ) -> Result<Arc<Session>> {
         {
             let mut shared = self.lock();
             if let Some(i) = shared.items.iter().position(|i| i.info_hash == hash) {
@@ -142,9 +173,9 @@ impl Downloads {
         }
         let session = self.session()?;
         self.lock().items.push(Item {
-            name: name.clone(),
+            name: name.to_string(),
             info_hash: hash,
-            state: State::Checking,
+            state: state(&session),
             sample: None,
             rates: (0, 0),
             noted_complete: false,
@@ -152,15 +183,44 @@ impl Downloads {
             goal,
             goal_met: false,
         });
+        Ok(session)
+    }
+
+    /// Fetch the metadata of a magnet link in the background (announcing to `trackers`,
+    /// calling its `x.pe` peers and the `direct` ones), store the torrent in the library, then
+    /// download it like [`Downloads::start`].
+    pub fn start_magnet(
+        &self,
+        m: Magnet,
+        trackers: Vec<String>,
+        direct: &[SocketAddr],
+        opts: Options,
+        goal: SeedGoal,
+    ) -> Result<()> {
+        let name = magnet::label(&m);
+        let hash = m.info_hash;
+        let session = self.enter(&name, hash, goal, |s| State::Fetching(s.begin_fetch(hash)))?;
         let me = self.clone();
         let direct = direct.to_vec();
         crate::rt::spawn(async move {
-            let folder = &me.profile.folder;
-            let added = engine::add(&session, folder, meta, trackers, &direct, topts).await;
+            let folder = me.profile.folder.clone();
+            let added = async {
+                let (meta, f) =
+                    magnet::fetch(&session, &m, &trackers, &direct, MAGNET_STALL, |_| {}).await?;
+                let mut lib = Library::open(&folder)?;
+                let meta = magnet::save(&mut lib, meta)?;
+                if let Some(item) = me.lock().items.iter_mut().find(|i| i.info_hash == hash) {
+                    item.name = ui::escape(&meta.info.name).into_owned();
+                    item.state = State::Checking;
+                }
+                let topts = opts.for_torrent(&folder, &meta)?;
+                magnet::add(&session, &folder, meta, trackers, &f, topts).await
+            }
+            .await;
             me.added(hash, added);
         })
         .detach();
-        println!("started {name} ({hash}) in the background; `status` shows how it goes");
+        println!("started {name} ({hash}) in the background: fetching its metadata; `status` shows how it goes");
         Ok(())
     }
 
@@ -343,6 +403,11 @@ impl Downloads {
         };
         match &item.state {
             State::Checking => Standing::Pending(format!("{} is checking its data", item.name)),
+            State::Fetching(f) => Standing::Pending(format!(
+                "{} is {}",
+                item.name,
+                magnet::describe(&f.status())
+            )),
             State::Failed(why) => Standing::Failed(format!("{}: cannot start: {why}", item.name)),
             State::Running(t, _) => {
                 let s = t.snapshot();
@@ -400,6 +465,10 @@ impl Item {
         let (torrent, announcer) = match &self.state {
             State::Checking => {
                 let _ = writeln!(out, "{}: checking the data on disk", self.name);
+                return;
+            }
+            State::Fetching(f) => {
+                let _ = writeln!(out, "{}: {}", self.name, magnet::describe(&f.status()));
                 return;
             }
             State::Failed(why) => {

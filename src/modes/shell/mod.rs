@@ -18,16 +18,18 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use self::downloads::{Downloads, Which};
 use self::input::Input;
 use self::syntax::{Line, Parsed, StartCmd, WaitCmd};
 use super::engine::{self, Options, SeedGoal};
+use super::magnet;
 use crate::cli::{ShellArgs, ShowArgs};
 use crate::commands;
 use crate::config::{self, Profile};
 use crate::library;
+use crate::proto::magnet::Magnet;
 use crate::swarm::ratelimit::RateLimiter;
 
 /// Run `bt shell`.
@@ -189,7 +191,12 @@ impl Shell {
             ));
         }
         let mut metas = Vec::new();
+        let mut magnets = Vec::new();
         for t in &a.torrents {
+            if let Some(link) = t.to_str().filter(|s| magnet::is_magnet(s)) {
+                magnets.push(Magnet::parse(link).with_context(|| format!("cannot read {link}"))?);
+                continue;
+            }
             let meta = commands::library::import_into(t, &self.profile)?;
             // Checked before anything starts: a wrong number starts nothing.
             opts.files.extend(engine::choose_files(
@@ -222,6 +229,15 @@ impl Shell {
                 .for_torrent(&self.profile.folder, &meta)
                 .and_then(|topts| self.downloads.start(meta, trackers, &direct, topts, goal));
             if let Err(e) = started {
+                eprintln!("error: {e:#}");
+            }
+        }
+        for m in magnets {
+            let trackers = magnet::trackers_for(&m, &opts.trackers);
+            if let Err(e) = self
+                .downloads
+                .start_magnet(m, trackers, &direct, opts.clone(), goal)
+            {
                 eprintln!("error: {e:#}");
             }
         }
