@@ -14,6 +14,7 @@ use super::outbox::Outbox;
 use super::ratelimit::QUANTUM;
 use super::state::PeerKey;
 use super::torrent::{Out, Torrent};
+use crate::proto::extension;
 use crate::proto::ids::PeerId;
 use crate::proto::layout::BLOCK;
 use crate::proto::wire::{self, FrameLimits, Handshake, Message, HANDSHAKE_LEN};
@@ -52,7 +53,7 @@ pub async fn outgoing(torrent: Arc<Torrent>, addr: SocketAddr) -> Result<Duratio
     if theirs.info_hash != torrent.info_hash().0 {
         return Err(PeerError::WrongTorrent);
     }
-    run(torrent, stream, addr, PeerId(theirs.peer_id)).await
+    run(torrent, stream, addr, theirs).await
 }
 
 /// Serve a connection that sent us `theirs` for `torrent`: answer the handshake and run.
@@ -63,11 +64,12 @@ pub async fn incoming(
     theirs: Handshake,
 ) -> Result<Duration, PeerError> {
     send_handshake(&torrent, &mut stream).await?;
-    run(torrent, stream, addr, PeerId(theirs.peer_id)).await
+    run(torrent, stream, addr, theirs).await
 }
 
 async fn send_handshake(torrent: &Torrent, stream: &mut TcpStream) -> Result<(), PeerError> {
-    let ours = Handshake::new(torrent.info_hash().0, torrent.peer_id.0);
+    let mut ours = Handshake::new(torrent.info_hash().0, torrent.peer_id.0);
+    extension::set_fast(&mut ours.reserved);
     timed(
         HANDSHAKE_TIMEOUT,
         "handshake",
@@ -80,11 +82,13 @@ async fn run(
     torrent: Arc<Torrent>,
     stream: TcpStream,
     addr: SocketAddr,
-    peer_id: PeerId,
+    theirs: Handshake,
 ) -> Result<Duration, PeerError> {
     let _ = stream.set_nodelay(true);
     let (tx, rx) = unbounded();
-    let key = torrent.register(addr, peer_id, tx)?;
+    let peer_id = PeerId(theirs.peer_id);
+    let fast = extension::supports_fast(&theirs.reserved);
+    let key = torrent.register(addr, peer_id, fast, tx)?;
     let started = Instant::now();
     log::info!("{addr}: connected ({peer_id})");
     let writer = crate::rt::spawn(write_loop(Arc::clone(&torrent), stream.clone(), rx, key));

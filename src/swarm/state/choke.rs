@@ -84,9 +84,9 @@ impl TorrentState {
         }
         p.am_choking = choke;
         if choke {
-            // Without the fast extension a choke drops their queued requests.
-            p.their_requests.clear();
+            // Their queued requests are dropped (with a reject each under the fast extension).
             self.send(k, Outgoing::Choke, now);
+            self.drop_their_requests(k, now);
         } else {
             self.send(k, Outgoing::Unchoke, now);
         }
