@@ -43,6 +43,7 @@ BRIDGE = f"{PREFIX}-br"
 SUBNET = "10.77.0"
 PORT = 6881
 TRACKER_PORT = 6969
+TRACE = False  # --trace: the seeder's send rate every half second
 IPT = "iptables-legacy" if shutil.which("iptables-legacy") else "iptables"
 
 SCENARIOS = {  # name: (leechers, one-way delay ms, loss % per direction)
@@ -229,9 +230,10 @@ def wait_for(cond, timeout, what):
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-def run_once(net, client, bt, work, torrent, data, leechers, timeout):
-    """One flash crowd. Returns (last leecher seconds, bytes the seeder sent meanwhile)."""
-    run = os.path.join(work, "run")
+def run_once(net, client, bt, work, torrent, data, leechers, timeout, label):
+    """One flash crowd. Returns (last leecher seconds, bytes the seeder sent meanwhile). Its
+    logs stay in WORK/run-LABEL until the next run of the same label."""
+    run = os.path.join(work, f"run-{label}")
     shutil.rmtree(run, ignore_errors=True)
     os.makedirs(run)
     procs = []
@@ -260,7 +262,11 @@ def run_once(net, client, bt, work, torrent, data, leechers, timeout):
             procs.append(h)
             getters.append((h, done, folder))
         left = set(range(leechers))
+        trace, last_trace = [], t0
         while left:
+            if TRACE and time.monotonic() - last_trace >= 0.1:
+                last_trace = time.monotonic()
+                trace.append((last_trace - t0, net.sent_by(1) - start))
             if time.monotonic() - t0 > timeout:
                 raise RuntimeError(f"{client}: {len(left)} leechers not done after {timeout} s; "
                                    f"see {run}")
@@ -270,6 +276,13 @@ def run_once(net, client, bt, work, torrent, data, leechers, timeout):
             time.sleep(0.01)
         seconds = time.monotonic() - t0
         sent = net.sent_by(1) - start
+        if TRACE:
+            prev = (0.0, 0)
+            for t, b in trace:
+                if t - prev[0] >= 0.5:
+                    print(f"  {t:5.2f} s: seeder {(b - prev[1]) / (t - prev[0]) / 1e6:6.2f} MB/s",
+                          flush=True)
+                    prev = (t, b)
         for h, _, folder in getters:
             got = os.path.join(folder, os.path.basename(data))
             if subprocess.run(["cmp", "-s", data, got]).returncode:
@@ -301,7 +314,10 @@ def main():
         "BT_NFDELAY_SRC", os.path.join(ROOT, "../shared/netem/nfdelay.c")),
         help="the NFQUEUE delay daemon's C source (compiled into a temporary folder)")
     ap.add_argument("--work", default="/tmp/bt-netem")
+    ap.add_argument("--trace", action="store_true", help="print the seeder's send rate every 0.5 s")
     args = ap.parse_args()
+    global TRACE
+    TRACE = args.trace
     if os.geteuid() != 0:
         sys.exit("netem.py needs root (network namespaces)")
     bt = os.path.abspath(args.bt)
@@ -340,7 +356,7 @@ def main():
                 ratios, copies = [], []
                 for rep in range(args.reps):
                     secs, sent = run_once(net, client, bt, args.work, torrent, data, leechers,
-                                          args.timeout)
+                                          args.timeout, f"{sname}-{client}")
                     ratios.append(secs / bound)
                     copies.append(sent / size)
                     print(f"{sname} {client} run {rep + 1}: last leecher {secs:.2f} s = "

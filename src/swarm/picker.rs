@@ -152,6 +152,11 @@ impl Picker {
         }
     }
 
+    /// How many connected peers have piece `i`.
+    pub fn availability(&self, i: usize) -> u32 {
+        self.availability.get(i).copied().unwrap_or(0)
+    }
+
     /// Count one `have`.
     pub fn add_have(&mut self, i: usize) {
         if let Some(a) = self.availability.get_mut(i) {

@@ -149,6 +149,7 @@ impl Torrent {
             max_peers: config.max_peers,
             upload_slots: config.upload_slots,
             request_timeout: config.request_timeout,
+            super_seed: true,
         };
         Arc::new(Torrent {
             inner: Mutex::new(Inner {

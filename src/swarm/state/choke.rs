@@ -75,7 +75,7 @@ impl TorrentState {
         }
     }
 
-    fn set_choke(&mut self, k: PeerKey, choke: bool, now: Instant) {
+    pub(super) fn set_choke(&mut self, k: PeerKey, choke: bool, now: Instant) {
         let Some(p) = self.peers.get_mut(&k) else {
             return;
         };

@@ -23,6 +23,7 @@
 
 mod blame;
 mod choke;
+mod offer;
 mod peer;
 #[cfg(test)]
 mod tests;
@@ -63,6 +64,9 @@ pub struct Limits {
     pub upload_slots: usize,
     /// A request unanswered this long is given to another peer.
     pub request_timeout: Duration,
+    /// While we are a seed, offer each peer a few pieces at a time (BEP 16 super-seeding, see
+    /// `offer`) instead of announcing every piece.
+    pub super_seed: bool,
 }
 
 /// A message for one peer (the shell encodes it).
@@ -181,6 +185,7 @@ pub struct TorrentState {
     completed_at: Option<Instant>,
     failure: Option<String>,
     choke: choke::Choker,
+    offers: offer::Offers,
     /// The info-hash, for the fast extension's allowed-fast sets.
     info_hash: [u8; 20],
     actions: Vec<Action>,
@@ -202,6 +207,7 @@ impl TorrentState {
             completed_at: None,
             failure: None,
             choke: choke::Choker::new(now),
+            offers: offer::Offers::default(),
             info_hash: [0; 20],
             actions: Vec::new(),
         }
@@ -319,16 +325,29 @@ impl TorrentState {
         let pieces = self.layout.piece_count();
         let mut p = PeerState::new(addr, peer_id, pieces, now);
         p.fast = fast;
+        p.super_seeded = self.limits.super_seed && self.picker.is_complete();
+        let super_seeded = p.super_seeded;
         self.peers.insert(key, p);
         self.history.entry(addr).or_default().client = peer_id.text();
         let have = self.picker.have();
-        if fast && have.is_full() {
+        let some = have.count() > 0;
+        if super_seeded {
+            if fast {
+                self.send(key, Outgoing::HaveNone, now);
+            }
+            self.offer_more(key, now);
+        } else if fast && have.is_full() {
             self.send(key, Outgoing::HaveAll, now);
         } else if fast && have.count() == 0 {
             self.send(key, Outgoing::HaveNone, now);
         } else if have.count() > 0 {
             let bits = have.as_bytes().to_vec();
             self.send(key, Outgoing::Bitfield(bits), now);
+        }
+        if some && self.limits.upload_slots == 0 {
+            // Every peer may be served: say so now rather than a round trip after it says
+            // `interested` (a peer that wants nothing never asks).
+            self.set_choke(key, false, now);
         }
         Ok(key)
     }
@@ -357,6 +376,7 @@ impl TorrentState {
         };
         self.picker.remove_peer_pieces(&p.bits);
         self.picker.release_peer(k);
+        self.offers_forget(&p.offered);
         if self.choke.forget(k) || !p.am_choking {
             self.unchoke_free_slots(now);
         }
@@ -441,9 +461,14 @@ impl TorrentState {
                 if p.bits.is_full() && self.picker.is_complete() {
                     return self.close(k, CloseReason::BothSeeds);
                 }
+                let super_seeded = p.super_seeded;
                 if !p.am_interested && self.picker.wants(i as usize) {
                     p.am_interested = true;
                     self.send(k, Outgoing::Interested, now);
+                }
+                if super_seeded {
+                    self.offer_settled(k, i, true);
+                    self.offer_more(k, now);
                 }
                 self.fill(k, now);
             }
@@ -479,6 +504,21 @@ impl TorrentState {
         if p.bits.is_full() && self.picker.is_complete() {
             return self.close(k, CloseReason::BothSeeds);
         }
+        if p.super_seeded {
+            let had: Vec<u32> = p
+                .offered
+                .iter()
+                .copied()
+                .filter(|&i| p.bits.get(i as usize))
+                .collect();
+            for i in had {
+                self.offer_settled(k, i, false);
+            }
+            self.offer_more(k, now);
+        }
+        let Some(p) = self.peers.get_mut(&k) else {
+            return;
+        };
         if !p.am_interested && self.picker.interesting(&p.bits) {
             p.am_interested = true;
             self.send(k, Outgoing::Interested, now);
@@ -769,7 +809,7 @@ impl TorrentState {
     }
 
     /// Periodic work (about once a second): expire slow requests, choke and unchoke, close
-    /// silent peers and keep quiet ones alive, top up every peer.
+    /// silent peers and keep quiet ones alive, renew stuck offers, top up every peer.
     pub fn tick(&mut self, now: Instant) {
         for (k, b) in self.picker.expire(now, self.limits.request_timeout) {
             if let Some(p) = self.peers.get_mut(&k) {
@@ -785,6 +825,10 @@ impl TorrentState {
                 self.close(k, CloseReason::Silent(IDLE_TIMEOUT));
             } else if now.saturating_duration_since(p.last_sent) > KEEPALIVE {
                 self.send(k, Outgoing::KeepAlive, now);
+            }
+            if self.peers[&k].super_seeded {
+                // Offers held up by a stuck taker may go to someone else by now.
+                self.offer_more(k, now);
             }
         }
         self.fill_all(now);

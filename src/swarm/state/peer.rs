@@ -78,6 +78,12 @@ pub struct PeerState {
     pub allowed_out: Vec<u32>,
     /// Requests we rejected as impossible (see [`MAX_BAD_REQUESTS`]).
     pub bad_requests: u32,
+    /// We are a seed and show them only the pieces we offer (super-seeding, `state::offer`).
+    pub super_seeded: bool,
+    /// Pieces offered to them that they do not have yet.
+    pub offered: Vec<u32>,
+    /// How many pieces they may have on offer at once.
+    pub offer_window: usize,
 }
 
 impl PeerState {
@@ -116,6 +122,9 @@ impl PeerState {
             allowed_in: Bitfield::new(pieces),
             allowed_out: Vec::new(),
             bad_requests: 0,
+            super_seeded: false,
+            offered: Vec::new(),
+            offer_window: super::offer::MIN_WINDOW,
         }
     }
 }

@@ -13,6 +13,7 @@ fn limits(slots: usize) -> Limits {
         max_peers: 50,
         upload_slots: slots,
         request_timeout: Duration::from_secs(20),
+        super_seed: false,
     }
 }
 
@@ -631,7 +632,7 @@ fn block(index: u32) -> BlockRef {
 #[test]
 fn a_fast_peer_hears_have_all_or_have_none_instead_of_a_bitfield() {
     let t = Instant::now();
-    let mut st = seeding(0, t);
+    let mut st = seeding(4, t);
     let (k, acts) = connect_fast(&mut st, 1, t);
     assert!(matches!(acts[..], [Action::Send(p, Outgoing::HaveAll)] if p == k));
     let slow = st.peer_connected(addr(2), id(2), false, t).unwrap();
@@ -852,4 +853,114 @@ fn we_ask_for_allowed_fast_pieces_while_choked() {
     assert_eq!(asked.len(), 2, "both blocks of piece 5: {asked:?}");
     assert!(asked.iter().all(|b| b.index == 5));
     assert!(closed(&take(&mut st), k).is_none());
+}
+
+// ----- seeding to a crowd -----
+
+#[test]
+fn with_unlimited_slots_a_new_peer_is_unchoked_at_once() {
+    let t = Instant::now();
+    let mut st = seeding(0, t);
+    let k = st.peer_connected(addr(1), id(1), false, t).unwrap();
+    let acts = take(&mut st);
+    assert!(
+        sent(&acts, k, &Outgoing::Unchoke),
+        "no round trip for `interested`"
+    );
+    // With slots, it waits for `interested`; with nothing to offer, nobody is unchoked.
+    let mut st = seeding(4, t);
+    let k = st.peer_connected(addr(1), id(1), false, t).unwrap();
+    assert!(!sent(&take(&mut st), k, &Outgoing::Unchoke));
+    let mut st = leecher(4, t);
+    let k = st.peer_connected(addr(1), id(1), false, t).unwrap();
+    assert!(!sent(&take(&mut st), k, &Outgoing::Unchoke));
+}
+
+/// A seeder of `pieces` pieces of two blocks that super-seeds, with unlimited slots.
+fn super_seeder(pieces: u64, t: Instant) -> TorrentState {
+    let mut l = limits(0);
+    l.super_seed = true;
+    let full = Bitfield::full(pieces as usize);
+    TorrentState::new(layout(pieces, 2 * BLOCK as u64), full, l, t)
+}
+
+fn offered(actions: &[Action], to: PeerKey) -> Vec<u32> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(k, Outgoing::Have(i)) if *k == to => Some(*i),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_super_seeder_offers_each_piece_once_before_any_twice() {
+    let t = Instant::now();
+    let mut st = super_seeder(64, t);
+    let (a, acts) = connect_fast(&mut st, 1, t);
+    assert!(sent(&acts, a, &Outgoing::HaveNone), "not have all");
+    let to_a = offered(&acts, a);
+    assert_eq!(to_a.len(), offer::MIN_WINDOW);
+    let b = st.peer_connected(addr(2), id(2), false, t).unwrap();
+    let acts = take(&mut st);
+    assert!(!acts
+        .iter()
+        .any(|x| matches!(x, Action::Send(k, Outgoing::Bitfield(_)) if *k == b)));
+    let to_b = offered(&acts, b);
+    assert_eq!(to_b.len(), offer::MIN_WINDOW);
+    assert!(to_b.iter().all(|i| !to_a.contains(i)), "{to_a:?} {to_b:?}");
+    // `a` announces a piece we offered: it gets another (two: its window grew), never one
+    // offered to `b`.
+    st.on_message(a, Message::Have(to_a[0]), t);
+    let more = offered(&take(&mut st), a);
+    assert_eq!(more.len(), 2, "{more:?}");
+    assert!(more.iter().all(|i| !to_a.contains(i) && !to_b.contains(i)));
+    // A piece offered to `b` and not yet had by anyone is not offered again soon...
+    let mut all = Bitfield::new(64);
+    (0..64)
+        .filter(|i| !to_b.contains(&(*i as u32)))
+        .for_each(|i| {
+            all.set(i);
+        });
+    let (c, _) = connect_fast(&mut st, 3, t);
+    st.on_message(c, Message::Bitfield(all.as_bytes()), t);
+    assert!(offered(&take(&mut st), c).is_empty(), "on its way to b");
+    // ...but is once `b` has been sitting on it for a while.
+    st.tick(t + offer::REOFFER_AFTER + Duration::from_secs(1));
+    let again = offered(&take(&mut st), c);
+    assert!(!again.is_empty() && again.iter().all(|i| to_b.contains(i)));
+}
+
+#[test]
+fn a_lone_leecher_gets_a_growing_offer_window() {
+    let t = Instant::now();
+    let mut st = super_seeder(64, t);
+    let (a, acts) = connect_fast(&mut st, 1, t);
+    let mut window = offered(&acts, a);
+    let mut seen = window.clone();
+    // Each piece it completes brings two more offers until the cap (8 MiB / 32 KiB pieces).
+    for _ in 0..40 {
+        let i = window.remove(0);
+        st.on_message(a, Message::Have(i), t);
+        let more = offered(&take(&mut st), a);
+        assert!(more.iter().all(|m| !seen.contains(m)), "offered once each");
+        seen.extend(&more);
+        window.extend(more);
+    }
+    assert_eq!(
+        window.len(),
+        64 - 40,
+        "all the rest on offer: {}",
+        window.len()
+    );
+    // A leecher that leaves gives its offers back.
+    st.peer_gone(a, t);
+    let (b, acts) = connect_fast(&mut st, 2, t);
+    let to_b = offered(&acts, b);
+    assert_eq!(
+        to_b.len(),
+        offer::MIN_WINDOW,
+        "its offers went back when it left"
+    );
 }
