@@ -5,10 +5,11 @@
 //! connected peer has it and its taker left, or has not finished it after [`REOFFER_AFTER`]. When the peer announces a piece we
 //! offered it, it is offered another.
 //!
-//! How many pieces a peer has on offer at once starts small and grows by one per offered piece
-//! it completes (like a request queue's slow start), up to [`AHEAD`] shared among the leechers:
-//! enough to keep a lone leecher's pipe full, few enough that a crowd's leechers do not sit on
-//! pieces the others need. BEP 16 moves on only once *another* peer announces the piece; we move
+//! A peer has at most [`AHEAD`] bytes on offer, shared among the leechers connected at the time
+//! (at least [`MIN_WINDOW`] pieces): enough to keep a lone leecher's pipe full over a long round
+//! trip (offer, request, block, check, `have`), few enough that a crowd's leechers do not sit on
+//! pieces the others need. A first leecher that got a large share keeps it until it has taken
+//! its pieces; it is offered more only once it holds fewer than the share of the moment. BEP 16 moves on only once *another* peer announces the piece; we move
 //! on when the peer itself has it, which also serves a lone leecher at full speed.
 
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use super::{Outgoing, PeerKey, TorrentState};
 
 /// Bytes on offer to all leechers together, at most (at least [`MIN_WINDOW`] pieces each).
 pub const AHEAD: u64 = 8 * 1024 * 1024;
-/// Pieces on offer to a new peer.
+/// Pieces a peer may always have on offer.
 pub const MIN_WINDOW: usize = 4;
 /// A piece offered and still had by no connected peer this long after is offered again (its
 /// taker is stuck); sooner, the seeder would send it twice while the taker is still fetching it.
@@ -29,7 +30,7 @@ const MAX_SCAN: usize = 4096;
 /// How often each piece was offered, and where the next search starts.
 #[derive(Debug, Default)]
 pub(super) struct Offers {
-    count: Vec<u32>,
+    pub(super) count: Vec<u32>,
     /// When each piece was last offered.
     at: Vec<Option<Instant>>,
     cursor: usize,
@@ -52,7 +53,7 @@ impl TorrentState {
         let cap = ((AHEAD / self.layout.piece_length().max(1)) as usize / leechers).max(MIN_WINDOW);
         loop {
             let Some(p) = self.peers.get(&k) else { return };
-            if !p.super_seeded || p.closing || p.offered.len() >= p.offer_window.min(cap) {
+            if !p.super_seeded || p.closing || p.offered.len() >= cap {
                 return;
             }
             // The least offered piece it lacks, among equals the one fewest peers have.
@@ -79,7 +80,11 @@ impl TorrentState {
                     }
                 }
             }
-            let Some((_, i)) = best else { return };
+            let Some((_, i)) = best else {
+                // Nothing here: the next search looks at the next stretch of a large torrent.
+                self.offers.cursor = (self.offers.cursor + MAX_SCAN) % n;
+                return;
+            };
             self.offers.count[i] += 1;
             self.offers.at[i] = Some(now);
             self.offers.cursor = (i + 1) % n;
@@ -92,8 +97,8 @@ impl TorrentState {
         }
     }
 
-    /// `k` has piece `i` now (a `have`, or its bitfield): an offer of it is settled, and when we
-    /// offered it, its window grows.
+    /// `k` has piece `i` now: an offer of it is settled. `announced`: it got the piece (a
+    /// `have`); else it had it before (its bitfield), and we never sent it.
     pub(super) fn offer_settled(&mut self, k: PeerKey, i: u32, announced: bool) {
         let Some(p) = self.peers.get_mut(&k) else {
             return;
@@ -101,8 +106,9 @@ impl TorrentState {
         if let Some(pos) = p.offered.iter().position(|&o| o == i) {
             p.offered.swap_remove(pos);
             if announced {
-                p.offer_window += 1;
-            } else if let Some(c) = self.offers.count.get_mut(i as usize) {
+                return;
+            }
+            if let Some(c) = self.offers.count.get_mut(i as usize) {
                 // It had the piece already: we never sent it.
                 *c = c.saturating_sub(1);
             }

@@ -82,8 +82,6 @@ pub struct PeerState {
     pub super_seeded: bool,
     /// Pieces offered to them that they do not have yet.
     pub offered: Vec<u32>,
-    /// How many pieces they may have on offer at once.
-    pub offer_window: usize,
 }
 
 impl PeerState {
@@ -124,7 +122,6 @@ impl PeerState {
             bad_requests: 0,
             super_seeded: false,
             offered: Vec::new(),
-            offer_window: super::offer::MIN_WINDOW,
         }
     }
 }

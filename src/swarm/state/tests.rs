@@ -876,12 +876,13 @@ fn with_unlimited_slots_a_new_peer_is_unchoked_at_once() {
     assert!(!sent(&take(&mut st), k, &Outgoing::Unchoke));
 }
 
-/// A seeder of `pieces` pieces of two blocks that super-seeds, with unlimited slots.
+/// A seeder of `pieces` pieces of 1 MiB that super-seeds, with unlimited slots: a lone leecher
+/// has 8 pieces on offer (8 MiB), each of two leechers 4.
 fn super_seeder(pieces: u64, t: Instant) -> TorrentState {
     let mut l = limits(0);
     l.super_seed = true;
     let full = Bitfield::full(pieces as usize);
-    TorrentState::new(layout(pieces, 2 * BLOCK as u64), full, l, t)
+    TorrentState::new(layout(pieces, 1 << 20), full, l, t)
 }
 
 fn offered(actions: &[Action], to: PeerKey) -> Vec<u32> {
@@ -900,22 +901,25 @@ fn a_super_seeder_offers_each_piece_once_before_any_twice() {
     let mut st = super_seeder(64, t);
     let (a, acts) = connect_fast(&mut st, 1, t);
     assert!(sent(&acts, a, &Outgoing::HaveNone), "not have all");
-    let to_a = offered(&acts, a);
-    assert_eq!(to_a.len(), offer::MIN_WINDOW);
+    let mut to_a = offered(&acts, a);
+    assert_eq!(to_a.len(), 8, "a lone leecher gets 8 MiB on offer");
     let b = st.peer_connected(addr(2), id(2), false, t).unwrap();
     let acts = take(&mut st);
     assert!(!acts
         .iter()
         .any(|x| matches!(x, Action::Send(k, Outgoing::Bitfield(_)) if *k == b)));
     let to_b = offered(&acts, b);
-    assert_eq!(to_b.len(), offer::MIN_WINDOW);
+    assert_eq!(to_b.len(), 4, "two leechers share the 8 MiB");
     assert!(to_b.iter().all(|i| !to_a.contains(i)), "{to_a:?} {to_b:?}");
-    // `a` announces a piece we offered: it gets another (two: its window grew), never one
-    // offered to `b`.
-    st.on_message(a, Message::Have(to_a[0]), t);
+    // `a` holds 8 offers, more than its share now: it gets another only below 4.
+    for _ in 0..4 {
+        st.on_message(a, Message::Have(to_a.remove(0)), t);
+        assert!(offered(&take(&mut st), a).is_empty());
+    }
+    st.on_message(a, Message::Have(to_a.remove(0)), t);
     let more = offered(&take(&mut st), a);
-    assert_eq!(more.len(), 2, "{more:?}");
-    assert!(more.iter().all(|i| !to_a.contains(i) && !to_b.contains(i)));
+    assert_eq!(more.len(), 1);
+    assert!(!to_b.contains(&more[0]), "never one offered to b: {more:?}");
     // A piece offered to `b` and not yet had by anyone is not offered again soon...
     let mut all = Bitfield::new(64);
     (0..64)
@@ -933,34 +937,33 @@ fn a_super_seeder_offers_each_piece_once_before_any_twice() {
 }
 
 #[test]
-fn a_lone_leecher_gets_a_growing_offer_window() {
+fn a_lone_leechers_offers_are_topped_up_and_given_back_when_it_leaves() {
     let t = Instant::now();
     let mut st = super_seeder(64, t);
     let (a, acts) = connect_fast(&mut st, 1, t);
     let mut window = offered(&acts, a);
     let mut seen = window.clone();
-    // Each piece it completes brings two more offers until the cap (8 MiB / 32 KiB pieces).
     for _ in 0..40 {
         let i = window.remove(0);
         st.on_message(a, Message::Have(i), t);
         let more = offered(&take(&mut st), a);
-        assert!(more.iter().all(|m| !seen.contains(m)), "offered once each");
+        assert_eq!(more.len(), 1, "one for one");
+        assert!(!seen.contains(&more[0]), "offered once each");
         seen.extend(&more);
         window.extend(more);
     }
-    assert_eq!(
-        window.len(),
-        64 - 40,
-        "all the rest on offer: {}",
-        window.len()
-    );
-    // A leecher that leaves gives its offers back.
+    assert_eq!(window.len(), 8);
+    // A piece it turns out to have already (its bitfield) is not counted as sent.
+    let mut has = Bitfield::new(64);
+    for &i in seen.iter().take(40).chain(&window[..1]) {
+        has.set(i as usize);
+    }
+    st.on_message(a, Message::Bitfield(has.as_bytes()), t);
+    let more = offered(&take(&mut st), a);
+    assert_eq!(more.len(), 1, "{more:?}");
+    // A leecher that leaves gives its offers back: they count as never sent.
+    let pending: Vec<u32> = st.peer(a).unwrap().offered.clone();
+    assert!(pending.iter().all(|&i| st.offers.count[i as usize] == 1));
     st.peer_gone(a, t);
-    let (b, acts) = connect_fast(&mut st, 2, t);
-    let to_b = offered(&acts, b);
-    assert_eq!(
-        to_b.len(),
-        offer::MIN_WINDOW,
-        "its offers went back when it left"
-    );
+    assert!(pending.iter().all(|&i| st.offers.count[i as usize] == 0));
 }
