@@ -7,6 +7,7 @@
 pub mod bencode;
 pub mod bitfield;
 pub mod extension;
+pub mod fast;
 pub mod ids;
 pub mod layout;
 pub mod magnet;

@@ -71,7 +71,8 @@ async fn send_handshake(torrent: &Torrent, stream: &mut TcpStream) -> Result<(),
     write_handshake(stream, torrent.info_hash().0, torrent.peer_id.0).await
 }
 
-/// Send our handshake for `info_hash`, announcing the extension protocol (BEP 10).
+/// Send our handshake for `info_hash`, announcing the extension protocol (BEP 10) and the
+/// fast extension (BEP 6).
 pub async fn write_handshake(
     stream: &mut TcpStream,
     info_hash: [u8; 20],
@@ -79,6 +80,7 @@ pub async fn write_handshake(
 ) -> Result<(), PeerError> {
     let mut ours = Handshake::new(info_hash, peer_id);
     extension::set_extensions(&mut ours.reserved);
+    extension::set_fast(&mut ours.reserved);
     timed(
         HANDSHAKE_TIMEOUT,
         "handshake",
@@ -97,7 +99,8 @@ async fn run(
     let _ = stream.set_nodelay(true);
     let peer_id = PeerId(theirs.peer_id);
     let (tx, rx) = unbounded();
-    let key = torrent.register(addr, peer_id, tx.clone())?;
+    let fast = extension::supports_fast(&theirs.reserved);
+    let key = torrent.register(addr, peer_id, fast, tx.clone())?;
     if extension::supports_extensions(&theirs.reserved) {
         let local = stream.local_addr().ok();
         torrent

@@ -116,4 +116,8 @@ pub enum Violation {
     /// A stream of blocks we never asked for.
     #[error("{0} blocks we never asked for")]
     Unrequested(u32),
+    /// A fast extension message (BEP 6, named here) from a peer that did not announce the
+    /// extension in its handshake.
+    #[error("{0} without the fast extension")]
+    FastNotNegotiated(&'static str),
 }

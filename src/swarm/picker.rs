@@ -194,6 +194,11 @@ impl Picker {
         }
     }
 
+    /// How many connected peers have piece `i`.
+    pub fn availability(&self, i: usize) -> u32 {
+        self.availability.get(i).copied().unwrap_or(0)
+    }
+
     /// Count one `have`.
     pub fn add_have(&mut self, i: usize) {
         if let Some(a) = self.availability.get_mut(i) {
@@ -561,6 +566,46 @@ impl Picker {
                 }
             }
         }
+    }
+
+    /// `peer` will not send block `b` (a fast extension reject): it is free again at once, and
+    /// `peer` is asked for that piece again only when nobody else has it. A piece `peer` owned
+    /// becomes an orphan, so the next peer finishes it (unless it must come from one peer). False if `b` was not asked of `peer`
+    /// (a reject may answer our own cancel).
+    pub fn reject(&mut self, peer: PeerKey, b: BlockRef) -> bool {
+        let Some(p) = self.partial.get_mut(&b.index) else {
+            return false;
+        };
+        if !b.begin.is_multiple_of(BLOCK) {
+            return false;
+        }
+        let Some(state) = p.blocks.get_mut((b.begin / BLOCK) as usize) else {
+            return false;
+        };
+        let Block::Requested { by, .. } = state else {
+            return false;
+        };
+        let Some(pos) = by.iter().position(|&k| k == peer) else {
+            return false;
+        };
+        by.remove(pos);
+        if by.is_empty() {
+            *state = Block::Free;
+        }
+        // A piece that must come whole from its owner stays with it: moving it would mix two
+        // peers' blocks.
+        let movable = !p.single_source;
+        if movable && p.owner == Some(peer) {
+            p.owner = None;
+        }
+        self.uncount(peer, 1);
+        if movable {
+            let list = self.avoid.entry(b.index).or_default();
+            if !list.contains(&peer) {
+                list.push(peer);
+            }
+        }
+        true
     }
 
     /// Requests older than `timeout`: released, returned as (peer, block) so the caller can

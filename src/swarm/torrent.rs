@@ -185,6 +185,7 @@ impl Torrent {
             max_peers: config.max_peers,
             upload_slots: config.upload_slots,
             request_timeout: config.request_timeout,
+            super_seed: true,
         };
         let mut state = TorrentState::new(layout.clone(), have, limits, now);
         if let Some(f) = opts.files.as_ref().filter(|f| !f.is_all()) {
@@ -194,7 +195,7 @@ impl Torrent {
             download_limit: opts.download_limit,
             files: opts.files,
             inner: Mutex::new(Inner {
-                state,
+                state: state.with_info_hash(meta.info_hash.0),
                 links: HashMap::new(),
                 watchers: Vec::new(),
                 scratch: Vec::new(),
@@ -270,12 +271,13 @@ impl Torrent {
         self.removed.load(Ordering::SeqCst)
     }
 
-    /// Add a connection that completed its handshake; `tx` reaches its writer. Our bitfield
-    /// is queued for it.
+    /// Add a connection that completed its handshake; `tx` reaches its writer; `fast` if both
+    /// sides announced the fast extension. Our bitfield is queued for it.
     pub fn register(
         self: &Arc<Self>,
         addr: SocketAddr,
         peer_id: PeerId,
+        fast: bool,
         tx: Sender<Out>,
     ) -> Result<PeerKey, PeerError> {
         if peer_id == self.peer_id {
@@ -304,7 +306,7 @@ impl Torrent {
                 return Err(PeerError::PeerLimit(self.shared.connections.limit()));
             }
         }
-        let key = match inner.state.peer_connected(addr, peer_id, now) {
+        let key = match inner.state.peer_connected(addr, peer_id, fast, now) {
             Ok(k) => k,
             Err(e) => {
                 self.shared.connections.give_back();
@@ -628,6 +630,10 @@ fn encode(msg: &Outgoing) -> Vec<u8> {
         Outgoing::Have(i) => one(Message::Have(*i), &mut buf),
         Outgoing::Bitfield(bits) => one(Message::Bitfield(bits), &mut buf),
         Outgoing::Cancel(b) => one(Message::Cancel(*b), &mut buf),
+        Outgoing::HaveAll => one(Message::HaveAll, &mut buf),
+        Outgoing::HaveNone => one(Message::HaveNone, &mut buf),
+        Outgoing::Reject(b) => one(Message::Reject(*b), &mut buf),
+        Outgoing::AllowedFast(i) => one(Message::AllowedFast(*i), &mut buf),
         Outgoing::Requests(blocks) => {
             buf.reserve(blocks.len() * 17);
             for b in blocks {

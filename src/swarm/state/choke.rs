@@ -75,7 +75,7 @@ impl TorrentState {
         }
     }
 
-    fn set_choke(&mut self, k: PeerKey, choke: bool, now: Instant) {
+    pub(super) fn set_choke(&mut self, k: PeerKey, choke: bool, now: Instant) {
         let Some(p) = self.peers.get_mut(&k) else {
             return;
         };
@@ -84,9 +84,9 @@ impl TorrentState {
         }
         p.am_choking = choke;
         if choke {
-            // Without the fast extension a choke drops their queued requests.
-            p.their_requests.clear();
+            // Their queued requests are dropped (with a reject each under the fast extension).
             self.send(k, Outgoing::Choke, now);
+            self.drop_their_requests(k, now);
         } else {
             self.send(k, Outgoing::Unchoke, now);
         }

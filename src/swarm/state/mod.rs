@@ -23,6 +23,7 @@
 
 mod blame;
 mod choke;
+mod offer;
 pub mod origin;
 mod peer;
 #[cfg(test)]
@@ -32,12 +33,16 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-pub use peer::{PeerState, IDLE_TIMEOUT, INITIAL_QUEUE, KEEPALIVE, MAX_PEER_REQUESTS, MAX_QUEUE};
+pub use peer::{
+    PeerState, ALLOWED_FAST, IDLE_TIMEOUT, INITIAL_QUEUE, KEEPALIVE, MAX_BAD_REQUESTS,
+    MAX_PEER_REQUESTS, MAX_QUEUE,
+};
 
 use super::dialer::Ban;
 use super::error::{CloseReason, PeerError, Violation};
 use super::picker::{BlockOutcome, Picker};
 use crate::proto::bitfield::Bitfield;
+use crate::proto::fast::allowed_fast_set;
 use crate::proto::ids::PeerId;
 use crate::proto::layout::Layout;
 use crate::proto::wire::{BlockRef, Message};
@@ -60,6 +65,9 @@ pub struct Limits {
     pub upload_slots: usize,
     /// A request unanswered this long is given to another peer.
     pub request_timeout: Duration,
+    /// While we are a seed, offer each peer a few pieces at a time (BEP 16 super-seeding, see
+    /// `offer`) instead of announcing every piece.
+    pub super_seed: bool,
 }
 
 /// A message for one peer (the shell encodes it).
@@ -79,6 +87,14 @@ pub enum Outgoing {
     Have(u32),
     /// Every piece we have (sent once, right after the handshake).
     Bitfield(Vec<u8>),
+    /// We have every piece (fast extension; instead of the bitfield).
+    HaveAll,
+    /// We have no piece (fast extension; instead of the bitfield).
+    HaveNone,
+    /// We will not serve this request (fast extension).
+    Reject(BlockRef),
+    /// You may request this piece while we choke you (fast extension).
+    AllowedFast(u32),
     /// Please send these blocks (one write for the batch).
     Requests(Vec<BlockRef>),
     /// Never mind this request.
@@ -171,6 +187,9 @@ pub struct TorrentState {
     completed_at: Option<Instant>,
     failure: Option<String>,
     choke: choke::Choker,
+    offers: offer::Offers,
+    /// The info-hash, for the fast extension's allowed-fast sets.
+    info_hash: [u8; 20],
     actions: Vec<Action>,
 }
 
@@ -191,8 +210,17 @@ impl TorrentState {
             completed_at: None,
             failure: None,
             choke: choke::Choker::new(now),
+            offers: offer::Offers::default(),
+            info_hash: [0; 20],
             actions: Vec::new(),
         }
+    }
+
+    /// The same, knowing the torrent's info-hash (the fast extension's allowed-fast sets
+    /// depend on it; without it they are those of an all-zero hash).
+    pub fn with_info_hash(mut self, info_hash: [u8; 20]) -> TorrentState {
+        self.info_hash = info_hash;
+        self
     }
 
     /// The actions produced since the last call, in order.
@@ -304,13 +332,16 @@ impl TorrentState {
 
     // ----- events -----
 
-    /// A connection completed its handshake with `peer_id` at `addr`. Refuses ourselves (the
-    /// caller compares ids), a second connection to the same address, and connections past the
-    /// limit. On success our bitfield is queued for it.
+    /// A connection completed its handshake with `peer_id` at `addr`; `fast` if both
+    /// handshakes announced the fast extension (BEP 6). Refuses ourselves (the caller compares
+    /// ids), a second connection to the same address, and connections past the limit. On
+    /// success our bitfield is queued for it (or, with `fast`, have all / have none when that
+    /// says the same in 5 bytes).
     pub fn peer_connected(
         &mut self,
         addr: SocketAddr,
         peer_id: PeerId,
+        fast: bool,
         now: Instant,
     ) -> Result<PeerKey, PeerError> {
         // Peers are told apart by address: a peer id is the peer's own claim, and anyone who
@@ -324,12 +355,31 @@ impl TorrentState {
         let key = self.next_key;
         self.next_key += 1;
         let pieces = self.layout.piece_count();
-        self.peers
-            .insert(key, PeerState::new(addr, peer_id, pieces, now));
+        let mut p = PeerState::new(addr, peer_id, pieces, now);
+        p.fast = fast;
+        p.super_seeded = self.limits.super_seed && self.picker.is_complete();
+        let super_seeded = p.super_seeded;
+        self.peers.insert(key, p);
         self.history.entry(addr).or_default().client = peer_id.text();
-        if self.picker.have().count() > 0 {
-            let bits = self.picker.have().as_bytes().to_vec();
+        let have = self.picker.have();
+        let some = have.count() > 0;
+        if super_seeded {
+            if fast {
+                self.send(key, Outgoing::HaveNone, now);
+            }
+            self.offer_more(key, now);
+        } else if fast && have.is_full() {
+            self.send(key, Outgoing::HaveAll, now);
+        } else if fast && have.count() == 0 {
+            self.send(key, Outgoing::HaveNone, now);
+        } else if have.count() > 0 {
+            let bits = have.as_bytes().to_vec();
             self.send(key, Outgoing::Bitfield(bits), now);
+        }
+        if some && self.limits.upload_slots == 0 {
+            // Every peer may be served: say so now rather than a round trip after it says
+            // `interested` (a peer that wants nothing never asks).
+            self.set_choke(key, false, now);
         }
         Ok(key)
     }
@@ -358,6 +408,7 @@ impl TorrentState {
         };
         self.picker.remove_peer_pieces(&p.bits);
         self.picker.release_peer(k);
+        self.offers_forget(&p.offered);
         if self.choke.forget(k) || !p.am_choking {
             self.unchoke_free_slots(now);
         }
@@ -372,19 +423,46 @@ impl TorrentState {
             return;
         };
         p.last_heard = now;
+        if !p.fast {
+            if let Some(name) = fast_only(&msg) {
+                return self.close(k, Violation::FastNotNegotiated(name).into());
+            }
+        }
         match msg {
             Message::KeepAlive | Message::Unknown(_) => {}
             // extensions are not negotiated yet: ignored
-            Message::Suggest(_)
-            | Message::HaveAll
-            | Message::HaveNone
-            | Message::Reject(_)
-            | Message::AllowedFast(_)
-            | Message::Extended { .. } => {}
+            Message::Extended { .. } => {}
+            // A hint only: rarest-first already spreads the pieces.
+            Message::Suggest(_) => {}
+            Message::HaveAll => {
+                let bits = Bitfield::full(pieces);
+                self.set_peer_pieces(k, bits, now);
+            }
+            Message::HaveNone => {
+                let bits = Bitfield::new(pieces);
+                self.set_peer_pieces(k, bits, now);
+            }
+            Message::Reject(b) => {
+                // Asked elsewhere at once (and of this peer only if nobody else has it).
+                if self.picker.reject(k, b) {
+                    self.fill_all(now);
+                }
+            }
+            Message::AllowedFast(i) => {
+                // Pieces out of range are ignored, as BEP 6 allows; the set is a bitfield, so
+                // any number of these costs nothing.
+                if (i as usize) < pieces && p.allowed_in.set(i as usize) {
+                    self.fill(k, now);
+                }
+            }
             Message::Choke => {
                 p.peer_choking = true;
-                // Without the fast extension a choke discards our pending requests.
-                self.picker.release_peer(k);
+                if !p.fast {
+                    // Without the fast extension a choke discards our pending requests; with
+                    // it the peer rejects each one it will not serve (and serves the
+                    // allowed-fast ones).
+                    self.picker.release_peer(k);
+                }
             }
             Message::Unchoke => {
                 p.peer_choking = false;
@@ -399,8 +477,8 @@ impl TorrentState {
                 if !p.am_choking && self.limits.upload_slots > 0 {
                     // Its slot goes to a peer that wants it.
                     p.am_choking = true;
-                    p.their_requests.clear();
                     self.send(k, Outgoing::Choke, now);
+                    self.drop_their_requests(k, now);
                     self.unchoke_free_slots(now);
                 }
             }
@@ -415,9 +493,14 @@ impl TorrentState {
                 if p.bits.is_full() && self.picker.is_complete() {
                     return self.close(k, CloseReason::BothSeeds);
                 }
+                let super_seeded = p.super_seeded;
                 if !p.am_interested && self.picker.wants(i as usize) {
                     p.am_interested = true;
                     self.send(k, Outgoing::Interested, now);
+                }
+                if super_seeded {
+                    self.offer_settled(k, i, true);
+                    self.offer_more(k, now);
                 }
                 self.fill(k, now);
             }
@@ -426,44 +509,137 @@ impl TorrentState {
                     Ok(b) => b,
                     Err(e) => return self.close(k, Violation::from(e).into()),
                 };
-                self.picker.remove_peer_pieces(&p.bits);
-                self.picker.add_peer_pieces(&bits);
-                p.bits = bits;
-                if p.bits.is_full() && self.picker.is_complete() {
-                    return self.close(k, CloseReason::BothSeeds);
-                }
-                if !p.am_interested && self.picker.interesting(&p.bits) {
-                    p.am_interested = true;
-                    self.send(k, Outgoing::Interested, now);
-                }
-                self.fill(k, now);
+                self.set_peer_pieces(k, bits, now);
             }
-            Message::Request(b) => {
-                if p.am_choking {
-                    return; // BEP 3: requests while choked are ignored
-                }
-                if !self.layout.contains(b.index as usize, b.begin, b.len) {
-                    return self.close(k, Violation::RequestOutside(b).into());
-                }
-                if !self.picker.have().get(b.index as usize) {
-                    if self.picker.lost(b.index as usize) {
-                        return; // we offered it, then lost it from disk: not their fault
-                    }
-                    return self.close(k, Violation::RequestMissing(b.index).into());
-                }
-                if p.their_requests.len() >= MAX_PEER_REQUESTS {
-                    return self.close(k, Violation::RequestFlood(MAX_PEER_REQUESTS).into());
-                }
-                p.their_requests.push_back(b);
-                p.last_sent = now;
-                self.actions.push(Action::Serve(k, b));
-            }
+            Message::Request(b) => self.on_request(k, b, now),
             Message::Cancel(b) => {
                 if let Some(pos) = p.their_requests.iter().position(|r| *r == b) {
                     p.their_requests.remove(pos);
+                    if p.fast {
+                        // BEP 6: a cancel is answered with the block or a reject.
+                        self.send(k, Outgoing::Reject(b), now);
+                    }
                 }
             }
             Message::Piece { index, begin, data } => self.on_block(k, index, begin, data, now),
+        }
+    }
+
+    /// `k` told us all its pieces (bitfield, have all, have none).
+    fn set_peer_pieces(&mut self, k: PeerKey, bits: Bitfield, now: Instant) {
+        let Some(p) = self.peers.get_mut(&k) else {
+            return;
+        };
+        self.picker.remove_peer_pieces(&p.bits);
+        self.picker.add_peer_pieces(&bits);
+        p.bits = bits;
+        if p.bits.is_full() && self.picker.is_complete() {
+            return self.close(k, CloseReason::BothSeeds);
+        }
+        if p.super_seeded {
+            let had: Vec<u32> = p
+                .offered
+                .iter()
+                .copied()
+                .filter(|&i| p.bits.get(i as usize))
+                .collect();
+            for i in had {
+                self.offer_settled(k, i, false);
+            }
+            self.offer_more(k, now);
+        }
+        let Some(p) = self.peers.get_mut(&k) else {
+            return;
+        };
+        if !p.am_interested && self.picker.interesting(&p.bits) {
+            p.am_interested = true;
+            self.send(k, Outgoing::Interested, now);
+        }
+        self.offer_allowed_fast(k, now);
+        self.fill(k, now);
+    }
+
+    /// Give a fast peer with almost nothing its allowed-fast set (BEP 6), once: the pieces of
+    /// the set we have and it lacks, which it may request while we choke it.
+    fn offer_allowed_fast(&mut self, k: PeerKey, now: Instant) {
+        let Some(p) = self.peers.get(&k) else { return };
+        if !p.fast || !p.allowed_out.is_empty() || p.bits.count() >= ALLOWED_FAST {
+            return;
+        }
+        let pieces = self.layout.piece_count().min(u32::MAX as usize) as u32;
+        let set: Vec<u32> = allowed_fast_set(p.addr.ip(), &self.info_hash, pieces, ALLOWED_FAST)
+            .into_iter()
+            .filter(|&i| self.picker.have().get(i as usize) && !p.bits.get(i as usize))
+            .collect();
+        for &i in &set {
+            self.send(k, Outgoing::AllowedFast(i), now);
+        }
+        self.peers.get_mut(&k).expect("checked").allowed_out = set;
+    }
+
+    /// A request from `k`. A fast peer hears a reject for each request we will not serve; a
+    /// peer without the extension hears nothing (BEP 3), or is closed for an impossible one.
+    fn on_request(&mut self, k: PeerKey, b: BlockRef, now: Instant) {
+        let Some(p) = self.peers.get_mut(&k) else {
+            return;
+        };
+        let i = b.index as usize;
+        let impossible = if !self.layout.contains(i, b.begin, b.len) {
+            Some(Violation::RequestOutside(b))
+        } else if !self.picker.have().get(i) && !self.picker.lost(i) {
+            Some(Violation::RequestMissing(b.index))
+        } else {
+            None
+        };
+        let choked = p.am_choking && !(p.fast && p.allowed_out.contains(&b.index));
+        if !p.fast {
+            if choked {
+                return; // BEP 3: requests while choked are ignored
+            }
+            if let Some(v) = impossible {
+                return self.close(k, v.into());
+            }
+            if !self.picker.have().get(i) {
+                return; // we offered it, then lost it from disk: not their fault
+            }
+        } else if let Some(v) = impossible {
+            p.bad_requests += 1;
+            if p.bad_requests > MAX_BAD_REQUESTS {
+                return self.close(k, v.into());
+            }
+            return self.send(k, Outgoing::Reject(b), now);
+        } else if choked || !self.picker.have().get(i) {
+            return self.send(k, Outgoing::Reject(b), now);
+        }
+        if p.their_requests.len() >= MAX_PEER_REQUESTS {
+            return self.close(k, Violation::RequestFlood(MAX_PEER_REQUESTS).into());
+        }
+        p.their_requests.push_back(b);
+        p.last_sent = now;
+        self.actions.push(Action::Serve(k, b));
+    }
+
+    /// We stop serving `k`'s queued requests (we choke it): a fast peer hears a reject for
+    /// each, except those of its allowed-fast pieces, which are still served.
+    fn drop_their_requests(&mut self, k: PeerKey, now: Instant) {
+        let Some(p) = self.peers.get_mut(&k) else {
+            return;
+        };
+        if !p.fast {
+            p.their_requests.clear();
+            return;
+        }
+        let mut rejected = Vec::new();
+        let allowed = &p.allowed_out;
+        p.their_requests.retain(|r| {
+            let keep = allowed.contains(&r.index);
+            if !keep {
+                rejected.push(*r);
+            }
+            keep
+        });
+        for b in rejected {
+            self.send(k, Outgoing::Reject(b), now);
         }
     }
 
@@ -589,9 +765,23 @@ impl TorrentState {
     /// Top up the requests in flight to `k`.
     pub fn fill(&mut self, k: PeerKey, now: Instant) {
         let Some(p) = self.peers.get(&k) else { return };
-        if p.peer_choking || !p.am_interested || p.closing {
+        if !p.am_interested || p.closing {
             return;
         }
+        // Choked, a fast peer still serves the pieces it allowed us.
+        let choked_mask;
+        let ask = if !p.peer_choking {
+            &p.bits
+        } else if p.fast && p.allowed_in.count() > 0 {
+            let mut m = Bitfield::new(p.bits.len());
+            for i in p.allowed_in.ones().filter(|&i| p.bits.get(i)) {
+                m.set(i);
+            }
+            choked_mask = m;
+            &choked_mask
+        } else {
+            return;
+        };
         // The piece buffers are shared fairly among the peers serving us: with the first peer
         // to ask holding requests for all of them, a second seeder would wait on the first
         // one's pace (two upload-capped seeders gave 1.14x one).
@@ -607,7 +797,7 @@ impl TorrentState {
         if want < 4.min(p.queue_target) {
             return;
         }
-        let picks = self.picker.pick(k, &p.bits, want, now);
+        let picks = self.picker.pick(k, ask, want, now);
         if picks.is_empty() {
             if inflight == 0 && !self.picker.interesting(&p.bits) {
                 self.peers.get_mut(&k).expect("checked").am_interested = false;
@@ -651,7 +841,7 @@ impl TorrentState {
     }
 
     /// Periodic work (about once a second): expire slow requests, choke and unchoke, close
-    /// silent peers and keep quiet ones alive, top up every peer.
+    /// silent peers and keep quiet ones alive, renew stuck offers, top up every peer.
     pub fn tick(&mut self, now: Instant) {
         for (k, b) in self.picker.expire(now, self.limits.request_timeout) {
             if let Some(p) = self.peers.get_mut(&k) {
@@ -668,6 +858,10 @@ impl TorrentState {
             } else if now.saturating_duration_since(p.last_sent) > KEEPALIVE {
                 self.send(k, Outgoing::KeepAlive, now);
             }
+            if self.peers[&k].super_seeded {
+                // Offers held up by a stuck taker may go to someone else by now.
+                self.offer_more(k, now);
+            }
         }
         self.fill_all(now);
     }
@@ -680,8 +874,19 @@ impl TorrentState {
             return false;
         }
         self.completed_at = None;
-        for p in self.peers.values_mut() {
-            p.their_requests.retain(|r| r.index != index);
+        let mut rejects = Vec::new();
+        for (k, p) in self.peers.iter_mut() {
+            let fast = p.fast;
+            p.their_requests.retain(|r| {
+                let drop = r.index == index;
+                if drop && fast {
+                    rejects.push((*k, *r));
+                }
+                !drop
+            });
+        }
+        for (k, b) in rejects {
+            self.send(k, Outgoing::Reject(b), now);
         }
         self.refresh_interest(now);
         self.fill_all(now);
@@ -703,4 +908,16 @@ impl TorrentState {
             self.close(k, why.clone());
         }
     }
+}
+
+/// The name of a message only the fast extension (BEP 6) allows, or `None`.
+fn fast_only(msg: &Message<'_>) -> Option<&'static str> {
+    Some(match msg {
+        Message::Suggest(_) => "suggest piece",
+        Message::HaveAll => "have all",
+        Message::HaveNone => "have none",
+        Message::Reject(_) => "reject request",
+        Message::AllowedFast(_) => "allowed fast",
+        _ => return None,
+    })
 }

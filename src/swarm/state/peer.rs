@@ -20,6 +20,11 @@ pub const MAX_PEER_REQUESTS: usize = 2048;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
 /// We send a keep-alive after this long without sending anything (BEP 3 suggests 2 minutes).
 pub const KEEPALIVE: Duration = Duration::from_secs(60);
+/// Pieces in the allowed-fast set we give a peer (BEP 6 suggests 10).
+pub const ALLOWED_FAST: usize = 10;
+/// Requests for blocks we cannot serve (outside the torrent, never announced) a fast peer may
+/// send before it is a violation; each earlier one just gets a reject.
+pub const MAX_BAD_REQUESTS: u32 = 64;
 /// A connection this old that has exchanged no payload either way may be closed to make room
 /// for a new one when the torrent is full.
 pub const EVICT_AFTER: Duration = Duration::from_secs(10);
@@ -65,6 +70,18 @@ pub struct PeerState {
     pub last_sent: Instant,
     /// A close was asked for; nothing more is sent or requested.
     pub closing: bool,
+    /// Both sides announced the fast extension (BEP 6) in their handshakes.
+    pub fast: bool,
+    /// Pieces they allow us to request while they choke us (their allowed-fast messages).
+    pub allowed_in: Bitfield,
+    /// Pieces we allow them to request while we choke them (sent once, see [`ALLOWED_FAST`]).
+    pub allowed_out: Vec<u32>,
+    /// Requests we rejected as impossible (see [`MAX_BAD_REQUESTS`]).
+    pub bad_requests: u32,
+    /// We are a seed and show them only the pieces we offer (super-seeding, `state::offer`).
+    pub super_seeded: bool,
+    /// Pieces offered to them that they do not have yet.
+    pub offered: Vec<u32>,
 }
 
 impl PeerState {
@@ -99,6 +116,12 @@ impl PeerState {
             last_heard: now,
             last_sent: now,
             closing: false,
+            fast: false,
+            allowed_in: Bitfield::new(pieces),
+            allowed_out: Vec::new(),
+            bad_requests: 0,
+            super_seeded: false,
+            offered: Vec::new(),
         }
     }
 }

@@ -13,6 +13,7 @@ fn limits(slots: usize) -> Limits {
         max_peers: 50,
         upload_slots: slots,
         request_timeout: Duration::from_secs(20),
+        super_seed: false,
     }
 }
 
@@ -43,7 +44,7 @@ fn id(n: u16) -> PeerId {
 }
 
 fn connect(st: &mut TorrentState, n: u16, t: Instant) -> PeerKey {
-    let k = st.peer_connected(addr(n), id(n), t).unwrap();
+    let k = st.peer_connected(addr(n), id(n), false, t).unwrap();
     st.drain().for_each(drop);
     k
 }
@@ -564,13 +565,13 @@ fn silent_peers_are_closed_and_quiet_ones_get_keep_alives() {
 fn peers_are_told_apart_by_address_not_id() {
     let t = Instant::now();
     let mut st = seeding(0, t);
-    st.peer_connected(addr(1), id(1), t).unwrap();
+    st.peer_connected(addr(1), id(1), false, t).unwrap();
     assert!(matches!(
-        st.peer_connected(addr(1), id(2), t),
+        st.peer_connected(addr(1), id(2), false, t),
         Err(PeerError::Duplicate(_))
     ));
     // Someone presenting the same peer id from another address is another connection.
-    assert!(st.peer_connected(addr(2), id(1), t).is_ok());
+    assert!(st.peer_connected(addr(2), id(1), false, t).is_ok());
 }
 
 #[test]
@@ -592,12 +593,14 @@ fn a_full_torrent_evicts_an_idle_connection_for_a_newcomer() {
     let idle: Vec<PeerKey> = (2..=3).map(|n| connect(&mut st, n, t)).collect();
     // Full, and nobody is old enough to judge yet: the newcomer is refused.
     assert!(matches!(
-        st.peer_connected(addr(4), id(4), t + Duration::from_secs(1)),
+        st.peer_connected(addr(4), id(4), false, t + Duration::from_secs(1)),
         Err(PeerError::PeerLimit(3))
     ));
     // Later the oldest idle connection makes room; the useful one stays.
     let later = t + EVICT_AFTER;
-    let k = st.peer_connected(addr(4), id(4), later).expect("room made");
+    let k = st
+        .peer_connected(addr(4), id(4), false, later)
+        .expect("room made");
     let acts = take(&mut st);
     assert_eq!(closed(&acts, idle[0]), Some(CloseReason::Evicted));
     assert!(st.peer(idle[0]).is_none(), "forgotten at once");
@@ -649,4 +652,373 @@ fn only_wanted_pieces_are_asked_for_and_they_make_it_complete() {
     assert!(st.piece_lost(4, t));
     assert!(!st.is_complete());
     assert_eq!(st.wanted_pieces(), (2, 1));
+}
+
+// ----- the fast extension (BEP 6) -----
+
+fn connect_fast(st: &mut TorrentState, n: u16, t: Instant) -> (PeerKey, Vec<Action>) {
+    let k = st.peer_connected(addr(n), id(n), true, t).unwrap();
+    (k, take(st))
+}
+
+/// A seeder of 64 pieces of two blocks, with `slots` upload slots.
+fn big_seed(slots: usize, t: Instant) -> TorrentState {
+    let full = Bitfield::full(64);
+    TorrentState::new(layout(64, 2 * BLOCK as u64), full, limits(slots), t)
+}
+
+/// Tell `st` that `k` has pieces 32 to 63: too many for an allowed-fast set.
+fn has_upper_half(st: &mut TorrentState, k: PeerKey, t: Instant) {
+    let mut half = Bitfield::new(64);
+    for i in 32..64 {
+        half.set(i);
+    }
+    st.on_message(k, Message::Bitfield(half.as_bytes()), t);
+}
+
+fn block(index: u32) -> BlockRef {
+    BlockRef {
+        index,
+        begin: 0,
+        len: BLOCK,
+    }
+}
+
+#[test]
+fn a_fast_peer_hears_have_all_or_have_none_instead_of_a_bitfield() {
+    let t = Instant::now();
+    let mut st = seeding(4, t);
+    let (k, acts) = connect_fast(&mut st, 1, t);
+    assert!(matches!(acts[..], [Action::Send(p, Outgoing::HaveAll)] if p == k));
+    let slow = st.peer_connected(addr(2), id(2), false, t).unwrap();
+    let acts = take(&mut st);
+    assert!(matches!(&acts[..], [Action::Send(p, Outgoing::Bitfield(_))] if *p == slow));
+
+    let mut st = leecher(4, t);
+    let (k, acts) = connect_fast(&mut st, 1, t);
+    assert!(matches!(acts[..], [Action::Send(p, Outgoing::HaveNone)] if p == k));
+    st.peer_connected(addr(2), id(2), false, t).unwrap();
+    assert!(
+        take(&mut st).is_empty(),
+        "nothing to say without the extension"
+    );
+}
+
+#[test]
+fn fast_messages_without_the_extension_are_a_violation() {
+    let t = Instant::now();
+    let msgs = [
+        (Message::HaveAll, "have all"),
+        (Message::HaveNone, "have none"),
+        (Message::Suggest(0), "suggest piece"),
+        (Message::Reject(block(0)), "reject request"),
+        (Message::AllowedFast(0), "allowed fast"),
+    ];
+    for (n, (msg, name)) in msgs.into_iter().enumerate() {
+        let mut st = leecher(4, t);
+        let k = connect(&mut st, n as u16, t);
+        st.on_message(k, msg, t);
+        assert_eq!(
+            closed(&take(&mut st), k),
+            Some(Violation::FastNotNegotiated(name).into())
+        );
+    }
+}
+
+#[test]
+fn have_all_and_have_none_set_the_peers_pieces() {
+    let t = Instant::now();
+    let mut st = leecher(4, t);
+    let (k, _) = connect_fast(&mut st, 1, t);
+    st.on_message(k, Message::HaveAll, t);
+    assert!(st.peer(k).unwrap().bits.is_full());
+    assert!(sent(&take(&mut st), k, &Outgoing::Interested));
+    st.on_message(k, Message::Unchoke, t);
+    assert_eq!(requests(&take(&mut st), k).len(), INITIAL_QUEUE);
+    // A suggestion is only a hint: nothing changes.
+    st.on_message(k, Message::Suggest(3), t);
+    assert!(take(&mut st).is_empty());
+    let (k2, _) = connect_fast(&mut st, 2, t);
+    st.on_message(k2, Message::HaveNone, t);
+    assert_eq!(st.peer(k2).unwrap().bits.count(), 0);
+    assert!(!sent(&take(&mut st), k2, &Outgoing::Interested));
+}
+
+#[test]
+fn a_fast_peer_hears_a_reject_for_requests_we_will_not_serve() {
+    let t = Instant::now();
+    let mut st = big_seed(4, t);
+    let (k, _) = connect_fast(&mut st, 1, t);
+    has_upper_half(&mut st, k, t); // not few pieces: no allowed-fast set
+    take(&mut st);
+    // Choked: a reject, not silence.
+    st.on_message(k, Message::Request(block(1)), t);
+    let acts = take(&mut st);
+    assert!(sent(&acts, k, &Outgoing::Reject(block(1))));
+    assert!(!acts.iter().any(|a| matches!(a, Action::Serve(..))));
+    // Unchoked, an impossible request gets a reject too (a peer without the extension is
+    // closed for it, see request_flood_and_requests_outside_close).
+    st.on_message(k, Message::Interested, t);
+    take(&mut st);
+    let outside = block(64);
+    st.on_message(k, Message::Request(outside), t);
+    assert!(sent(&take(&mut st), k, &Outgoing::Reject(outside)));
+    // ...up to a point.
+    for _ in 1..MAX_BAD_REQUESTS {
+        st.on_message(k, Message::Request(outside), t);
+    }
+    assert!(closed(&take(&mut st), k).is_none());
+    st.on_message(k, Message::Request(outside), t);
+    assert_eq!(
+        closed(&take(&mut st), k),
+        Some(Violation::RequestOutside(outside).into())
+    );
+}
+
+#[test]
+fn a_cancel_from_a_fast_peer_is_answered_with_a_reject() {
+    let t = Instant::now();
+    let mut st = seeding(0, t);
+    let (k, _) = connect_fast(&mut st, 1, t);
+    st.on_message(k, Message::Interested, t);
+    st.on_message(k, Message::Request(block(2)), t);
+    take(&mut st);
+    st.on_message(k, Message::Cancel(block(2)), t);
+    assert!(sent(&take(&mut st), k, &Outgoing::Reject(block(2))));
+    assert!(!st.take_request(k, block(2)), "the writer skips it");
+    // A cancel for a block already sent needs no answer.
+    st.on_message(k, Message::Cancel(block(2)), t);
+    assert!(take(&mut st).is_empty());
+}
+
+#[test]
+fn choking_a_fast_peer_rejects_its_queued_requests() {
+    let t = Instant::now();
+    let mut st = big_seed(1, t);
+    let (k, _) = connect_fast(&mut st, 1, t);
+    has_upper_half(&mut st, k, t);
+    st.on_message(k, Message::Interested, t);
+    st.on_message(k, Message::Request(block(0)), t);
+    st.on_message(k, Message::Request(block(3)), t);
+    take(&mut st);
+    // It loses interest (its slot goes to others): the queued requests are rejected.
+    st.on_message(k, Message::NotInterested, t);
+    let acts = take(&mut st);
+    assert!(sent(&acts, k, &Outgoing::Choke));
+    assert!(sent(&acts, k, &Outgoing::Reject(block(0))));
+    assert!(sent(&acts, k, &Outgoing::Reject(block(3))));
+    assert!(!st.take_request(k, block(0)));
+}
+
+#[test]
+fn a_reject_frees_the_block_for_another_peer_at_once() {
+    let t = Instant::now();
+    let mut st = leecher(8, t);
+    let (a, _) = connect_fast(&mut st, 1, t);
+    st.on_message(a, Message::HaveAll, t);
+    st.on_message(a, Message::Unchoke, t);
+    let asked = requests(&take(&mut st), a);
+    assert_eq!(asked.len(), INITIAL_QUEUE);
+    // A second fast peer with every piece, unchoking us, holds requests of its own.
+    let (b, _) = connect_fast(&mut st, 2, t);
+    st.on_message(b, Message::HaveAll, t);
+    st.on_message(b, Message::Unchoke, t);
+    let own = requests(&take(&mut st), b);
+    // The first one chokes us: our requests stay until it rejects them (BEP 6).
+    st.on_message(a, Message::Choke, t);
+    assert_eq!(st.inflight(a), asked.len());
+    take(&mut st);
+    // Its rejects hand the blocks over, without waiting for a timeout; the second peer asks
+    // for them once it has room (here: after its own blocks arrive).
+    for b in &asked {
+        st.on_message(a, Message::Reject(*b), t);
+    }
+    assert_eq!(st.inflight(a), 0);
+    for blk in &own {
+        deliver(&mut st, b, *blk, 1, t);
+    }
+    st.fill(b, t);
+    let again = requests(&take(&mut st), b);
+    for r in &asked {
+        assert!(
+            again.contains(r),
+            "{r:?} asked of the other peer: {again:?}"
+        );
+    }
+    // A reject for something we did not ask (it crossed our cancel) changes nothing.
+    st.on_message(a, Message::Reject(block(7)), t);
+    assert!(closed(&take(&mut st), a).is_none());
+}
+
+#[test]
+fn a_newcomer_gets_an_allowed_fast_set_and_is_served_from_it_while_choked() {
+    let t = Instant::now();
+    let pieces = 64;
+    let mut st = big_seed(1, t).with_info_hash([7; 20]);
+    let (k, _) = connect_fast(&mut st, 1, t);
+    st.on_message(k, Message::HaveNone, t);
+    let offered: Vec<u32> = take(&mut st)
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(p, Outgoing::AllowedFast(i)) if *p == k => Some(*i),
+            _ => None,
+        })
+        .collect();
+    let expected = allowed_fast_set(addr(1).ip(), &[7; 20], pieces as u32, ALLOWED_FAST);
+    assert_eq!(
+        offered, expected,
+        "BEP 6's set, all of it (we have every piece)"
+    );
+    // Choked (it never said interested): a request in the set is served, others rejected.
+    let inside = block(offered[0]);
+    let outside = block((0..pieces as u32).find(|i| !offered.contains(i)).unwrap());
+    st.on_message(k, Message::Request(inside), t);
+    st.on_message(k, Message::Request(outside), t);
+    let acts = take(&mut st);
+    assert!(acts
+        .iter()
+        .any(|a| matches!(a, Action::Serve(p, b) if *p == k && *b == inside)));
+    assert!(sent(&acts, k, &Outgoing::Reject(outside)));
+    // A choke keeps the allowed-fast request queued.
+    st.on_message(k, Message::Interested, t);
+    st.on_message(k, Message::NotInterested, t);
+    take(&mut st);
+    assert!(st.take_request(k, inside));
+    // A peer that already has many pieces gets no set; a peer without the extension neither.
+    let (rich, _) = connect_fast(&mut st, 2, t);
+    has_upper_half(&mut st, rich, t);
+    let slow = connect(&mut st, 3, t);
+    st.on_message(slow, Message::Bitfield(Bitfield::new(64).as_bytes()), t);
+    let acts = take(&mut st);
+    assert!(!acts
+        .iter()
+        .any(|a| matches!(a, Action::Send(_, Outgoing::AllowedFast(_)))));
+}
+
+#[test]
+fn we_ask_for_allowed_fast_pieces_while_choked() {
+    let t = Instant::now();
+    let mut st = leecher(8, t);
+    let (k, _) = connect_fast(&mut st, 1, t);
+    st.on_message(k, Message::HaveAll, t);
+    assert!(requests(&take(&mut st), k).is_empty(), "choked");
+    st.on_message(k, Message::AllowedFast(5), t);
+    st.on_message(k, Message::AllowedFast(99), t); // out of range: ignored
+    let asked = requests(&take(&mut st), k);
+    assert_eq!(asked.len(), 2, "both blocks of piece 5: {asked:?}");
+    assert!(asked.iter().all(|b| b.index == 5));
+    assert!(closed(&take(&mut st), k).is_none());
+}
+
+// ----- seeding to a crowd -----
+
+#[test]
+fn with_unlimited_slots_a_new_peer_is_unchoked_at_once() {
+    let t = Instant::now();
+    let mut st = seeding(0, t);
+    let k = st.peer_connected(addr(1), id(1), false, t).unwrap();
+    let acts = take(&mut st);
+    assert!(
+        sent(&acts, k, &Outgoing::Unchoke),
+        "no round trip for `interested`"
+    );
+    // With slots, it waits for `interested`; with nothing to offer, nobody is unchoked.
+    let mut st = seeding(4, t);
+    let k = st.peer_connected(addr(1), id(1), false, t).unwrap();
+    assert!(!sent(&take(&mut st), k, &Outgoing::Unchoke));
+    let mut st = leecher(4, t);
+    let k = st.peer_connected(addr(1), id(1), false, t).unwrap();
+    assert!(!sent(&take(&mut st), k, &Outgoing::Unchoke));
+}
+
+/// A seeder of `pieces` pieces of 1 MiB that super-seeds, with unlimited slots: a lone leecher
+/// has 8 pieces on offer (8 MiB), each of two leechers 4.
+fn super_seeder(pieces: u64, t: Instant) -> TorrentState {
+    let mut l = limits(0);
+    l.super_seed = true;
+    let full = Bitfield::full(pieces as usize);
+    TorrentState::new(layout(pieces, 1 << 20), full, l, t)
+}
+
+fn offered(actions: &[Action], to: PeerKey) -> Vec<u32> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(k, Outgoing::Have(i)) if *k == to => Some(*i),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_super_seeder_offers_each_piece_once_before_any_twice() {
+    let t = Instant::now();
+    let mut st = super_seeder(64, t);
+    let (a, acts) = connect_fast(&mut st, 1, t);
+    assert!(sent(&acts, a, &Outgoing::HaveNone), "not have all");
+    let mut to_a = offered(&acts, a);
+    assert_eq!(to_a.len(), 8, "a lone leecher gets 8 MiB on offer");
+    let b = st.peer_connected(addr(2), id(2), false, t).unwrap();
+    let acts = take(&mut st);
+    assert!(!acts
+        .iter()
+        .any(|x| matches!(x, Action::Send(k, Outgoing::Bitfield(_)) if *k == b)));
+    let to_b = offered(&acts, b);
+    assert_eq!(to_b.len(), 4, "two leechers share the 8 MiB");
+    assert!(to_b.iter().all(|i| !to_a.contains(i)), "{to_a:?} {to_b:?}");
+    // `a` holds 8 offers, more than its share now: it gets another only below 4.
+    for _ in 0..4 {
+        st.on_message(a, Message::Have(to_a.remove(0)), t);
+        assert!(offered(&take(&mut st), a).is_empty());
+    }
+    st.on_message(a, Message::Have(to_a.remove(0)), t);
+    let more = offered(&take(&mut st), a);
+    assert_eq!(more.len(), 1);
+    assert!(!to_b.contains(&more[0]), "never one offered to b: {more:?}");
+    // A piece offered to `b` and not yet had by anyone is not offered again soon...
+    let mut all = Bitfield::new(64);
+    (0..64)
+        .filter(|i| !to_b.contains(&(*i as u32)))
+        .for_each(|i| {
+            all.set(i);
+        });
+    let (c, _) = connect_fast(&mut st, 3, t);
+    st.on_message(c, Message::Bitfield(all.as_bytes()), t);
+    assert!(offered(&take(&mut st), c).is_empty(), "on its way to b");
+    // ...but is once `b` has been sitting on it for a while.
+    st.tick(t + offer::REOFFER_AFTER + Duration::from_secs(1));
+    let again = offered(&take(&mut st), c);
+    assert!(!again.is_empty() && again.iter().all(|i| to_b.contains(i)));
+}
+
+#[test]
+fn a_lone_leechers_offers_are_topped_up_and_given_back_when_it_leaves() {
+    let t = Instant::now();
+    let mut st = super_seeder(64, t);
+    let (a, acts) = connect_fast(&mut st, 1, t);
+    let mut window = offered(&acts, a);
+    let mut seen = window.clone();
+    for _ in 0..40 {
+        let i = window.remove(0);
+        st.on_message(a, Message::Have(i), t);
+        let more = offered(&take(&mut st), a);
+        assert_eq!(more.len(), 1, "one for one");
+        assert!(!seen.contains(&more[0]), "offered once each");
+        seen.extend(&more);
+        window.extend(more);
+    }
+    assert_eq!(window.len(), 8);
+    // A piece it turns out to have already (its bitfield) is not counted as sent.
+    let mut has = Bitfield::new(64);
+    for &i in seen.iter().take(40).chain(&window[..1]) {
+        has.set(i as usize);
+    }
+    st.on_message(a, Message::Bitfield(has.as_bytes()), t);
+    let more = offered(&take(&mut st), a);
+    assert_eq!(more.len(), 1, "{more:?}");
+    // A leecher that leaves gives its offers back: they count as never sent.
+    let pending: Vec<u32> = st.peer(a).unwrap().offered.clone();
+    assert!(pending.iter().all(|&i| st.offers.count[i as usize] == 1));
+    st.peer_gone(a, t);
+    assert!(pending.iter().all(|&i| st.offers.count[i as usize] == 0));
 }
