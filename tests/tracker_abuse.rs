@@ -874,8 +874,8 @@ fn bt_peers_prints_what_a_hostile_tracker_sends_escaped() {
         "control characters reached the terminal: {text:?}"
     );
     assert!(
-        text.contains("-EV0001-") && text.contains("10.0.0.1"),
+        text.contains(&"ab".repeat(20)) && text.contains("10.0.0.1"),
         "{text}"
     );
-    assert!(text.contains("pwned") && text.contains("ok"), "{text}");
+    assert!(text.contains("pwned"), "{text}");
 }
