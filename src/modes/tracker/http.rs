@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use crate::rt::io::{ReadExt, WriteExt};
 use crate::rt::{Shutdown, TcpListener, TcpStream};
+use futures::FutureExt;
 use log::{debug, warn};
 use tide::http::{Method, Request, Response, Url, Version};
 
@@ -111,10 +112,15 @@ where
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let mut conn = Connection::new(stream, peer);
+        let answered = match conn.at_once(&direct, &slot) {
+            AtOnce::Finished => continue, // closed on drop, its slot given back
+            AtOnce::Answered => true,
+            AtOnce::NotYet => false,
+        };
         let (app, direct) = (app.clone(), direct.clone());
         crate::rt::spawn(async move {
-            let mut conn = Connection::new(stream, peer);
-            if let Err(e) = conn.serve(&app, &direct, &slot).await {
+            if let Err(e) = conn.serve(&app, &direct, &slot, answered).await {
                 // A client that hangs up mid-request, a bad head, a stalled one: routine.
                 debug!("connection from {peer} ended: {e}");
             }
@@ -281,6 +287,19 @@ struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
     buf: Vec<u8>,
+    /// The rest of an answer [`Connection::at_once`] could not write at once, and whether the
+    /// connection closes after it.
+    unsent: Option<(Vec<u8>, bool)>,
+}
+
+/// How far [`Connection::at_once`] got.
+enum AtOnce {
+    /// The one request is answered and the connection may close.
+    Finished,
+    /// A request is answered (or its answer is in `unsent`); the connection stays open.
+    Answered,
+    /// Nothing answered: the task takes it from the start (with what was read, if anything).
+    NotYet,
 }
 
 /// How a connection ended early.
@@ -302,7 +321,43 @@ impl Connection {
             stream,
             peer,
             buf: Vec::new(),
+            unsent: None,
         }
+    }
+
+    /// Serve a new connection's first request without waiting, right where it was accepted,
+    /// when the request is there already, is one of the [`Direct`] paths and its answer can
+    /// be written at once: the common case of a client connecting for one announce. No task,
+    /// no wake-up, no readiness registration for it (a connection per announce used to cost
+    /// several of each).
+    fn at_once(&mut self, direct: &Direct, slot: &Slot) -> AtOnce {
+        let mut chunk = [0u8; 4096];
+        match self.stream.read(&mut chunk).now_or_never() {
+            Some(Ok(0)) | Some(Err(_)) => return AtOnce::Finished,
+            Some(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+            None => return AtOnce::NotYet,
+        }
+        let Ok(Some((head, used))) = parse_request(&self.buf) else {
+            return AtOnce::NotYet;
+        };
+        if head.method != "GET" || used != self.buf.len() {
+            return AtOnce::NotYet; // anything else, and pipelined requests, go the long way
+        }
+        let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
+        let Some(body) = direct(path, query, self.peer.ip()) else {
+            return AtOnce::NotYet;
+        };
+        self.buf.clear();
+        let out = direct_answer(&body, &head);
+        let close = !head.keep_alive;
+        match self.stream.write(&out).now_or_never() {
+            Some(Ok(n)) if n == out.len() && close => return AtOnce::Finished,
+            Some(Ok(n)) => self.unsent = Some((out[n..].to_vec(), close)),
+            Some(Err(_)) => return AtOnce::Finished,
+            None => self.unsent = Some((out, close)),
+        }
+        slot.extend(IDLE_TIMEOUT);
+        AtOnce::Answered
     }
 
     /// Answer requests until the client closes, asks to close, or breaks a rule.
@@ -311,11 +366,17 @@ impl Connection {
         app: &tide::Server<State>,
         direct: &Direct,
         slot: &Slot,
+        mut answered: bool,
     ) -> Result<(), Ended>
     where
         State: Clone + Send + Sync + 'static,
     {
-        let mut answered = false;
+        if let Some((unsent, close)) = self.unsent.take() {
+            self.send(&unsent, slot).await?;
+            if close {
+                return self.close(slot).await;
+            }
+        }
         loop {
             let parsed = match parse_request(&self.buf) {
                 Ok(Some(parsed)) => parsed,
@@ -404,17 +465,7 @@ impl Connection {
 
     /// Answer `head` with `body` from a [`Direct`] handler, in one write.
     async fn answer_direct(&mut self, body: &[u8], head: &Head, slot: &Slot) -> Result<(), Ended> {
-        let mut out = Vec::with_capacity(160 + body.len());
-        out.extend_from_slice(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncache-control: no-store\r\n",
-        );
-        out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
-        out.extend_from_slice(connection_header(head).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        if !head.method.eq_ignore_ascii_case("HEAD") {
-            out.extend_from_slice(body);
-        }
-        self.send(&out, slot).await
+        self.send(&direct_answer(body, head), slot).await
     }
 
     /// Write the app's answer to `head`: status line, headers, our own framing, the body.
@@ -499,6 +550,21 @@ impl Connection {
         }
         Ok(())
     }
+}
+
+/// The whole answer to `head` with a [`Direct`] handler's `body`.
+fn direct_answer(body: &[u8], head: &Head) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160 + body.len());
+    out.extend_from_slice(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncache-control: no-store\r\n",
+    );
+    out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    out.extend_from_slice(connection_header(head).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if !head.method.eq_ignore_ascii_case("HEAD") {
+        out.extend_from_slice(body);
+    }
+    out
 }
 
 /// The `connection` header line an answer to `head` needs (none for HTTP/1.1 keep-alive).
