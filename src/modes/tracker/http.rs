@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 
 use crate::rt::io::{ReadExt, WriteExt};
 use crate::rt::{Shutdown, TcpListener, TcpStream};
-use futures::FutureExt;
 use log::{debug, warn};
 use tide::http::{Method, Request, Response, Url, Version};
 
@@ -85,6 +84,12 @@ const SWEEP: Duration = Duration::from_secs(1);
 
 /// Serve every connection `listener` accepts, forever: what `direct` answers it answers, the
 /// rest goes to `app`.
+///
+/// Connections are accepted by a thread of their own with blocking `accept` on the same
+/// socket, which answers a first request that is there already at once ([`at_once`]); only
+/// the others become async connections. A connection per announce thus costs no readiness
+/// registration, no task and no wake-up of another thread (on loopback these were most of
+/// the tracker's CPU per announce). Without that thread, the same runs on the executor.
 pub async fn serve<State>(listener: TcpListener, app: tide::Server<State>, direct: Direct)
 where
     State: Clone + Send + Sync + 'static,
@@ -98,36 +103,186 @@ where
         }
     })
     .detach();
+    match blocking_twin(&listener) {
+        Ok(twin) => {
+            drop(listener); // the twin holds the socket; nothing is left registered for it
+            let (done, ended) = crate::rt::channel::bounded::<()>(1);
+            let run = move || {
+                accept_loop(&twin, &app, &direct, &slots);
+                let _ = done.try_send(());
+            };
+            match std::thread::Builder::new()
+                .name("tracker-accept".into())
+                .spawn(run)
+            {
+                Ok(_) => {
+                    let _ = ended.recv().await;
+                }
+                Err(e) => warn!("cannot start the accept thread: {e}"),
+            }
+        }
+        Err(e) => {
+            warn!("accepting on the executor ({e})");
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        warn!("cannot accept a connection: {e}");
+                        crate::rt::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                start(stream, peer, None, &app, &direct, &slots);
+            }
+        }
+    }
+}
+
+/// A blocking `std` listener on the socket of `listener`.
+fn blocking_twin(listener: &TcpListener) -> io::Result<std::net::TcpListener> {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    // SAFETY: the descriptor belongs to `listener`, which outlives this borrow; the clone is
+    // a new descriptor (`dup`) that the twin owns.
+    let fd = unsafe { BorrowedFd::borrow_raw(listener.as_raw_fd()) };
+    let twin = std::net::TcpListener::from(fd.try_clone_to_owned()?);
+    twin.set_nonblocking(false)?;
+    // Hand over connections once their first bytes are in (or after about a second without),
+    // so that `at_once` finds the request there already.
+    let secs: libc::c_int = 1;
+    // SAFETY: a plain setsockopt on a descriptor we own, with a pointer to a live c_int.
+    let _ = unsafe {
+        libc::setsockopt(
+            twin.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    Ok(twin)
+}
+
+/// Accept forever on the accept thread.
+fn accept_loop<State>(
+    listener: &std::net::TcpListener,
+    app: &tide::Server<State>,
+    direct: &Direct,
+    slots: &Slots,
+) where
+    State: Clone + Send + Sync + 'static,
+{
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors, most likely: say so and let connections drain.
                 warn!("cannot accept a connection: {e}");
-                crate::rt::sleep(Duration::from_millis(100)).await;
+                std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
         };
-        let Some(slot) = slots.take(peer.ip(), Some(stream.clone())) else {
+        if stream.set_nonblocking(true).is_err() {
             continue;
-        };
+        }
         let _ = stream.set_nodelay(true);
-        let mut conn = Connection::new(stream, peer);
-        let answered = match conn.at_once(&direct, &slot) {
-            AtOnce::Finished => continue, // closed on drop, its slot given back
-            AtOnce::Answered => true,
-            AtOnce::NotYet => false,
-        };
-        let (app, direct) = (app.clone(), direct.clone());
-        crate::rt::spawn(async move {
-            if let Err(e) = conn.serve(&app, &direct, &slot, answered).await {
-                // A client that hangs up mid-request, a bad head, a stalled one: routine.
-                debug!("connection from {peer} ended: {e}");
-            }
-            drop(slot);
-        })
-        .detach();
+        let mut first = First::default();
+        if at_once(&stream, peer, direct, &mut first) {
+            continue; // answered and closed on drop
+        }
+        start(
+            TcpStream::from(stream),
+            peer,
+            Some(first),
+            app,
+            direct,
+            slots,
+        );
     }
+}
+
+/// Serve `stream` in a task of its own, from where [`at_once`] left it, if the caps allow.
+fn start<State>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    first: Option<First>,
+    app: &tide::Server<State>,
+    direct: &Direct,
+    slots: &Slots,
+) where
+    State: Clone + Send + Sync + 'static,
+{
+    let Some(slot) = slots.take(peer.ip(), Some(stream.clone())) else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let first = first.unwrap_or_default();
+    let mut conn = Connection {
+        stream,
+        peer,
+        buf: first.buf,
+        unsent: first.unsent,
+    };
+    let (app, direct) = (app.clone(), direct.clone());
+    crate::rt::spawn(async move {
+        if let Err(e) = conn.serve(&app, &direct, &slot, first.answered).await {
+            // A client that hangs up mid-request, a bad head, a stalled one: routine.
+            debug!("connection from {peer} ended: {e}");
+        }
+        drop(slot);
+    })
+    .detach();
+}
+
+/// What [`at_once`] leaves for the connection's task.
+#[derive(Default)]
+struct First {
+    /// Bytes read and not answered.
+    buf: Vec<u8>,
+    /// An answer not (wholly) written, and whether the connection closes after it.
+    unsent: Option<(Vec<u8>, bool)>,
+    /// Whether a request was answered.
+    answered: bool,
+}
+
+/// Serve a new connection's first request without waiting, right where it was accepted, when
+/// the request is there already, is one of the [`Direct`] paths and asks to close, and its
+/// answer can be written at once: the common case of a client connecting for one announce.
+/// True when the connection is done with; else `first` says what is left.
+fn at_once(
+    stream: &std::net::TcpStream,
+    peer: SocketAddr,
+    direct: &Direct,
+    first: &mut First,
+) -> bool {
+    use std::io::{Read, Write};
+    let mut chunk = [0u8; 4096];
+    match (&*stream).read(&mut chunk) {
+        Ok(0) => return true,
+        Ok(n) => first.buf.extend_from_slice(&chunk[..n]),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+        Err(_) => return true,
+    }
+    let Ok(Some((head, used))) = parse_request(&first.buf) else {
+        return false;
+    };
+    if head.method != "GET" || used != first.buf.len() {
+        return false; // anything else, and pipelined requests, go the long way
+    }
+    let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
+    let Some(body) = direct(path, query, peer.ip()) else {
+        return false;
+    };
+    first.buf.clear();
+    first.answered = true;
+    let out = direct_answer(&body, &head);
+    let close = !head.keep_alive;
+    match (&*stream).write(&out) {
+        Ok(n) if n == out.len() && close => return true,
+        Ok(n) => first.unsent = Some((out[n..].to_vec(), close)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => first.unsent = Some((out, close)),
+        Err(_) => return true,
+    }
+    false
 }
 
 /// Why a request is refused before it reaches the app: the status and a one-line reason.
@@ -287,19 +442,9 @@ struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
     buf: Vec<u8>,
-    /// The rest of an answer [`Connection::at_once`] could not write at once, and whether the
-    /// connection closes after it.
+    /// The rest of an answer [`at_once`] could not write at once, and whether the connection
+    /// closes after it.
     unsent: Option<(Vec<u8>, bool)>,
-}
-
-/// How far [`Connection::at_once`] got.
-enum AtOnce {
-    /// The one request is answered and the connection may close.
-    Finished,
-    /// A request is answered (or its answer is in `unsent`); the connection stays open.
-    Answered,
-    /// Nothing answered: the task takes it from the start (with what was read, if anything).
-    NotYet,
 }
 
 /// How a connection ended early.
@@ -316,50 +461,6 @@ enum Ended {
 }
 
 impl Connection {
-    fn new(stream: TcpStream, peer: SocketAddr) -> Connection {
-        Connection {
-            stream,
-            peer,
-            buf: Vec::new(),
-            unsent: None,
-        }
-    }
-
-    /// Serve a new connection's first request without waiting, right where it was accepted,
-    /// when the request is there already, is one of the [`Direct`] paths and its answer can
-    /// be written at once: the common case of a client connecting for one announce. No task,
-    /// no wake-up, no readiness registration for it (a connection per announce used to cost
-    /// several of each).
-    fn at_once(&mut self, direct: &Direct, slot: &Slot) -> AtOnce {
-        let mut chunk = [0u8; 4096];
-        match self.stream.read(&mut chunk).now_or_never() {
-            Some(Ok(0)) | Some(Err(_)) => return AtOnce::Finished,
-            Some(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
-            None => return AtOnce::NotYet,
-        }
-        let Ok(Some((head, used))) = parse_request(&self.buf) else {
-            return AtOnce::NotYet;
-        };
-        if head.method != "GET" || used != self.buf.len() {
-            return AtOnce::NotYet; // anything else, and pipelined requests, go the long way
-        }
-        let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
-        let Some(body) = direct(path, query, self.peer.ip()) else {
-            return AtOnce::NotYet;
-        };
-        self.buf.clear();
-        let out = direct_answer(&body, &head);
-        let close = !head.keep_alive;
-        match self.stream.write(&out).now_or_never() {
-            Some(Ok(n)) if n == out.len() && close => return AtOnce::Finished,
-            Some(Ok(n)) => self.unsent = Some((out[n..].to_vec(), close)),
-            Some(Err(_)) => return AtOnce::Finished,
-            None => self.unsent = Some((out, close)),
-        }
-        slot.extend(IDLE_TIMEOUT);
-        AtOnce::Answered
-    }
-
     /// Answer requests until the client closes, asks to close, or breaks a rule.
     async fn serve<State>(
         &mut self,
