@@ -193,7 +193,7 @@ impl Swarm {
                 && snap.torrents.iter().any(|t| {
                     t.peers
                         .iter()
-                        .any(|p| p.address == "127.0.0.1" && p.port == port && p.left == 0)
+                        .any(|p| p.address == "127.0.0.1" && p.port == port && p.seeding)
                 })
         });
         assert!(

@@ -808,7 +808,7 @@ fn readers_that_never_read_a_big_listing_cost_bounded_memory_and_bt_peers_pages_
     );
     let torrents = text.matches("  seeders ").count();
     assert_eq!(torrents, TORRENTS as usize + 1);
-    let listed = text.lines().filter(|l| l.contains("-TT0001-")).count();
+    let listed = text.lines().filter(|l| l.ends_with(" s ago")).count();
     assert_eq!(listed, TORRENTS as usize * MAX_PEERS_SHOWN + usize::from(n));
     assert!(
         !text.contains("more torrents"),
@@ -874,8 +874,8 @@ fn bt_peers_prints_what_a_hostile_tracker_sends_escaped() {
         "control characters reached the terminal: {text:?}"
     );
     assert!(
-        text.contains("-EV0001-") && text.contains("10.0.0.1"),
+        text.contains(&"ab".repeat(20)) && text.contains("10.0.0.1"),
         "{text}"
     );
-    assert!(text.contains("pwned") && text.contains("ok"), "{text}");
+    assert!(text.contains("pwned"), "{text}");
 }

@@ -103,7 +103,7 @@ fn listed_as_seeder(t: &Tracker, port: u16) -> bool {
         && snap.torrents.iter().any(|t| {
             t.peers
                 .iter()
-                .any(|p| p.address == "127.0.0.1" && p.port == port && p.left == 0)
+                .any(|p| p.address == "127.0.0.1" && p.port == port && p.seeding)
         })
 }
 

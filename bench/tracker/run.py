@@ -244,7 +244,11 @@ def main():
     ap.add_argument("--udp-window", type=int, default=64)
     ap.add_argument("--no-http", action="store_true", help="skip the HTTP runs")
     ap.add_argument("--no-udp", action="store_true", help="skip the UDP runs")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="only the 1M-peer UDP fill (implies --no-http)")
     args = ap.parse_args()
+    if args.memory_only:
+        args.no_http = True
 
     bt = os.environ.get("BT")
     if not bt:
@@ -286,7 +290,7 @@ def main():
     if not args.no_udp:
         exe = build_udp_load(work)
         runs = {"bt": [], "opentracker": []}
-        for rep in range(args.reps):
+        for rep in range(0 if args.memory_only else args.reps):
             for kind in runs:
                 r = measure_udp(kind, work, bt, exe, args)
                 runs[kind].append(r)
@@ -295,13 +299,14 @@ def main():
                       f"errors, {r['lost']} lost", file=sys.stderr)
         for kind, rs in runs.items():
             med = lambda k: statistics.median(r[k] for r in rs)
-            udp_rows.append((kind, med("rps"), med("p50_us") / 1000, med("p99_us") / 1000,
-                             med("cpu_us"), sum(r["errors"] for r in rs),
-                             sum(r["lost"] for r in rs)))
+            if rs:
+                udp_rows.append((kind, med("rps"), med("p50_us") / 1000, med("p99_us") / 1000,
+                                 med("cpu_us"), sum(r["errors"] for r in rs),
+                                 sum(r["lost"] for r in rs)))
         udp_mem = {kind: memory_udp(kind, work, bt, exe, args.udp_peers, args.udp_threads,
                                     args.udp_window) for kind in ("bt", "opentracker")}
 
-    if udp_rows:
+    if udp_rows or udp_mem:
         print(f"UDP: {args.udp_threads} sockets x {args.udp_window} in flight, {args.seconds} s")
         print()
         print("| tracker | announces/s | p50 ms | p99 ms | CPU µs/announce | errors | lost |")

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use futures::AsyncReadExt;
-use indicatif::HumanBytes;
 
 use crate::cli::PeersArgs;
 use crate::config::Config;
@@ -151,16 +150,15 @@ pub fn table(url: &str, s: &Listing) -> String {
             t.leechers,
             t.completed
         );
-        out += &format!(
-            "  {:<22} {:<40} {:>10}  {}\n",
-            "ADDRESS", "PEER ID", "LEFT", "LAST SEEN"
-        );
+        out += &format!("  {:<46} {:<8}  {}\n", "ADDRESS", "STATE", "LAST SEEN");
         for p in &t.peers {
+            let state = match p.seeding {
+                true => "seeding",
+                false => "leeching",
+            };
             out += &format!(
-                "  {:<22} {:<40} {:>10}  {} s ago\n",
+                "  {:<46} {state:<8}  {} s ago\n",
                 escape(&address(p)),
-                escape(&p.peer_id),
-                left(p.left),
                 p.last_seen_secs
             );
         }
@@ -190,13 +188,6 @@ fn address(p: &PeerStatus) -> String {
     match p.address.contains(':') {
         true => format!("[{}]:{}", p.address, p.port),
         false => format!("{}:{}", p.address, p.port),
-    }
-}
-
-fn left(n: u64) -> String {
-    match n {
-        0 => "seeding".into(),
-        n => HumanBytes(n).to_string(),
     }
 }
 
@@ -240,15 +231,13 @@ mod tests {
                     PeerStatus {
                         address: "127.0.0.1".into(),
                         port: 6881,
-                        peer_id: "-BT0001-abcdefghijkl".into(),
-                        left: 0,
+                        seeding: true,
                         last_seen_secs: 3,
                     },
                     PeerStatus {
                         address: "::1".into(),
                         port: 6882,
-                        peer_id: "ff".repeat(20),
-                        left: 2048,
+                        seeding: false,
                         last_seen_secs: 12,
                     },
                 ],
@@ -263,10 +252,8 @@ mod tests {
             "{}  seeders 1  leechers 2  completed 4",
             "ab".repeat(20)
         )));
-        assert!(text.contains("127.0.0.1:6881") && text.contains("-BT0001-abcdefghijkl"));
-        assert!(
-            text.contains("[::1]:6882") && text.contains("2.00 KiB") && text.contains("12 s ago")
-        );
+        assert!(text.contains("127.0.0.1:6881") && text.contains("leeching"));
+        assert!(text.contains("[::1]:6882") && text.contains("12 s ago"));
         assert!(text.contains("seeding") && text.contains("... and 1 more\n"));
         assert!(text.contains("... and 1 more torrents"));
     }
@@ -288,8 +275,7 @@ mod tests {
                 peers: vec![PeerStatus {
                     address: format!("10.0.0.1{evil}"),
                     port: 1,
-                    peer_id: format!("-XX0001-{evil}\r\n"),
-                    left: 0,
+                    seeding: true,
                     last_seen_secs: 1,
                 }],
             }],
@@ -299,7 +285,7 @@ mod tests {
             !text.chars().any(|c| c.is_control() && c != '\n'),
             "{text:?}"
         );
-        assert!(text.contains("-XX0001-"), "{text}");
+        assert!(text.contains("10.0.0.1"), "{text}");
         assert!(
             text.contains("... and 4 more torrents (listing cut after"),
             "{text}"

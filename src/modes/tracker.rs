@@ -184,6 +184,14 @@ pub async fn serve_with_udp(
         crate::rt::spawn(udp::serve(udp, shared.clone())).detach();
     }
 
+    // The two paths every client hits, answered without the router (see `http`); the app
+    // keeps them too, for the absolute-form targets `direct` does not see.
+    let fast = shared.clone();
+    let direct: http::Direct = Arc::new(move |path, query, ip| match path {
+        "/announce" => Some(fast.announce(query, Some(ip))),
+        "/scrape" => Some(fast.scrape(query)),
+        _ => None,
+    });
     let mut app = tide::with_state(shared);
     app.at("/announce")
         .get(|req: tide::Request<Shared>| async move {
@@ -205,7 +213,7 @@ pub async fn serve_with_udp(
         let html = status::in_turn(|| req.state().snapshot(raw_query(&req)).html()).await;
         Ok(reply(html.into_bytes(), "text/html; charset=utf-8"))
     });
-    http::serve(listener, app).await;
+    http::serve(listener, app, direct).await;
     Ok(())
 }
 

@@ -16,12 +16,18 @@
 //!   at most [`MAX_HEAD`] + [`MAX_BODY`] bytes are buffered for a request, and one answer at a
 //!   time is held (a client that pipelines and never reads stalls its own connection only);
 //! - `TCP_NODELAY`, and small answers written in one segment.
+//!
+//! Cheap where it counts: `/announce` and `/scrape` are answered by a plain function (no URL
+//! parsing, no `http_types` request, no router); the idle timeout is kept by one sweeper task
+//! that shuts down overdue sockets once a second, not by a timer per read or write (each timer
+//! wakes the reactor thread); and a connection whose client asked to close, with nothing
+//! more sent, is closed at once after its answer.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,37 +75,214 @@ const WRITE_CHUNK: usize = 64 * 1024;
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 64 * 1024;
 
-/// Serve `app` on every connection `listener` accepts, forever.
-pub async fn serve<State>(listener: TcpListener, app: tide::Server<State>)
+/// Answers without the app: given the path, the raw query and the client's IP, the
+/// `text/plain` body for a path it serves, else `None`.
+pub type Direct = Arc<dyn Fn(&str, &str, IpAddr) -> Option<Vec<u8>> + Send + Sync>;
+
+/// How often the sweeper looks for connections past their deadline.
+const SWEEP: Duration = Duration::from_secs(1);
+
+/// Serve every connection `listener` accepts, forever: what `direct` answers it answers, the
+/// rest goes to `app`.
+///
+/// Connections are accepted by a thread of their own with blocking `accept` on the same
+/// socket, which answers a first request that is there already at once ([`at_once`]); only
+/// the others become async connections. A connection per announce thus costs no readiness
+/// registration, no task and no wake-up of another thread (on loopback these were most of
+/// the tracker's CPU per announce). Without that thread, the same runs on the executor.
+pub async fn serve<State>(listener: TcpListener, app: tide::Server<State>, direct: Direct)
 where
     State: Clone + Send + Sync + 'static,
 {
     let slots = Slots::default();
+    let sweeper = slots.clone();
+    crate::rt::spawn(async move {
+        loop {
+            crate::rt::sleep(SWEEP).await;
+            sweeper.close_overdue();
+        }
+    })
+    .detach();
+    match blocking_twin(&listener) {
+        Ok(twin) => {
+            drop(listener); // the twin holds the socket; nothing is left registered for it
+            let (done, ended) = crate::rt::channel::bounded::<()>(1);
+            let run = move || {
+                accept_loop(&twin, &app, &direct, &slots);
+                let _ = done.try_send(());
+            };
+            match std::thread::Builder::new()
+                .name("tracker-accept".into())
+                .spawn(run)
+            {
+                Ok(_) => {
+                    let _ = ended.recv().await;
+                }
+                Err(e) => warn!("cannot start the accept thread: {e}"),
+            }
+        }
+        Err(e) => {
+            warn!("accepting on the executor ({e})");
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        warn!("cannot accept a connection: {e}");
+                        crate::rt::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                start(stream, peer, None, &app, &direct, &slots);
+            }
+        }
+    }
+}
+
+/// A blocking `std` listener on the socket of `listener`.
+fn blocking_twin(listener: &TcpListener) -> io::Result<std::net::TcpListener> {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    // SAFETY: the descriptor belongs to `listener`, which outlives this borrow; the clone is
+    // a new descriptor (`dup`) that the twin owns.
+    let fd = unsafe { BorrowedFd::borrow_raw(listener.as_raw_fd()) };
+    let twin = std::net::TcpListener::from(fd.try_clone_to_owned()?);
+    twin.set_nonblocking(false)?;
+    // Hand over connections once their first bytes are in (or after about a second without),
+    // so that `at_once` finds the request there already.
+    let secs: libc::c_int = 1;
+    // SAFETY: a plain setsockopt on a descriptor we own, with a pointer to a live c_int.
+    let _ = unsafe {
+        libc::setsockopt(
+            twin.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    Ok(twin)
+}
+
+/// Accept forever on the accept thread.
+fn accept_loop<State>(
+    listener: &std::net::TcpListener,
+    app: &tide::Server<State>,
+    direct: &Direct,
+    slots: &Slots,
+) where
+    State: Clone + Send + Sync + 'static,
+{
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors, most likely: say so and let connections drain.
                 warn!("cannot accept a connection: {e}");
-                crate::rt::sleep(Duration::from_millis(100)).await;
+                std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
         };
-        let Some(slot) = slots.take(peer.ip(), Some(stream.clone())) else {
+        if stream.set_nonblocking(true).is_err() {
             continue;
-        };
+        }
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        crate::rt::spawn(async move {
-            let mut conn = Connection::new(stream, peer);
-            if let Err(e) = conn.serve(&app, &slot).await {
-                // A client that hangs up mid-request, a bad head, a stalled one: routine.
-                debug!("connection from {peer} ended: {e}");
-            }
-            drop(slot);
-        })
-        .detach();
+        let mut first = First::default();
+        if at_once(&stream, peer, direct, &mut first) {
+            continue; // answered and closed on drop
+        }
+        start(
+            TcpStream::from(stream),
+            peer,
+            Some(first),
+            app,
+            direct,
+            slots,
+        );
     }
+}
+
+/// Serve `stream` in a task of its own, from where [`at_once`] left it, if the caps allow.
+fn start<State>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    first: Option<First>,
+    app: &tide::Server<State>,
+    direct: &Direct,
+    slots: &Slots,
+) where
+    State: Clone + Send + Sync + 'static,
+{
+    let Some(slot) = slots.take(peer.ip(), Some(stream.clone())) else {
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let first = first.unwrap_or_default();
+    let mut conn = Connection {
+        stream,
+        peer,
+        buf: first.buf,
+        unsent: first.unsent,
+    };
+    let (app, direct) = (app.clone(), direct.clone());
+    crate::rt::spawn(async move {
+        if let Err(e) = conn.serve(&app, &direct, &slot, first.answered).await {
+            // A client that hangs up mid-request, a bad head, a stalled one: routine.
+            debug!("connection from {peer} ended: {e}");
+        }
+        drop(slot);
+    })
+    .detach();
+}
+
+/// What [`at_once`] leaves for the connection's task.
+#[derive(Default)]
+struct First {
+    /// Bytes read and not answered.
+    buf: Vec<u8>,
+    /// An answer not (wholly) written, and whether the connection closes after it.
+    unsent: Option<(Vec<u8>, bool)>,
+    /// Whether a request was answered.
+    answered: bool,
+}
+
+/// Serve a new connection's first request without waiting, right where it was accepted, when
+/// the request is there already, is one of the [`Direct`] paths and asks to close, and its
+/// answer can be written at once: the common case of a client connecting for one announce.
+/// True when the connection is done with; else `first` says what is left.
+fn at_once(
+    stream: &std::net::TcpStream,
+    peer: SocketAddr,
+    direct: &Direct,
+    first: &mut First,
+) -> bool {
+    use std::io::{Read, Write};
+    let mut chunk = [0u8; 4096];
+    match (&*stream).read(&mut chunk) {
+        Ok(0) => return true,
+        Ok(n) => first.buf.extend_from_slice(&chunk[..n]),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+        Err(_) => return true,
+    }
+    let Ok(Some((head, used))) = parse_request(&first.buf) else {
+        return false;
+    };
+    if head.method != "GET" || used != first.buf.len() {
+        return false; // anything else, and pipelined requests, go the long way
+    }
+    let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
+    let Some(body) = direct(path, query, peer.ip()) else {
+        return false;
+    };
+    first.buf.clear();
+    first.answered = true;
+    let out = direct_answer(&body, &head);
+    let close = !head.keep_alive;
+    match (&*stream).write(&out) {
+        Ok(n) if n == out.len() && close => return true,
+        Ok(n) => first.unsent = Some((out[n..].to_vec(), close)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => first.unsent = Some((out, close)),
+        Err(_) => return true,
+    }
+    false
 }
 
 /// Why a request is refused before it reaches the app: the status and a one-line reason.
@@ -254,13 +437,14 @@ impl Head {
     }
 }
 
-/// A connection: the socket, the bytes read but not used yet, and when we last sent something.
+/// A connection: the socket and the bytes read but not used yet.
 struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
-    local: Option<SocketAddr>,
     buf: Vec<u8>,
-    last_sent: Instant,
+    /// The rest of an answer [`at_once`] could not write at once, and whether the connection
+    /// closes after it.
+    unsent: Option<(Vec<u8>, bool)>,
 }
 
 /// How a connection ended early.
@@ -277,22 +461,23 @@ enum Ended {
 }
 
 impl Connection {
-    fn new(stream: TcpStream, peer: SocketAddr) -> Connection {
-        Connection {
-            local: stream.local_addr().ok(),
-            stream,
-            peer,
-            buf: Vec::new(),
-            last_sent: Instant::now(),
-        }
-    }
-
     /// Answer requests until the client closes, asks to close, or breaks a rule.
-    async fn serve<State>(&mut self, app: &tide::Server<State>, slot: &Slot) -> Result<(), Ended>
+    async fn serve<State>(
+        &mut self,
+        app: &tide::Server<State>,
+        direct: &Direct,
+        slot: &Slot,
+        mut answered: bool,
+    ) -> Result<(), Ended>
     where
         State: Clone + Send + Sync + 'static,
     {
-        let mut answered = false;
+        if let Some((unsent, close)) = self.unsent.take() {
+            self.send(&unsent, slot).await?;
+            if close {
+                return self.close(slot).await;
+            }
+        }
         loop {
             let parsed = match parse_request(&self.buf) {
                 Ok(Some(parsed)) => parsed,
@@ -301,7 +486,7 @@ impl Connection {
                     // buffered: it may be closed to make room for a newer one. A new
                     // connection is not, however long its client takes to send a request.
                     slot.set_idle(answered && self.buf.is_empty());
-                    let read = self.read_more().await;
+                    let read = self.read_more(slot).await;
                     slot.set_idle(false);
                     if read? == 0 {
                         return match self.buf.is_empty() {
@@ -311,13 +496,24 @@ impl Connection {
                     }
                     continue;
                 }
-                Err(refusal) => return self.refuse(refusal).await,
+                Err(refusal) => return self.refuse(refusal, slot).await,
             };
             let (head, used) = parsed;
             self.buf.drain(..used);
-            let req = match head.to_request(self.local, self.peer) {
+            if head.method == "GET" {
+                let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
+                if let Some(body) = direct(path, query, self.peer.ip()) {
+                    self.answer_direct(&body, &head, slot).await?;
+                    answered = true;
+                    if !head.keep_alive {
+                        return self.close(slot).await;
+                    }
+                    continue;
+                }
+            }
+            let req = match head.to_request(self.stream.local_addr().ok(), self.peer) {
                 Ok(req) => req,
-                Err(refusal) => return self.refuse(refusal).await,
+                Err(refusal) => return self.refuse(refusal, slot).await,
             };
             let res: Response = match app.respond(req).await {
                 Ok(res) => res,
@@ -326,18 +522,17 @@ impl Connection {
                     Response::new(500)
                 }
             };
-            self.answer(res, &head).await?;
+            self.answer(res, &head, slot).await?;
             answered = true;
             if !head.keep_alive {
-                self.linger().await;
-                return Ok(());
+                return self.close(slot).await;
             }
         }
     }
 
     /// Read more of the request into the buffer (never past [`MAX_HEAD`] + [`MAX_BODY`]);
-    /// returns 0 at the end of the stream.
-    async fn read_more(&mut self) -> Result<usize, Ended> {
+    /// returns 0 at the end of the stream, and when the sweeper shut the socket down.
+    async fn read_more(&mut self, slot: &Slot) -> Result<usize, Ended> {
         let room = (MAX_HEAD + MAX_BODY).saturating_sub(self.buf.len());
         if room == 0 {
             // parse_request refuses a head this long; a body this long is refused before.
@@ -345,40 +540,37 @@ impl Connection {
         }
         let mut chunk = [0u8; 4096];
         let want = room.min(chunk.len());
-        let n = crate::rt::timeout(self.time_left()?, self.stream.read(&mut chunk[..want]))
-            .await
-            .map_err(|_| Ended::Idle)??;
+        let n = self.stream.read(&mut chunk[..want]).await;
+        slot.check_deadline()?;
+        let n = n?;
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
     }
 
-    /// What remains of the idle timeout.
-    fn time_left(&self) -> Result<Duration, Ended> {
-        match IDLE_TIMEOUT.checked_sub(self.last_sent.elapsed()) {
-            Some(left) if !left.is_zero() => Ok(left),
-            _ => Err(Ended::Idle),
-        }
-    }
-
     /// Write `bytes`, each piece restarting the idle clock; a client that reads nothing for
-    /// [`IDLE_TIMEOUT`] ends the connection.
-    async fn send(&mut self, mut bytes: &[u8]) -> Result<(), Ended> {
+    /// [`IDLE_TIMEOUT`] is shut down by the sweeper, which ends the write.
+    async fn send(&mut self, mut bytes: &[u8], slot: &Slot) -> Result<(), Ended> {
         while !bytes.is_empty() {
             let piece = &bytes[..bytes.len().min(WRITE_CHUNK)];
-            let n = crate::rt::timeout(self.time_left()?, self.stream.write(piece))
-                .await
-                .map_err(|_| Ended::Idle)??;
+            let n = self.stream.write(piece).await;
+            slot.check_deadline()?;
+            let n = n?;
             if n == 0 {
                 return Err(Ended::Io(io::ErrorKind::WriteZero.into()));
             }
             bytes = &bytes[n..];
-            self.last_sent = Instant::now();
+            slot.extend(IDLE_TIMEOUT);
         }
         Ok(())
     }
 
+    /// Answer `head` with `body` from a [`Direct`] handler, in one write.
+    async fn answer_direct(&mut self, body: &[u8], head: &Head, slot: &Slot) -> Result<(), Ended> {
+        self.send(&direct_answer(body, head), slot).await
+    }
+
     /// Write the app's answer to `head`: status line, headers, our own framing, the body.
-    async fn answer(&mut self, mut res: Response, head: &Head) -> Result<(), Ended> {
+    async fn answer(&mut self, mut res: Response, head: &Head, slot: &Slot) -> Result<(), Ended> {
         let status = res.status();
         let mut out = format!(
             "HTTP/1.1 {} {}\r\n",
@@ -401,11 +593,7 @@ impl Connection {
         // `/peers` page); into_bytes only hands that buffer over.
         let body = res.take_body().into_bytes().await.unwrap_or_default();
         out += &format!("content-length: {}\r\n", body.len());
-        match (head.keep_alive, head.minor) {
-            (false, _) => out += "connection: close\r\n",
-            (true, 0) => out += "connection: keep-alive\r\n",
-            (true, _) => {}
-        }
+        out += connection_header(head);
         out += "\r\n";
         let mut bytes = out.into_bytes();
         let body = match head.method.eq_ignore_ascii_case("HEAD") {
@@ -414,15 +602,15 @@ impl Connection {
         };
         if bytes.len() + body.len() <= WRITE_CHUNK {
             bytes.extend_from_slice(body);
-            self.send(&bytes).await
+            self.send(&bytes, slot).await
         } else {
-            self.send(&bytes).await?;
-            self.send(body).await
+            self.send(&bytes, slot).await?;
+            self.send(body, slot).await
         }
     }
 
     /// Answer `refusal` and close the connection.
-    async fn refuse(&mut self, refusal: Refusal) -> Result<(), Ended> {
+    async fn refuse(&mut self, refusal: Refusal, slot: &Slot) -> Result<(), Ended> {
         let status = tide::http::StatusCode::try_from(refusal.status)
             .map(|s| s.canonical_reason())
             .unwrap_or("Bad Request");
@@ -433,26 +621,59 @@ impl Connection {
             refusal.why.len() + 1,
             refusal.why
         );
-        self.send(answer.as_bytes()).await?;
-        self.linger().await;
+        self.send(answer.as_bytes(), slot).await?;
+        self.linger(slot).await;
         Err(Ended::Refused(refusal.why))
     }
 
     /// End our side of the connection after the last answer, then read and discard what the
     /// client still sends for a moment: closing with unread bytes would reset the connection,
     /// and a reset can discard our answer before the client reads it.
-    async fn linger(&mut self) {
+    async fn linger(&mut self, slot: &Slot) {
         let _ = self.stream.shutdown(Shutdown::Write);
+        slot.extend(LINGER);
         let mut drained = 0;
         let mut sink = [0u8; 4096];
-        let end = Instant::now() + LINGER;
         while drained < LINGER_BYTES {
-            let left = end.saturating_duration_since(Instant::now());
-            match crate::rt::timeout(left, self.stream.read(&mut sink)).await {
-                Ok(Ok(n)) if n > 0 => drained += n,
+            match self.stream.read(&mut sink).await {
+                Ok(n) if n > 0 && slot.check_deadline().is_ok() => drained += n,
                 _ => break,
             }
         }
+    }
+
+    /// End the connection after the answer to a request that asked to close. With nothing
+    /// more received, the client sent its last request (RFC 9112 9.6): close at once, as
+    /// there are no unread bytes to make the kernel reset the connection. Else linger.
+    async fn close(&mut self, slot: &Slot) -> Result<(), Ended> {
+        if !self.buf.is_empty() {
+            self.linger(slot).await;
+        }
+        Ok(())
+    }
+}
+
+/// The whole answer to `head` with a [`Direct`] handler's `body`.
+fn direct_answer(body: &[u8], head: &Head) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160 + body.len());
+    out.extend_from_slice(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncache-control: no-store\r\n",
+    );
+    out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    out.extend_from_slice(connection_header(head).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if !head.method.eq_ignore_ascii_case("HEAD") {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+/// The `connection` header line an answer to `head` needs (none for HTTP/1.1 keep-alive).
+fn connection_header(head: &Head) -> &'static str {
+    match (head.keep_alive, head.minor) {
+        (false, _) => "connection: close\r\n",
+        (true, 0) => "connection: keep-alive\r\n",
+        (true, _) => "",
     }
 }
 
@@ -472,8 +693,17 @@ struct Member {
     id: u64,
     /// Set while the connection waits for its next request with nothing buffered.
     idle: AtomicBool,
-    /// A handle to close it with when it is evicted (none in unit tests).
+    /// A handle to close it with when it is evicted or overdue (none in unit tests).
     stream: Option<TcpStream>,
+    /// When the sweeper shuts it down, in milliseconds since [`clock_zero`]; set to
+    /// [`IDLE_TIMEOUT`] from the start and from every write that moves bytes.
+    deadline: AtomicU64,
+}
+
+/// Milliseconds since the first call: the clock of connection deadlines.
+fn clock_ms() -> u64 {
+    static ZERO: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    ZERO.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 /// One open connection, given back on drop.
@@ -500,6 +730,7 @@ impl Slots {
             id: c.next_id,
             idle: AtomicBool::new(false),
             stream,
+            deadline: AtomicU64::new(clock_ms() + IDLE_TIMEOUT.as_millis() as u64),
         });
         let mine = c.per_address.entry(address).or_default();
         if mine.len() >= MAX_PER_ADDRESS {
@@ -527,7 +758,37 @@ impl Slots {
     }
 }
 
+impl Slots {
+    /// Shut down every connection past its deadline: its pending read or write ends, and its
+    /// task sees [`Slot::check_deadline`] fail.
+    fn close_overdue(&self) {
+        let now = clock_ms();
+        let c = lock(&self.0);
+        for member in c.per_address.values().flatten() {
+            if member.deadline.load(Ordering::Relaxed) <= now {
+                if let Some(stream) = &member.stream {
+                    let _ = stream.shutdown(Shutdown::Both);
+                }
+            }
+        }
+    }
+}
+
 impl Slot {
+    /// Move the deadline to `by` from now.
+    fn extend(&self, by: Duration) {
+        let at = clock_ms() + by.as_millis() as u64;
+        self.member.deadline.store(at, Ordering::Relaxed);
+    }
+
+    /// `Err(Ended::Idle)` once the deadline has passed (the sweeper shuts such sockets down).
+    fn check_deadline(&self) -> Result<(), Ended> {
+        match self.member.deadline.load(Ordering::Relaxed) <= clock_ms() {
+            true => Err(Ended::Idle),
+            false => Ok(()),
+        }
+    }
+
     /// Mark the connection as waiting for a request with nothing buffered (evictable), or not.
     fn set_idle(&self, idle: bool) {
         self.member.idle.store(idle, Ordering::Release);

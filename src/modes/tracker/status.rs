@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use super::peer_list::Peer;
 use super::table::{Swarm, Table};
-use crate::proto::ids::PeerId;
 use crate::proto::metainfo::InfoHash;
 
 /// Most peers listed in one page of `/peers` or of the status page; a torrent with no peer
@@ -111,10 +110,10 @@ pub struct PeerStatus {
     pub address: String,
     /// Listen port.
     pub port: u16,
-    /// Peer id: as text when every byte is printable ASCII, else 40 hex digits.
-    pub peer_id: String,
-    /// Bytes it still lacks (0: seeder).
-    pub left: u64,
+    /// Whether it has the whole torrent. (The tracker keeps no peer ids and no byte counts:
+    /// 10 bytes per IPv4 peer, see `peer_list`.)
+    #[serde(default)]
+    pub seeding: bool,
     /// Seconds since its last announce.
     pub last_seen_secs: u32,
 }
@@ -130,7 +129,7 @@ impl Listing {
     pub fn page(table: &Table, now: Instant, page: Page) -> Listing {
         let (torrent_count, peer_count) = table.counts();
         let mut torrents: Vec<_> = table.torrents().collect();
-        let size = |t: &Swarm| t.seeders.len() + t.leechers.len();
+        let size = |t: &Swarm| t.seeders() + t.leechers();
         let busiest_first = |a: &(InfoHash, &Swarm), b: &(InfoHash, &Swarm)| {
             size(b.1).cmp(&size(a.1)).then(a.0.cmp(&b.0))
         };
@@ -207,23 +206,20 @@ impl Listing {
                 plural(t.leechers as usize),
                 t.completed
             );
-            h.push_str(
-                "<table><tr><th>address</th><th>peer id</th><th>left</th><th>last seen</th></tr>\n",
-            );
+            h.push_str("<table><tr><th>address</th><th>state</th><th>last seen</th></tr>\n");
             for p in &t.peers {
                 let addr = match p.address.contains(':') {
                     true => format!("[{}]:{}", p.address, p.port),
                     false => format!("{}:{}", p.address, p.port),
                 };
-                let left = match p.left {
-                    0 => "<span class=\"seed\">seeding</span>".to_string(),
-                    n => indicatif::HumanBytes(n).to_string(),
+                let state = match p.seeding {
+                    true => "<span class=\"seed\">seeding</span>",
+                    false => "leeching",
                 };
                 let _ = writeln!(
                     h,
-                    "<tr><td>{}</td><td><code>{}</code></td><td class=\"n\">{left}</td><td class=\"n\">{} s ago</td></tr>",
+                    "<tr><td>{}</td><td>{state}</td><td class=\"n\">{} s ago</td></tr>",
                     escape(&addr),
-                    escape(&p.peer_id),
                     p.last_seen_secs
                 );
             }
@@ -248,12 +244,12 @@ impl Listing {
 impl TorrentStatus {
     /// `t` with its first `max_peers` peers: seeders first, then by address.
     fn of(table: &Table, hash: InfoHash, t: &Swarm, max_peers: usize, now: Instant) -> Self {
-        let mut peers: Vec<&Peer> = t.seeders.as_slice().iter().collect();
-        smallest(&mut peers, max_peers, |a, b| a.key.cmp(&b.key));
+        let mut peers: Vec<(Peer, bool)> = t.peers(true).map(|p| (p, true)).collect();
+        smallest(&mut peers, max_peers, |a, b| a.0.key.cmp(&b.0.key));
         if peers.len() < max_peers {
-            let mut leechers: Vec<&Peer> = t.leechers.as_slice().iter().collect();
+            let mut leechers: Vec<(Peer, bool)> = t.peers(false).map(|p| (p, false)).collect();
             smallest(&mut leechers, max_peers - peers.len(), |a, b| {
-                a.key.cmp(&b.key)
+                a.0.key.cmp(&b.0.key)
             });
             peers.extend(leechers);
         }
@@ -265,11 +261,10 @@ impl TorrentStatus {
             completed: stats.downloaded,
             peers: peers
                 .into_iter()
-                .map(|p| PeerStatus {
+                .map(|(p, seeding)| PeerStatus {
                     address: p.key.ip.to_string(),
                     port: p.key.port,
-                    peer_id: PeerId(p.peer_id).text(),
-                    left: p.left,
+                    seeding,
                     last_seen_secs: table.age(p.last_seen, now),
                 })
                 .collect(),
@@ -346,16 +341,16 @@ mod tests {
         let first = &s.torrents[0];
         assert_eq!(first.info_hash, "01".repeat(20));
         assert_eq!((first.seeders, first.leechers, first.completed), (1, 1, 0));
-        assert_eq!(first.peers[0].peer_id, "ff".repeat(20));
         assert_eq!(
             (
                 first.peers[0].port,
-                first.peers[0].left,
+                first.peers[0].seeding,
                 first.peers[0].last_seen_secs
             ),
-            (6881, 0, 7)
+            (6881, true, 7)
         );
-        assert_eq!(first.peers[1].peer_id, "-BT0001-<script>&'\"x");
+        assert_eq!(first.peers[1].port, 6882);
+        assert!(!first.peers[1].seeding);
         assert_eq!(first.peers[1].last_seen_secs, 10);
 
         let json = serde_json::to_string(&s).unwrap();
@@ -365,8 +360,8 @@ mod tests {
         assert!(html.contains(&"01".repeat(20)) && html.contains(&"02".repeat(20)));
         assert!(html.contains("127.0.0.1:6881") && html.contains("127.0.0.1:6883"));
         assert!(html.contains("1 seeder, 1 leecher, 0 completed"));
-        assert!(html.contains("-BT0001-&lt;script&gt;&amp;&#39;&quot;x"));
-        assert!(!html.contains("<script>"));
+        assert!(html.contains("seeding") && html.contains("leeching"));
+        assert!(!html.contains("<script>") && !html.contains("-BT0001-"));
         assert!(html.contains("http-equiv=\"refresh\""));
         assert!(!html.contains("src="), "no external assets");
         assert_eq!(links(&html), ["/peers?offset=0"]);
@@ -448,8 +443,8 @@ mod tests {
         assert_eq!(s.next, Some(2));
         let first = &s.torrents[0];
         assert_eq!(first.peers.len(), MAX_PEERS_SHOWN);
-        assert!(first.peers[..350].iter().all(|p| p.left == 0));
-        assert!(first.peers[350..].iter().all(|p| p.left == 1));
+        assert!(first.peers[..350].iter().all(|p| p.seeding));
+        assert!(first.peers[350..].iter().all(|p| !p.seeding));
         let html = s.html();
         assert!(html.contains("and 200 more peers"));
         assert_eq!(links(&html), ["/peers?offset=0", "/?offset=2"]);

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Instant;
 
-use super::peer_list::{Peer, PeerAddr, PeerList};
+use super::peer_list::{stamp, unstamp, Peer, PeerAddr, PeerList, V4List, V6List};
 use crate::config::TrackerConfig;
 use crate::proto::metainfo::InfoHash;
 use crate::proto::tracker::{
@@ -82,35 +82,92 @@ pub enum Refusal {
     BadIp,
 }
 
-/// One torrent's swarm.
+/// One torrent's swarm: seeders and leechers, IPv4 and IPv6 apart (an IPv4 record is 10
+/// bytes, an IPv6 one 22).
 #[derive(Debug, Default)]
 pub struct Swarm {
-    /// Peers with nothing left to download.
-    pub seeders: PeerList,
-    /// Peers still downloading.
-    pub leechers: PeerList,
+    seeders4: V4List,
+    leechers4: V4List,
+    seeders6: V6List,
+    leechers6: V6List,
     /// `completed` events seen, once per peer.
     pub downloaded: u32,
-    /// The peers that counted a download (at most `max_peers_per_torrent` remembered; beyond
-    /// that a download still counts but is not remembered).
-    completed_by: HashSet<PeerAddr>,
+    /// Peers whose download counted and that left since (a peer in the lists carries the flag
+    /// in its record). At most `max_peers_per_torrent` are remembered; beyond that a download
+    /// still counts but is not remembered.
+    departed: HashSet<PeerAddr>,
 }
 
 impl Swarm {
-    fn list(&mut self, seeder: bool) -> &mut PeerList {
-        match seeder {
-            true => &mut self.seeders,
-            false => &mut self.leechers,
-        }
+    /// How many seeders.
+    pub fn seeders(&self) -> usize {
+        self.seeders4.len() + self.seeders6.len()
+    }
+
+    /// How many leechers.
+    pub fn leechers(&self) -> usize {
+        self.leechers4.len() + self.leechers6.len()
+    }
+
+    /// True when it has no peers.
+    pub fn is_empty(&self) -> bool {
+        self.seeders4.is_empty()
+            && self.leechers4.is_empty()
+            && self.seeders6.is_empty()
+            && self.leechers6.is_empty()
+    }
+
+    /// Its seeders (`true`) or leechers, decoded, in no particular order.
+    pub fn peers(&self, seeders: bool) -> impl Iterator<Item = Peer> + '_ {
+        let (v4, v6) = match seeders {
+            true => (&self.seeders4, &self.seeders6),
+            false => (&self.leechers4, &self.leechers6),
+        };
+        let v4 = v4.records().iter().map(V4List::peer);
+        v4.chain(v6.records().iter().map(V6List::peer))
     }
 
     /// Seeders, leechers and downloads.
     pub fn stats(&self) -> ScrapeStats {
         ScrapeStats {
-            complete: self.seeders.len() as u32,
-            incomplete: self.leechers.len() as u32,
+            complete: self.seeders() as u32,
+            incomplete: self.leechers() as u32,
             downloaded: self.downloaded,
         }
+    }
+
+    /// Whether the peer with `key` is a seeder, and its stamp, if present.
+    fn lookup(&self, key: &[u8], v4: bool) -> Option<(bool, u32)> {
+        let (seeders, leechers) = match v4 {
+            true => (self.seeders4.get(key), self.leechers4.get(key)),
+            false => (self.seeders6.get(key), self.leechers6.get(key)),
+        };
+        seeders.map(|s| (true, s)).or(leechers.map(|s| (false, s)))
+    }
+
+    fn remove(&mut self, key: &[u8], v4: bool, seeder: bool) {
+        match (v4, seeder) {
+            (true, true) => self.seeders4.remove(key),
+            (true, false) => self.leechers4.remove(key),
+            (false, true) => self.seeders6.remove(key),
+            (false, false) => self.leechers6.remove(key),
+        };
+    }
+
+    fn insert(&mut self, key: &[u8], v4: bool, seeder: bool, stamp: u32) {
+        match (v4, seeder) {
+            (true, true) => self.seeders4.insert(key, stamp),
+            (true, false) => self.leechers4.insert(key, stamp),
+            (false, true) => self.seeders6.insert(key, stamp),
+            (false, false) => self.leechers6.insert(key, stamp),
+        }
+    }
+}
+
+/// Remember that `peer`, whose download counted, left (up to `cap` such peers).
+fn remember(departed: &mut HashSet<PeerAddr>, peer: PeerAddr, cap: usize) {
+    if departed.len() < cap {
+        departed.insert(peer);
     }
 }
 
@@ -122,8 +179,8 @@ pub struct Table {
     access: Option<HashSet<[u8; 20]>>,
     epoch: Instant,
     rng: u64,
-    /// Peers per address (see [`address_of`]), over all torrents.
-    per_ip: HashMap<IpAddr, u32>,
+    /// Peers per address, over all torrents.
+    per_ip: PerAddress,
 }
 
 impl Table {
@@ -135,7 +192,7 @@ impl Table {
             access,
             epoch: now,
             rng: 0x9e37_79b9_7f4a_7c15,
-            per_ip: HashMap::new(),
+            per_ip: PerAddress::default(),
         }
     }
 
@@ -163,14 +220,10 @@ impl Table {
             }
             Entry::Vacant(e) => e.insert(Swarm::default()),
         };
-        let was_seeder = match (
-            torrent.seeders.contains(&me),
-            torrent.leechers.contains(&me),
-        ) {
-            (true, _) => Some(true),
-            (_, true) => Some(false),
-            _ => None,
-        };
+        let (key, len) = me.key();
+        let (key, v4) = (&key[..len], me.ip.is_ipv4());
+        let known = torrent.lookup(key, v4);
+        let was_seeder = known.map(|(seeder, _)| seeder);
         // A download finished: `completed`, or a known leecher now reporting nothing left
         // (aria2 sends no `completed` when it stops right after the last piece).
         let finished = match (was_seeder, req.event) {
@@ -179,50 +232,57 @@ impl Table {
             (Some(false), _) => req.left == 0,
             (None, _) => false,
         };
-        if finished && !torrent.completed_by.contains(&me) {
+        let mut counted = match known {
+            Some((_, stamp)) => unstamp(stamp).1,
+            None => torrent.departed.contains(&me),
+        };
+        if finished && !counted {
             torrent.downloaded = torrent.downloaded.saturating_add(1);
-            if torrent.completed_by.len() < self.limits.max_peers_per_torrent {
-                torrent.completed_by.insert(me);
-            }
+            counted = true;
         }
+        let cap = self.limits.max_peers_per_torrent;
         if req.event == Event::Stopped {
             if let Some(seeder) = was_seeder {
-                torrent.list(seeder).remove(&me);
-                forget(&mut self.per_ip, me.ip);
+                torrent.remove(key, v4, seeder);
+                self.per_ip.forget(me.ip);
+            }
+            if counted {
+                remember(&mut torrent.departed, me, cap);
             }
             let stats = torrent.stats();
             return Ok(self.answer(Some(stats)));
         }
-        let peers = torrent.seeders.len() + torrent.leechers.len();
-        if was_seeder.is_none() && peers >= self.limits.max_peers_per_torrent {
-            return Err(Refusal::TooManyPeers(peers));
-        }
         if was_seeder.is_none() {
-            let held = self.per_ip.entry(address_of(me.ip)).or_insert(0);
-            if *held as usize >= self.limits.max_peers_per_ip {
-                let held = *held as usize;
-                if torrent.seeders.is_empty() && torrent.leechers.is_empty() {
+            let peers = torrent.seeders() + torrent.leechers();
+            let held = self.per_ip.held(me.ip);
+            let refusal = match () {
+                _ if peers >= cap => Some(Refusal::TooManyPeers(peers)),
+                _ if *held as usize >= self.limits.max_peers_per_ip => {
+                    Some(Refusal::TooManyFromAddress(*held as usize))
+                }
+                _ => None,
+            };
+            if let Some(refusal) = refusal {
+                if counted {
+                    remember(&mut torrent.departed, me, cap);
+                }
+                if torrent.is_empty() && torrent.downloaded == 0 {
                     self.torrents.remove(&req.info_hash);
                 }
-                return Err(Refusal::TooManyFromAddress(held));
+                return Err(refusal);
             }
             *held += 1;
+            if counted {
+                // The flag moves into the peer's record.
+                torrent.departed.remove(&me);
+            }
         }
         let seeder = req.left == 0;
-        let peer = Peer {
-            key: me,
-            peer_id: req.peer_id,
-            left: req.left,
-            last_seen: seconds_since(self.epoch, now),
-        };
-        match was_seeder {
-            Some(was) if was == seeder => torrent.list(seeder).insert(peer),
-            Some(was) => {
-                torrent.list(was).remove(&me);
-                torrent.list(seeder).insert(peer);
-            }
-            None => torrent.list(seeder).insert(peer),
+        if let Some(was) = was_seeder.filter(|&was| was != seeder) {
+            torrent.remove(key, v4, was);
         }
+        let stamp = stamp(seconds_since(self.epoch, now), counted);
+        torrent.insert(key, v4, seeder, stamp);
         let want = req
             .numwant
             .map_or(DEFAULT_NUMWANT, |n| (n as usize).min(MAX_NUMWANT));
@@ -261,25 +321,28 @@ impl Table {
     pub fn expire(&mut self, now: Instant) -> usize {
         let now = seconds_since(self.epoch, now);
         let timeout = self.limits.peer_timeout;
+        let cap = self.limits.max_peers_per_torrent;
         let per_ip = &mut self.per_ip;
-        let mut fresh = |p: &Peer| {
-            let keep = now.saturating_sub(p.last_seen) <= timeout;
-            if !keep {
-                forget(per_ip, p.key.ip);
-            }
-            keep
-        };
         let mut removed = 0;
         self.torrents.retain(|_, t| {
-            removed += t.seeders.retain(&mut fresh) + t.leechers.retain(&mut fresh);
-            !(t.seeders.is_empty() && t.leechers.is_empty())
+            let departed = &mut t.departed;
+            let mut sweep = Sweep {
+                now,
+                timeout,
+                cap,
+                per_ip: &mut *per_ip,
+                departed,
+            };
+            removed += sweep.list(&mut t.seeders4)
+                + sweep.list(&mut t.leechers4)
+                + sweep.list(&mut t.seeders6)
+                + sweep.list(&mut t.leechers6);
+            !t.is_empty()
         });
         if self.torrents.capacity() > 4 * self.torrents.len().max(64) {
             self.torrents.shrink_to_fit();
         }
-        if self.per_ip.capacity() > 4 * self.per_ip.len().max(64) {
-            self.per_ip.shrink_to_fit();
-        }
+        self.per_ip.shrink();
         removed
     }
 
@@ -293,7 +356,7 @@ impl Table {
         let peers = self
             .torrents
             .values()
-            .map(|t| t.seeders.len() + t.leechers.len())
+            .map(|t| t.seeders() + t.leechers())
             .sum();
         (self.torrents.len(), peers)
     }
@@ -325,52 +388,122 @@ impl Table {
     }
 }
 
-/// The address a peer counts against for `max_peers_per_ip`: an IPv4 address, or the /64 of an
-/// IPv6 one (one host usually holds a whole /64).
-fn address_of(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(bits.into())
+/// Peers per address over all torrents, for `max_peers_per_ip`: per IPv4 address, and per
+/// IPv6 /64 (one host usually holds a whole /64).
+#[derive(Debug, Default)]
+struct PerAddress {
+    v4: HashMap<u32, u32>,
+    v6: HashMap<u64, u32>,
+}
+
+impl PerAddress {
+    /// The count of `ip`'s address (0 and kept until [`PerAddress::forget`] or a shrink).
+    fn held(&mut self, ip: IpAddr) -> &mut u32 {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => self.v4.entry(v4.into()).or_insert(0),
+            IpAddr::V6(v6) => self.v6.entry(prefix64(v6)).or_insert(0),
         }
-        v4 => v4,
+    }
+
+    /// One peer at `ip` left the table.
+    fn forget(&mut self, ip: IpAddr) {
+        fn down<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: K) {
+            if let Entry::Occupied(mut e) = map.entry(key) {
+                *e.get_mut() = e.get().saturating_sub(1);
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+        }
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => down(&mut self.v4, u32::from(v4)),
+            IpAddr::V6(v6) => down(&mut self.v6, prefix64(v6)),
+        }
+    }
+
+    /// Drop zero counts left by refused announces, and give back memory.
+    fn shrink(&mut self) {
+        self.v4.retain(|_, n| *n > 0);
+        self.v6.retain(|_, n| *n > 0);
+        if self.v4.capacity() > 4 * self.v4.len().max(64) {
+            self.v4.shrink_to_fit();
+        }
+        if self.v6.capacity() > 4 * self.v6.len().max(64) {
+            self.v6.shrink_to_fit();
+        }
     }
 }
 
-/// One peer at `ip` left the table.
-fn forget(per_ip: &mut HashMap<IpAddr, u32>, ip: IpAddr) {
-    if let Entry::Occupied(mut e) = per_ip.entry(address_of(ip)) {
-        *e.get_mut() -= 1;
-        if *e.get() == 0 {
-            e.remove();
-        }
+/// The /64 an IPv6 address is in.
+fn prefix64(v6: std::net::Ipv6Addr) -> u64 {
+    (u128::from(v6) >> 64) as u64
+}
+
+/// Expiry of one torrent's lists.
+struct Sweep<'a> {
+    now: u32,
+    timeout: u32,
+    cap: usize,
+    per_ip: &'a mut PerAddress,
+    departed: &'a mut HashSet<PeerAddr>,
+}
+
+impl Sweep<'_> {
+    /// Drop the silent peers of `list`; returns how many went.
+    fn list<const N: usize>(&mut self, list: &mut PeerList<N>) -> usize {
+        list.retain(|record| {
+            let (seen, counted) = unstamp(PeerList::<N>::stamp_of(record));
+            let keep = self.now.saturating_sub(seen) <= self.timeout;
+            if !keep {
+                let peer = PeerList::<N>::peer(record).key;
+                self.per_ip.forget(peer.ip);
+                if counted {
+                    remember(self.departed, peer, self.cap);
+                }
+            }
+            keep
+        })
     }
 }
 
 /// Up to `want` peers for `me`: a seeder gets leechers only (seeders have nothing to trade),
 /// a leecher gets both. A window at a random start keeps answers varied at O(want) cost.
 fn pick(t: &Swarm, seeder: bool, me: PeerAddr, want: usize, random: u64) -> Vec<PeerEntry> {
-    let (first, second) = match seeder {
-        true => (t.leechers.as_slice(), &[][..]),
-        false => (t.seeders.as_slice(), t.leechers.as_slice()),
+    let (none4, none6): (&[[u8; 10]], &[[u8; 22]]) = (&[], &[]);
+    let (a4, b4, a6, b6) = match seeder {
+        true => (t.leechers4.records(), none4, t.leechers6.records(), none6),
+        false => (
+            t.seeders4.records(),
+            t.leechers4.records(),
+            t.seeders6.records(),
+            t.leechers6.records(),
+        ),
     };
-    let total = first.len() + second.len();
+    let n4 = a4.len() + b4.len();
+    let n6 = a6.len() + b6.len();
+    let total = n4 + n6;
+    let addr_at = |i: usize| match i {
+        i if i < a4.len() => V4List::addr(&a4[i]),
+        i if i < n4 => V4List::addr(&b4[i - a4.len()]),
+        i if i < n4 + a6.len() => V6List::addr(&a6[i - n4]),
+        i => V6List::addr(&b6[i - n4 - a6.len()]),
+    };
     let mut out = Vec::with_capacity(want.min(total));
     let start = if total > want + 1 {
         (random % total as u64) as usize
     } else {
         0
     };
+    let me = me.addr();
     for i in 0..total {
         if out.len() == want {
             break;
         }
-        let at = (start + i) % total;
-        let p = first.get(at).unwrap_or_else(|| &second[at - first.len()]);
-        if p.key != me {
+        let addr = addr_at((start + i) % total);
+        if addr != me {
             out.push(PeerEntry {
-                addr: p.key.addr(),
-                peer_id: Some(p.peer_id),
+                addr,
+                peer_id: None,
             });
         }
     }
@@ -446,7 +579,7 @@ mod tests {
         assert_eq!((b.complete, b.incomplete), (1, 1));
         assert_eq!(ports(&b), [6881]);
         assert_eq!(b.peers[0].addr.ip(), IpAddr::from(IP));
-        assert_eq!(b.peers[0].peer_id, Some([6881u16 as u8; 20]));
+        assert_eq!(b.peers[0].peer_id, None, "no peer ids are kept");
         let c = t
             .announce(&req(1, 6883, 10, Event::None), IP.into(), now)
             .unwrap();
@@ -769,7 +902,7 @@ mod tests {
         )
         .unwrap();
         t.expire(later);
-        assert!(!t.per_ip.contains_key(&IpAddr::from(IP)));
+        assert_eq!(*t.per_ip.held(IP.into()), 0);
         t.announce(&req(3, 9998, 5, Event::Started), IP.into(), later)
             .unwrap();
         // IPv6 counts per /64: another interface id in the same /64 is the same address.

@@ -32,7 +32,8 @@ pub const MAX_PEERS_V4: usize = 50;
 pub const MAX_PEERS_V6: usize = 20;
 /// No answer is larger than this many times its request.
 pub const AMPLIFICATION: usize = 4;
-/// Receive tasks sharing the socket (one per core of the machine this was tuned on).
+/// Receiving threads (or tasks) sharing the socket (one per core of the machine this was
+/// tuned on: one thread alone stalls whenever the scheduler takes its core away).
 const RECEIVERS: usize = 2;
 
 /// Issues and checks connection ids without remembering any.
@@ -155,37 +156,66 @@ fn refuse(datagram: &[u8], why: &dyn std::fmt::Display) -> Option<Vec<u8>> {
     (out.len() <= datagram.len()).then_some(out)
 }
 
-/// Serve BEP 15 on `socket` until the process ends.
+/// Serve BEP 15 on `socket` until the process ends: on a thread of its own, with blocking
+/// `recv_from` on the same socket (like opentracker's one loop: no readiness registration,
+/// no task wake-ups between threads), or on the executor when that thread cannot be had.
 pub(super) async fn serve(socket: crate::rt::UdpSocket, shared: Shared) {
-    let socket = Arc::new(socket);
-    let ids = Arc::new(ConnectionIds::new());
-    let started = Instant::now();
+    let server = Server {
+        shared,
+        ids: ConnectionIds::new(),
+        started: Instant::now(),
+    };
+    if let Ok(twin) = blocking_twin(&socket) {
+        drop(socket); // the twin holds the socket (now blocking: not for the executor)
+        let server = Arc::new(server);
+        let mut started = 0;
+        for n in 0..RECEIVERS {
+            let (server, twin) = (Arc::clone(&server), twin.try_clone());
+            let Ok(twin) = twin else { continue };
+            let run = move || {
+                let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+                loop {
+                    match twin.recv_from(&mut buf) {
+                        Ok((n, from)) => {
+                            if let Some(reply) = server.reply(&buf, n, from) {
+                                if let Err(e) = twin.send_to(&reply, from) {
+                                    debug!("udp send to {from}: {e}");
+                                }
+                            }
+                        }
+                        // ICMP "port unreachable" from an earlier answer and the like.
+                        Err(e) => debug!("udp receive: {e}"),
+                    }
+                }
+            };
+            let thread = std::thread::Builder::new().name(format!("tracker-udp{n}"));
+            match thread.spawn(run) {
+                Ok(_) => started += 1,
+                Err(e) => log::warn!("cannot start a UDP thread: {e}"),
+            }
+        }
+        if started == 0 {
+            log::warn!("no UDP thread could start: UDP is not served");
+            return;
+        }
+        return std::future::pending::<()>().await;
+    }
+    let (socket, server) = (Arc::new(socket), Arc::new(server));
     let mut tasks = Vec::new();
     for _ in 0..RECEIVERS {
-        let (socket, shared, ids) = (Arc::clone(&socket), shared.clone(), Arc::clone(&ids));
+        let (socket, server) = (Arc::clone(&socket), Arc::clone(&server));
         tasks.push(crate::rt::spawn(async move {
-            // One byte more than the largest datagram read: a longer one shows as too long.
             let mut buf = vec![0u8; MAX_DATAGRAM + 1];
             loop {
-                let (n, from) = match socket.recv_from(&mut buf).await {
-                    Ok(got) => got,
-                    // ICMP "port unreachable" from an earlier answer and the like: not fatal.
-                    Err(e) => {
-                        debug!("udp receive: {e}");
-                        continue;
+                match socket.recv_from(&mut buf).await {
+                    Ok((n, from)) => {
+                        if let Some(reply) = server.reply(&buf, n, from) {
+                            if let Err(e) = socket.send_to(&reply, from).await {
+                                debug!("udp send to {from}: {e}");
+                            }
+                        }
                     }
-                };
-                if n > MAX_DATAGRAM {
-                    continue;
-                }
-                let now = Instant::now();
-                let secs = now.duration_since(started).as_secs();
-                let reply = answer(&mut shared.table(), &ids, &buf[..n], from, secs, now);
-                if let Some(reply) = reply {
-                    debug_assert!(reply.len() <= AMPLIFICATION * n.max(ANNOUNCE_LEN));
-                    if let Err(e) = socket.send_to(&reply, from).await {
-                        debug!("udp send to {from}: {e}");
-                    }
+                    Err(e) => debug!("udp receive: {e}"),
                 }
             }
         }));
@@ -193,6 +223,46 @@ pub(super) async fn serve(socket: crate::rt::UdpSocket, shared: Shared) {
     for t in tasks {
         t.await;
     }
+}
+
+/// What every datagram is answered with: the table, the connection ids and their clock.
+struct Server {
+    shared: Shared,
+    ids: ConnectionIds,
+    started: Instant,
+}
+
+impl Server {
+    /// The answer to the `n` bytes received in `buf` (read one byte longer than the largest
+    /// datagram, so that a longer one shows as too long) from `from`.
+    fn reply(&self, buf: &[u8], n: usize, from: SocketAddr) -> Option<Vec<u8>> {
+        if n > MAX_DATAGRAM {
+            return None;
+        }
+        let now = Instant::now();
+        let secs = now.duration_since(self.started).as_secs();
+        let reply = answer(
+            &mut self.shared.table(),
+            &self.ids,
+            &buf[..n],
+            from,
+            secs,
+            now,
+        )?;
+        debug_assert!(reply.len() <= AMPLIFICATION * n.max(ANNOUNCE_LEN));
+        Some(reply)
+    }
+}
+
+/// A blocking `std` socket on the socket of `socket`.
+fn blocking_twin(socket: &crate::rt::UdpSocket) -> std::io::Result<std::net::UdpSocket> {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    // SAFETY: the descriptor belongs to `socket`, which outlives this borrow; the clone is a
+    // new descriptor (`dup`) that the twin owns.
+    let fd = unsafe { BorrowedFd::borrow_raw(socket.as_raw_fd()) };
+    let twin = std::net::UdpSocket::from(fd.try_clone_to_owned()?);
+    twin.set_nonblocking(false)?;
+    Ok(twin)
 }
 
 #[cfg(test)]
