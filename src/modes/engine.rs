@@ -38,22 +38,13 @@ pub struct Running {
 }
 
 impl Running {
-    /// Close every connection and tell the trackers we leave (all at once, bounded).
+    /// Close every connection and tell the trackers we leave (a bounded number at once,
+    /// within a bounded time: see [`stop_all`](crate::swarm::announce_queue::stop_all)).
     pub async fn shutdown(&self) {
         for t in &self.torrents {
             t.close_all(crate::swarm::error::CloseReason::Shutdown);
         }
-        let stops: Vec<_> = self
-            .announcers
-            .iter()
-            .map(|a| {
-                let a = Arc::clone(a);
-                crate::rt::spawn(async move { a.stopped().await })
-            })
-            .collect();
-        for s in stops {
-            s.await;
-        }
+        crate::swarm::announce_queue::stop_all(&self.announcers).await;
     }
 }
 
@@ -109,13 +100,14 @@ pub async fn add(
 ) -> Result<(Arc<Torrent>, Arc<Announcer>)> {
     let t = session.add(meta, folder).await?;
     let a = Announcer::new(Arc::clone(&t), trackers, session.listen.port());
-    crate::rt::spawn(Arc::clone(&a).run()).detach();
+    t.shared.announces.add(&a);
     {
         let mut d = t.dialer.lock().unwrap_or_else(|e| e.into_inner());
         for addr in direct {
             d.add(*addr, crate::swarm::dialer::Source::Manual, Instant::now());
         }
     }
+    t.wake_up();
     Ok((t, a))
 }
 

@@ -3,8 +3,8 @@
 //! tiers, flattened) and the first that answers is kept; one that fails or stalls is skipped
 //! for the next.
 //!
-//! Two transports. `http://`: one `GET` per announce over a fresh connection, read with a
-//! byte-level client (`httparse`; `Content-Length`, chunked or to the end of the stream), the
+//! Two transports. `http://`: one `GET` per announce, over a kept-alive connection to the
+//! same tracker when one is idle (else a new one), read with a byte-level client (`httparse`; `Content-Length`, chunked or to the end of the stream), the
 //! whole exchange (connect, head *and* body) under one timeout. `udp://` (BEP 15): a connect
 //! exchange for a connection id, kept for its minute and reused, then the announce;
 //! each datagram is sent again after 1 s, 2 s, 4 s... (BEP 15's doubling, from 1 s instead of
@@ -37,7 +37,12 @@ const NUMWANT: u32 = 80;
 /// Announce interval while a download has no peer at all.
 const LONELY_INTERVAL: Duration = Duration::from_secs(10);
 /// Retry delays after every tracker failed: 2 s, 4 s, ... up to a minute.
+const RETRY_FIRST: Duration = Duration::from_secs(2);
+/// The longest retry delay.
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// The next regular announce comes after this share of the interval, at random, up to the
+/// whole interval: torrents started together spread out instead of announcing together forever.
+const JITTER_FROM: f64 = 0.75;
 
 /// The tracker side of one torrent.
 pub struct Announcer {
@@ -60,6 +65,12 @@ pub struct Announcer {
     udp_ids: Mutex<HashMap<SocketAddr, (u64, Instant)>>,
     /// Time allowed for one tracker ([`TIMEOUT`]; tests shorten it).
     timeout: Duration,
+    /// A `started` was answered: later announces carry no event (or `completed`).
+    announced: AtomicBool,
+    /// The wait before the next try after every tracker failed.
+    retry: Mutex<Duration>,
+    /// Its deadline in the [`AnnounceQueue`](super::announce_queue::AnnounceQueue).
+    pub(crate) slot: super::schedule::Slot,
 }
 
 /// Why an announce failed. Callers decide on the variant, never on the text.
@@ -209,7 +220,20 @@ impl Announcer {
             stopping: AtomicBool::new(false),
             udp_ids: Mutex::new(HashMap::new()),
             timeout: TIMEOUT,
+            announced: AtomicBool::new(false),
+            retry: Mutex::new(RETRY_FIRST),
+            slot: Default::default(),
         })
+    }
+
+    /// The torrent announced.
+    pub fn torrent(&self) -> &Arc<Torrent> {
+        &self.torrent
+    }
+
+    /// Announce nothing more but `stopped` (see [`Announcer::stopped`]).
+    pub fn stop_announcing(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
     }
 
     /// The last announce's outcome, one line.
@@ -280,6 +304,7 @@ impl Announcer {
                     }
                     drop(d);
                     super::session::dial_due(&self.torrent);
+                    self.torrent.wake_up();
                     self.set_status(format!(
                         "{}: {} seeders, {} leechers",
                         crate::ui::escape(url),
@@ -302,47 +327,57 @@ impl Announcer {
         Err(e)
     }
 
-    /// Announce until the process ends: `started`, then every interval; `completed` as soon
-    /// as the download completes (if it was incomplete at start).
-    pub async fn run(self: Arc<Self>) {
-        let mut event = Event::Started;
-        let mut was_complete = self.torrent.is_complete();
-        let mut retry = Duration::from_secs(2);
-        loop {
-            let wait = match self.announce(event).await {
-                Ok(resp) => {
-                    event = Event::None;
-                    retry = Duration::from_secs(2);
-                    let interval = Duration::from_secs(resp.interval.clamp(5, 3600) as u64);
-                    // A download with nobody to talk to asks again sooner (respecting the
-                    // tracker's minimum), so a late-starting seeder is found quickly.
-                    let lonely =
-                        !self.torrent.is_complete() && self.torrent.snapshot().peers.is_empty();
-                    let floor = Duration::from_secs(resp.min_interval.unwrap_or(5).max(5) as u64);
-                    if lonely {
-                        interval.min(LONELY_INTERVAL.max(floor))
-                    } else {
-                        interval
-                    }
+    /// Whether the download completed and the tracker has not been told yet.
+    pub fn owes_completed(&self) -> bool {
+        self.owes_completed.load(Ordering::SeqCst) && self.torrent.is_complete()
+    }
+
+    /// One announce of the [`AnnounceQueue`](super::announce_queue::AnnounceQueue): `started`
+    /// until one is answered, `completed` once the download completes (if it was incomplete at
+    /// start), otherwise none. Returns the wait before the next (`None` after
+    /// [`Announcer::stopped`]): the tracker's interval with jitter, sooner while a download has
+    /// nobody to talk to, at once while a `completed` is owed, and growing retry delays while
+    /// every tracker fails.
+    pub async fn turn(&self) -> Option<Duration> {
+        let event = if !self.announced.load(Ordering::SeqCst) {
+            Event::Started
+        } else if self.owes_completed() {
+            Event::Completed
+        } else {
+            Event::None
+        };
+        let retry = || self.retry.lock().unwrap_or_else(|e| e.into_inner());
+        match self.announce(event).await {
+            Ok(resp) => {
+                self.announced.store(true, Ordering::SeqCst);
+                *retry() = RETRY_FIRST;
+                if self.owes_completed() {
+                    return Some(Duration::ZERO);
                 }
-                Err(_) if self.stopping.load(Ordering::SeqCst) => return,
-                Err(e) => {
-                    log::warn!("announce failed: {}", crate::ui::escape(&e.to_string()));
-                    retry = (retry * 2).min(RETRY_MAX);
-                    retry
-                }
-            };
-            let until = Instant::now() + wait;
-            while Instant::now() < until {
-                crate::rt::sleep(Duration::from_millis(250)).await;
-                let complete = self.torrent.is_complete();
-                if complete && !was_complete {
-                    was_complete = true;
-                    if event == Event::None {
-                        event = Event::Completed;
-                    }
-                    break;
-                }
+                let floor = Duration::from_secs(resp.min_interval.unwrap_or(5).max(5) as u64);
+                let interval = Duration::from_secs(resp.interval.clamp(5, 3600) as u64);
+                let jittered = interval
+                    .mul_f64(rand::Rng::gen_range(
+                        &mut rand::thread_rng(),
+                        JITTER_FROM..=1.0,
+                    ))
+                    .max(floor);
+                // A download with nobody to talk to asks again sooner (respecting the
+                // tracker's minimum), so a late-starting seeder is found quickly.
+                let lonely =
+                    !self.torrent.is_complete() && self.torrent.snapshot().peers.is_empty();
+                Some(match lonely {
+                    true => jittered.min(LONELY_INTERVAL.max(floor)),
+                    false => jittered,
+                })
+            }
+            Err(_) if self.stopping.load(Ordering::SeqCst) => None,
+            Err(e) => {
+                log::warn!("announce failed: {}", crate::ui::escape(&e.to_string()));
+                let mut r = retry();
+                let wait = *r;
+                *r = (wait * 2).min(RETRY_MAX);
+                Some(wait)
             }
         }
     }
@@ -558,39 +593,125 @@ async fn udp_exchange(
     }
 }
 
-/// A `GET` of `path` on `host` (`name:port`) over HTTP/1.1 with `Connection: close`; the body
-/// is read by `Content-Length`, chunked, or to the end of the stream, at most [`MAX_BODY`]. The
-/// caller bounds the time of the whole exchange.
+/// Most kept-alive tracker connections held idle, all trackers together.
+const MAX_IDLE: usize = 2 * super::announce_queue::IN_FLIGHT;
+/// An idle tracker connection older than this is not reused (bt's tracker closes them after
+/// 10 s; a connection closed meanwhile costs a second try on a new one).
+const IDLE_REUSE: Duration = Duration::from_secs(5);
+
+/// Kept-alive connections to HTTP trackers, by `host:port`, with when each was last used:
+/// announces of many torrents to one tracker reuse a few connections instead of opening one
+/// each (a tracker may cap connections per address).
+static IDLE: Mutex<Vec<(String, crate::rt::TcpStream, Instant)>> = Mutex::new(Vec::new());
+
+fn idle() -> std::sync::MutexGuard<'static, Vec<(String, crate::rt::TcpStream, Instant)>> {
+    IDLE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A kept-alive connection to `host` young enough to reuse (older ones are dropped).
+fn take_idle(host: &str) -> Option<crate::rt::TcpStream> {
+    let mut idle = idle();
+    idle.retain(|(_, _, at)| at.elapsed() < IDLE_REUSE);
+    let at = idle.iter().rposition(|(h, _, _)| h == host)?;
+    Some(idle.swap_remove(at).1)
+}
+
+fn put_idle(host: &str, stream: crate::rt::TcpStream) {
+    let mut idle = idle();
+    if idle.len() >= MAX_IDLE {
+        idle.remove(0);
+    }
+    idle.push((host.to_string(), stream, Instant::now()));
+}
+
+/// A `GET` of `path` on `host` (`name:port`) over HTTP/1.1, on a kept-alive connection to it
+/// when one is idle (else a new one); the body is read by `Content-Length`, chunked, or to the
+/// end of the stream, at most [`MAX_BODY`]. The caller bounds the time of the whole exchange.
 async fn http_get(host: &str, path: &str) -> Result<Vec<u8>, AnnounceError> {
-    use crate::rt::io::WriteExt;
-    let mut stream = crate::rt::TcpStream::connect(host)
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nAccept-Encoding: identity\r\n\r\n"
+    );
+    if let Some(stream) = take_idle(host) {
+        // Closed by the tracker before it answered anything: try once on a new connection.
+        if let Some(answer) = exchange(stream, host, &head).await? {
+            return Ok(answer);
+        }
+    }
+    let stream = crate::rt::TcpStream::connect(host)
         .await
         .map_err(|source| AnnounceError::Io {
             what: format!("connect to {host}"),
             source,
         })?;
-    let head = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n"
-    );
+    exchange(stream, host, &head)
+        .await?
+        .ok_or_else(|| AnnounceError::Io {
+            what: format!("talk to {host}"),
+            source: std::io::ErrorKind::UnexpectedEof.into(),
+        })
+}
+
+/// Send `head` on `stream` and read the answer's body; `None` when the connection failed or
+/// ended before any byte of an answer. The connection is kept for reuse when the answer allows.
+async fn exchange(
+    mut stream: crate::rt::TcpStream,
+    host: &str,
+    head: &str,
+) -> Result<Option<Vec<u8>>, AnnounceError> {
+    use crate::rt::io::WriteExt;
+    if stream.write_all(head.as_bytes()).await.is_err() {
+        return Ok(None);
+    }
     let io = |source| AnnounceError::Io {
         what: format!("talk to {host}"),
         source,
     };
-    stream.write_all(head.as_bytes()).await.map_err(io)?;
     let limit = MAX_BODY as usize + 64 * 1024;
     let mut raw = Vec::new();
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
-        let n = stream.read(&mut chunk).await.map_err(io)?;
+        let n = match stream.read(&mut chunk).await {
+            Ok(n) => n,
+            Err(_) if raw.is_empty() => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        if n == 0 && raw.is_empty() {
+            return Ok(None);
+        }
         raw.extend_from_slice(&chunk[..n]);
         if n == 0 || raw.len() > limit {
-            return body_of(&raw, true);
+            return body_of(&raw, true).map(Some);
         }
         // Done as soon as the framing says so (a server may keep the connection open).
         if let Ok(body) = body_of(&raw, false) {
-            return Ok(body);
+            if reusable(&raw) {
+                put_idle(host, stream);
+            }
+            return Ok(Some(body));
         }
     }
+}
+
+/// Whether the connection of the complete answer `raw` may carry another request: HTTP/1.1
+/// without `Connection: close`, framed by `Content-Length`, with nothing after the body.
+fn reusable(raw: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let Ok(httparse::Status::Complete(at)) = resp.parse(raw) else {
+        return false;
+    };
+    let value = |name: &str| {
+        resp.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
+    };
+    let closes = value("connection").is_some_and(|v| v.contains("close"));
+    let length = value("content-length").and_then(|v| v.parse::<usize>().ok());
+    resp.version == Some(1)
+        && !closes
+        && value("transfer-encoding").is_none()
+        && length.is_some_and(|len| raw.len() == at + len)
 }
 
 /// The body of a complete HTTP answer in `raw`, or an error (with `ended` false, an error may

@@ -4,6 +4,7 @@
 //! A client is a peer whose folder starts empty; both run this same code.
 
 pub mod announce;
+pub mod announce_queue;
 pub mod cache;
 pub mod connection;
 pub mod dialer;
@@ -13,6 +14,7 @@ pub mod hashing;
 pub(crate) mod outbox;
 pub(crate) mod picker;
 pub mod ratelimit;
+pub mod schedule;
 pub mod session;
 pub mod state;
 pub mod storage;
@@ -51,8 +53,8 @@ impl Default for EngineConfig {
     }
 }
 
-/// What every torrent of one process shares: the upload rate limit, the upload memory budget
-/// and the cap on connections.
+/// What every torrent of one process shares: the upload rate limit, the upload memory budget,
+/// the cap on connections, and the one timer and announce queue of all torrents.
 pub struct Shared {
     /// The process-wide upload limit, if any.
     pub limiter: Option<RateLimiter>,
@@ -60,6 +62,10 @@ pub struct Shared {
     pub upload: Arc<UploadBudget>,
     /// Peer connections of all torrents together.
     pub connections: ConnectionCap,
+    /// The one timer of all torrents (its task is started by the session).
+    pub ticker: Arc<schedule::Ticker>,
+    /// The announces of all torrents (its task is started by the session).
+    pub announces: Arc<announce_queue::AnnounceQueue>,
 }
 
 impl Shared {
@@ -69,6 +75,8 @@ impl Shared {
             limiter: config.upload_limit.map(RateLimiter::new),
             upload: UploadBudget::new(cache::UPLOAD_BUDGET),
             connections: ConnectionCap::from_fd_limit(files::open_file_limit()),
+            ticker: Arc::default(),
+            announces: Arc::default(),
         })
     }
 }

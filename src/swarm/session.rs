@@ -1,5 +1,6 @@
-//! A running engine: one listening socket, the torrents it serves, and for each torrent a loop
-//! that ticks its state and calls the peers it knows.
+//! A running engine: one listening socket and the torrents it serves. One
+//! [`Ticker`](super::schedule::Ticker) ticks the torrents that have peers and calls the peers
+//! they know.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -91,18 +92,21 @@ impl Session {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let listen = listener.local_addr()?;
+        let shared = Shared::new(&config);
+        crate::rt::spawn(super::schedule::run(Arc::clone(&shared.ticker))).detach();
+        crate::rt::spawn(super::announce_queue::run(Arc::clone(&shared.announces))).detach();
         let session = Arc::new(Session {
             peer_id: new_peer_id(),
             listen,
             torrents: Mutex::new(HashMap::new()),
             pending: AtomicUsize::new(0),
-            shared: Shared::new(&config),
+            shared,
             config,
         });
         Ok((session, listener))
     }
 
-    /// Check `meta`'s data under `folder` and add it; starts its maintenance loop.
+    /// Check `meta`'s data under `folder` and add it (the ticker serves it once it has peers).
     pub async fn add(self: &Arc<Self>, meta: Metainfo, folder: &Path) -> Result<Arc<Torrent>> {
         let meta = Arc::new(meta);
         let folder = folder.to_path_buf();
@@ -133,7 +137,6 @@ impl Session {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(torrent.info_hash(), Arc::clone(&torrent));
-        crate::rt::spawn(maintain(Arc::clone(&torrent))).detach();
         Ok(torrent)
     }
 
@@ -203,17 +206,9 @@ impl Session {
     }
 }
 
-/// Once a second: tick the torrent and call the peers that are due.
-async fn maintain(torrent: Arc<Torrent>) {
-    loop {
-        torrent.tick();
-        dial_due(&torrent);
-        crate::rt::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// Call every known peer that is due, up to the connection limit. Also run right after a
-/// tracker answer, so that new peers are called at once rather than at the next tick.
+/// Call every known peer that is due, up to the connection limit. Run by the
+/// [`Ticker`](super::schedule::Ticker) and right after a tracker answer, so that new peers are
+/// called at once rather than at the next tick.
 pub fn dial_due(torrent: &Arc<Torrent>) {
     let due = {
         let mut d = torrent.dialer.lock().unwrap_or_else(|e| e.into_inner());
@@ -240,6 +235,8 @@ pub fn dial_due(torrent: &Arc<Torrent>) {
                 useful,
                 Instant::now(),
             );
+            // Called again later: the ticker wakes the torrent then.
+            t.wake_up();
         })
         .detach();
     }

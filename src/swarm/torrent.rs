@@ -131,6 +131,8 @@ pub struct Torrent {
     inner: Mutex<Inner>,
     cache: PieceCache,
     started: Instant,
+    /// Its deadline in the process's [`Ticker`](super::schedule::Ticker).
+    tick_slot: super::schedule::Slot,
 }
 
 impl Torrent {
@@ -166,6 +168,7 @@ impl Torrent {
             peer_id,
             config,
             started: now,
+            tick_slot: Default::default(),
         })
     }
 
@@ -240,6 +243,11 @@ impl Torrent {
         };
         inner.links.insert(key, tx);
         self.carry_out(&mut inner, None);
+        drop(inner);
+        // Connected peers need the periodic tick.
+        self.shared
+            .ticker
+            .schedule(self, now + super::schedule::TICK);
         Ok(key)
     }
 
@@ -430,6 +438,31 @@ impl Torrent {
         let mut inner = self.lock();
         inner.state.tick(Instant::now());
         self.carry_out(&mut inner, None);
+    }
+
+    /// When this torrent next needs [`Torrent::tick`] and a look at its dialer: in a second
+    /// while peers are connected, when the next call is due, or never (`None`) while idle.
+    pub fn next_work(&self, now: Instant) -> Option<Instant> {
+        if !self.lock().links.is_empty() {
+            return Some(now + super::schedule::TICK);
+        }
+        self.dialer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_call()
+    }
+
+    /// Schedule the next [`Torrent::tick`] by [`Torrent::next_work`] (after peers were
+    /// learned, or a call ended).
+    pub fn wake_up(self: &Arc<Self>) {
+        let now = Instant::now();
+        if let Some(at) = self.next_work(now) {
+            self.shared.ticker.schedule(self, at);
+        }
+    }
+
+    pub(crate) fn tick_slot(&self) -> &super::schedule::Slot {
+        &self.tick_slot
     }
 
     /// Close every connection.
