@@ -5,6 +5,7 @@
 
 pub mod announce;
 pub mod announce_queue;
+pub mod budget;
 pub mod cache;
 pub mod connection;
 pub mod dialer;
