@@ -916,6 +916,63 @@ mod tests {
         );
     }
 
+    /// A tracker on 127.0.0.1 that keeps connections alive (HTTP/1.1, `Content-Length`):
+    /// counts the connections it accepted and the requests it answered.
+    fn keep_alive_tracker() -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/announce", listener.local_addr().unwrap());
+        let (conns, reqs) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (c, r) = (Arc::clone(&conns), Arc::clone(&reqs));
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                c.fetch_add(1, Ordering::SeqCst);
+                let r = Arc::clone(&r);
+                std::thread::spawn(move || loop {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if conn.read(&mut byte).unwrap_or(0) != 1 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    r.fetch_add(1, Ordering::SeqCst);
+                    let body = b"d8:intervali30e5:peers0:e";
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(body);
+                });
+            }
+        });
+        (url, conns, reqs)
+    }
+
+    #[test]
+    fn announces_of_many_torrents_reuse_a_kept_alive_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, conns, reqs) = keep_alive_tracker();
+        let all: Vec<_> = (0..20)
+            .map(|_| Announcer::new(torrent(dir.path()), vec![url.clone()], 6881))
+            .collect();
+        crate::rt::block_on(async {
+            for a in &all {
+                a.announce(Event::Started).await.unwrap();
+            }
+            // One after the other: all over one connection.
+            assert_eq!(conns.load(Ordering::SeqCst), 1);
+            // `stopped` for all, 32 at a time at most, over the kept connections.
+            crate::swarm::announce_queue::stop_all(&all).await;
+        });
+        assert_eq!(reqs.load(Ordering::SeqCst), 40);
+        // Then at most one more per `stopped` under way at once.
+        let opened = conns.load(Ordering::SeqCst);
+        assert!(opened <= 20, "{opened} connections for 40 announces");
+        assert!(all.iter().all(|a| a.stopping.load(Ordering::SeqCst)));
+    }
+
     /// A tracker on 127.0.0.1 that sends an answer's head, then `body` one byte every `gap`
     /// (a long gap: it stalls after the head).
     fn trickling_tracker(body: &'static [u8], gap: Duration) -> String {
