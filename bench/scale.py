@@ -368,7 +368,7 @@ while True:
 """
 
 
-def many_seeding(n, idle, work):
+def many_seeding(n, idle, work, lt_max):
     """bt peer (and libtorrent) seeding n torrents; a dict of measurements."""
     base = os.path.join(work, f"seeding{n}")
     folder = os.path.join(base, "peer")
@@ -419,7 +419,7 @@ def many_seeding(n, idle, work):
         out["exit_s"] = stop(p)
         out["stopped"] = n - tracker_peers(addr)
 
-        if have_lt():
+        if have_lt() and n <= lt_max:
             p = subprocess.Popen([PY, "-c", LT_SEED, os.path.join(ROOT, "tests/clients/lt.py"), folder],
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                  stdin=subprocess.DEVNULL, start_new_session=True)
@@ -449,6 +449,8 @@ def main():
     ap.add_argument("--seeding", default="1000,10000",
                     help="torrent counts for the seeding peer (comma-separated; empty: skip)")
     ap.add_argument("--idle", type=float, default=60, help="seconds of idle CPU measured")
+    ap.add_argument("--lt-max", type=int, default=10**9,
+                    help="libtorrent seeds only up to this many torrents (10,000 takes it ~10 min)")
     ap.add_argument("--reps", type=int, default=1, help="repetitions of each timing (median)")
     ap.add_argument("--nofile", type=int, default=1024, help="soft open-file limit of every tool")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
@@ -483,7 +485,7 @@ def main():
                   "| libtorrent RSS MiB | libtorrent idle CPU % |")
             print("|---|---|---|---|---|---|---|---|---|---|---|")
             for n in ns:
-                r = many_seeding(n, args.idle, work)
+                r = many_seeding(n, args.idle, work, args.lt_max)
                 g = lambda k, f="{:.2f}": "—" if r.get(k) is None else f.format(r[k])
                 print(f"| {n:,} | {g('seeding_s')} | {g('announced_s')} | {g('rss_mib', '{:.0f}')} "
                       f"| {g('per_torrent_kib', '{:.1f}')} | {g('bt_cpu')} | {g('exit_s')} "
