@@ -16,8 +16,18 @@ given all N on its command line, from its start to its "listening on" line (the 
 and the start of every torrent), with its peak RSS (VmHWM) at that moment. The client is
 pointed at a loopback port nobody listens on and stopped at once.
 
+Many seeding torrents (--seeding): N one-piece torrents with their data in one folder, all
+announcing to one `bt tracker` on 127.0.0.1. `bt peer` on that folder: the time from its start to
+its `listening on` line (every torrent checked and seeding) and until the tracker lists all N;
+its RSS then, per torrent against an empty peer; its CPU (utime+stime from /proc/PID/stat) over
+--idle seconds once everything settled, with nobody to talk to; then SIGTERM: the time to exit
+and how many of its N peers the tracker still lists (a `stopped` lost each). libtorrent (Debian's
+python3-libtorrent, one session, no torrent queueing) seeds the same N torrents to the same
+tracker, its idle CPU measured over the same window length.
+
 Prints Markdown tables. Nothing leaves 127.0.0.1.
 """
+import json
 import argparse
 import hashlib
 import os
@@ -262,6 +272,172 @@ def many_torrents(n, nofile, work):
     return listening, again, rss / 1024
 
 
+def cpu_ticks(pid):
+    """utime + stime of a process, in clock ticks."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def vmrss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def idle_cpu(pid, seconds):
+    """Percent of one core the process used over `seconds`."""
+    hz = os.sysconf("SC_CLK_TCK")
+    t0, c0 = time.monotonic(), cpu_ticks(pid)
+    time.sleep(seconds)
+    t1, c1 = time.monotonic(), cpu_ticks(pid)
+    return 100.0 * (c1 - c0) / hz / (t1 - t0)
+
+
+def stop(p, timeout=60):
+    """SIGTERM the process group; seconds until it exited."""
+    t = time.monotonic()
+    os.killpg(p.pid, signal.SIGTERM)
+    try:
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        return None
+    return time.monotonic() - t
+
+
+def tracker_peers(addr):
+    """Peers the tracker lists, over all torrents (from /peers)."""
+    with socket.create_connection(addr, timeout=10) as s:
+        s.sendall(b"GET /peers?limit=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        raw = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+    return json.loads(raw.split(b"\r\n\r\n", 1)[1])["peer_count"]
+
+
+def wait_until(cond, limit, step=0.2):
+    t = time.monotonic()
+    while time.monotonic() - t < limit:
+        if cond():
+            return time.monotonic() - t
+        time.sleep(step)
+    return None
+
+
+def start_tracker(base):
+    conf = os.path.join(base, "tracker.toml")
+    with open(conf, "w") as f:
+        f.write("[tracker]\ninterval = 1800\nmin_interval = 900\nmax_peers_per_ip = 100000\n")
+    p = subprocess.Popen([BT, "tracker", "--bind", "127.0.0.1:0", "--config", conf],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+    for line in p.stdout:
+        if b"listening on" in line:
+            host, port = line.split()[-1].decode().rsplit(":", 1)
+            # Keep the pipe drained (the tracker logs events).
+            subprocess.Popen(["cat"], stdin=p.stdout, stdout=subprocess.DEVNULL)
+            return p, ("127.0.0.1", int(port))
+    raise RuntimeError("bt tracker did not start")
+
+
+LT_SEED = """
+import importlib.util, os, sys, time
+spec = importlib.util.spec_from_file_location("ltclient", sys.argv[1])
+ltc = importlib.util.module_from_spec(spec); spec.loader.exec_module(ltc)
+lt = ltc.lt
+s = ltc.session(0)
+s.apply_settings({"active_downloads": -1, "active_seeds": -1, "active_limit": -1,
+                  "active_checking": 16})
+folder = sys.argv[2]
+names = sorted(n for n in os.listdir(folder) if n.endswith(".torrent"))
+for n in names:
+    s.async_add_torrent({"ti": lt.torrent_info(os.path.join(folder, n)), "save_path": folder})
+while True:
+    st = [h.status() for h in s.get_torrents()]
+    if len(st) == len(names) and all(x.is_seeding for x in st):
+        break
+    time.sleep(1)
+print("seeding", flush=True)
+while True:
+    time.sleep(3600)
+"""
+
+
+def many_seeding(n, idle, work, lt_max):
+    """bt peer (and libtorrent) seeding n torrents; a dict of measurements."""
+    base = os.path.join(work, f"seeding{n}")
+    folder = os.path.join(base, "peer")
+    os.makedirs(folder)
+    tracker, addr = start_tracker(base)
+    announce = f"http://{addr[0]}:{addr[1]}/announce"
+    out = {}
+    try:
+        for i in range(n):
+            data = os.urandom(100 + i % 900)
+            name = f"t{i:05}.bin"
+            meta = {"announce": announce,
+                    "info": {"name": name, "length": len(data), "piece length": 16384,
+                             "pieces": hashlib.sha1(data).digest()}}
+            with open(os.path.join(folder, name), "wb") as f:
+                f.write(data)
+            with open(os.path.join(folder, f"t{i:05}.torrent"), "wb") as f:
+                f.write(bencode(meta))
+        # An empty peer, for the RSS baseline.
+        empty = os.path.join(base, "empty")
+        os.makedirs(empty)
+        p = subprocess.Popen([BT, "peer", "--profile", "e", "--folder", empty, "--port", "0"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+        for line in p.stdout:
+            if b"listening on" in line:
+                break
+        time.sleep(2)
+        base_rss = vmrss_kib(p.pid)
+        stop(p)
+
+        t = time.monotonic()
+        p = subprocess.Popen([BT, "peer", "--profile", "s", "--folder", folder, "--port", "0"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+        for line in p.stdout:
+            if b"listening on" in line:
+                out["seeding_s"] = time.monotonic() - t
+                break
+        subprocess.Popen(["cat"], stdin=p.stdout, stdout=subprocess.DEVNULL)
+        got = wait_until(lambda: tracker_peers(addr) >= n, 600)
+        out["announced_s"] = None if got is None else time.monotonic() - t
+        time.sleep(5)
+        rss = vmrss_kib(p.pid)
+        out["rss_mib"] = rss / 1024
+        out["per_torrent_kib"] = (rss - base_rss) / n
+        out["bt_cpu"] = idle_cpu(p.pid, idle)
+        out["exit_s"] = stop(p)
+        out["stopped"] = n - tracker_peers(addr)
+
+        if have_lt() and n <= lt_max:
+            p = subprocess.Popen([PY, "-c", LT_SEED, os.path.join(ROOT, "tests/clients/lt.py"), folder],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+            t = time.monotonic()
+            for line in p.stdout:
+                if b"seeding" in line:
+                    out["lt_seeding_s"] = time.monotonic() - t
+                    break
+            time.sleep(5)
+            out["lt_rss_mib"] = vmrss_kib(p.pid) / 1024
+            out["lt_cpu"] = idle_cpu(p.pid, idle)
+            stop(p)
+    finally:
+        stop(tracker)
+        shutil.rmtree(base, ignore_errors=True)
+    return out
+
+
 def fmt(s):
     return "—" if s is None else f"{s:.2f}"
 
@@ -270,6 +446,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", default="10000,100000", help="file counts (comma-separated)")
     ap.add_argument("--torrents", default="250,1000,2000", help="torrent counts (comma-separated)")
+    ap.add_argument("--seeding", default="1000,10000",
+                    help="torrent counts for the seeding peer (comma-separated; empty: skip)")
+    ap.add_argument("--idle", type=float, default=60, help="seconds of idle CPU measured")
+    ap.add_argument("--lt-max", type=int, default=10**9,
+                    help="libtorrent seeds only up to this many torrents (10,000 takes it ~10 min)")
     ap.add_argument("--reps", type=int, default=1, help="repetitions of each timing (median)")
     ap.add_argument("--nofile", type=int, default=1024, help="soft open-file limit of every tool")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
@@ -296,6 +477,20 @@ def main():
             for n in ns:
                 first, again, rss = many_torrents(n, args.nofile, work)
                 print(f"| {n:,} | {fmt(first)} | {fmt(again)} | {rss:.0f} |", flush=True)
+        ns = [int(x) for x in args.seeding.split(",") if x]
+        if ns:
+            print(f"\n### bt peer seeding N torrents to one bt tracker (idle CPU over {args.idle:.0f} s)\n")
+            print("| N | start to seeding s | tracker lists all s | RSS MiB | KiB per torrent "
+                  "| idle CPU % of a core | exit s | stopped received | libtorrent seeding s "
+                  "| libtorrent RSS MiB | libtorrent idle CPU % |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|")
+            for n in ns:
+                r = many_seeding(n, args.idle, work, args.lt_max)
+                g = lambda k, f="{:.2f}": "—" if r.get(k) is None else f.format(r[k])
+                print(f"| {n:,} | {g('seeding_s')} | {g('announced_s')} | {g('rss_mib', '{:.0f}')} "
+                      f"| {g('per_torrent_kib', '{:.1f}')} | {g('bt_cpu')} | {g('exit_s')} "
+                      f"| {r.get('stopped', 0):,} of {n:,} | {g('lt_seeding_s')} "
+                      f"| {g('lt_rss_mib', '{:.0f}')} | {g('lt_cpu')} |", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

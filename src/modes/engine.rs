@@ -48,24 +48,20 @@ pub struct Running {
 }
 
 impl Running {
-    /// Close every connection and tell the trackers we leave (all at once, bounded).
+    /// Close every connection and tell the trackers we leave (a bounded number at once,
+    /// within a bounded time: see [`stop_all`](crate::swarm::announce_queue::stop_all)).
     pub async fn shutdown(&self) {
         for t in &self.torrents {
             t.close_all(crate::swarm::error::CloseReason::Shutdown);
         }
         // A paused or removed torrent told its trackers `stopped` already.
-        let stops: Vec<_> = self
+        let leaving: Vec<Arc<Announcer>> = self
             .announcers
             .iter()
             .filter(|a| !a.torrent().is_some_and(|t| t.is_paused()))
-            .map(|a| {
-                let a = Arc::clone(a);
-                crate::rt::spawn(async move { a.stopped().await })
-            })
+            .cloned()
             .collect();
-        for s in stops {
-            s.await;
-        }
+        crate::swarm::announce_queue::stop_all(&leaving).await;
     }
 }
 
@@ -191,13 +187,14 @@ pub async fn add(
 ) -> Result<(Arc<Torrent>, Arc<Announcer>)> {
     let t = session.add(meta, folder, opts).await?;
     let a = Announcer::new(Arc::clone(&t), trackers, session.listen.port());
-    crate::rt::spawn(Arc::clone(&a).run()).detach();
+    t.shared.announces.add(&a);
     {
         let mut d = t.dialer.lock().unwrap_or_else(|e| e.into_inner());
         for addr in direct {
             d.add(*addr, crate::swarm::dialer::Source::Manual, Instant::now());
         }
     }
+    t.wake_up();
     Ok((t, a))
 }
 

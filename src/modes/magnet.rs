@@ -168,5 +168,6 @@ pub async fn add(
         }
     }
     crate::swarm::session::dial_due(&t);
+    t.wake_up();
     Ok((t, a))
 }

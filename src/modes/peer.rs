@@ -75,6 +75,7 @@ pub fn run(args: PeerArgs) -> Result<()> {
         let control =
             super::web::serve_running(web.as_ref(), &running, &profile, &opts, false).await?;
         let mut last = HashMap::new();
+        let mut briefs = HashMap::new();
         loop {
             if crate::rt::timeout(WATCH_EVERY, stop.recv()).await.is_ok() {
                 break;
@@ -88,6 +89,11 @@ pub fn run(args: PeerArgs) -> Result<()> {
             }
             for t in &running.torrents {
                 if t.is_removed() {
+                    continue;
+                }
+                // Most torrents of a large library are idle: nothing to print.
+                let brief = t.brief();
+                if briefs.insert(t.meta.info_hash, brief) == Some(brief) {
                     continue;
                 }
                 let s = t.snapshot();
@@ -200,6 +206,11 @@ fn torrent_files(folder: &std::path::Path) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
+/// The folder is listed again after this long even if its own time says nothing changed (a
+/// file rewritten in place does not change the folder's time, and a file added within the
+/// timestamp granularity of the last listing might not either).
+const RESCAN_EVERY: Duration = Duration::from_secs(60);
+
 /// What the peer knows of its folder, to find the torrents that are new.
 #[derive(Default)]
 struct Library {
@@ -208,6 +219,12 @@ struct Library {
     /// Each `.torrent` file looked at, with its size and time when it was (a file still being
     /// written that failed to parse is read again once it changes).
     seen: HashMap<PathBuf, (u64, Option<SystemTime>)>,
+    /// Files that failed to parse (perhaps still being written): the folder is listed again
+    /// at each look while there are any.
+    unreadable: HashSet<PathBuf>,
+    /// The folder's modification time at the last listing, and when that was: listing a
+    /// folder of 10,000 torrents (a `stat` each) every 2 s cost an idle peer 1-2% of a core.
+    listed: Option<(SystemTime, std::time::Instant)>,
 }
 
 impl Library {
@@ -215,20 +232,41 @@ impl Library {
     /// about once per version of the file).
     fn new_torrents(&mut self, profile: &Profile) -> Result<Vec<Metainfo>> {
         let mut out = Vec::new();
+        let stamp = std::fs::metadata(&profile.folder)
+            .and_then(|m| m.modified())
+            .ok();
+        let unchanged = match (self.listed, stamp) {
+            (Some((then, at)), Some(now)) => then == now && at.elapsed() < RESCAN_EVERY,
+            _ => false,
+        };
+        if unchanged && self.unreadable.is_empty() {
+            return Ok(out);
+        }
+        if let Some(now) = stamp {
+            self.listed = Some((now, std::time::Instant::now()));
+        }
+        let mut unreadable = HashSet::new();
         for entry in torrent_files(&profile.folder)? {
             let stamp = std::fs::metadata(&entry)
                 .map(|m| (m.len(), m.modified().ok()))
                 .unwrap_or((0, None));
             if self.seen.get(&entry) == Some(&stamp) {
+                if self.unreadable.contains(&entry) {
+                    unreadable.insert(entry);
+                }
                 continue;
             }
             self.seen.insert(entry.clone(), stamp);
             match library::read_torrent(&entry) {
                 Ok(m) if self.hashes.insert(m.info_hash) => out.push(m),
                 Ok(_) => {} // the same torrent under another file name
-                Err(e) => eprintln!("bt: warning: skipping {e:#}"),
+                Err(e) => {
+                    unreadable.insert(entry);
+                    eprintln!("bt: warning: skipping {e:#}");
+                }
             }
         }
+        self.unreadable = unreadable;
         Ok(out)
     }
 }

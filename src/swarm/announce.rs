@@ -3,8 +3,8 @@
 //! tiers, flattened) and the first that answers is kept; one that fails or stalls is skipped
 //! for the next.
 //!
-//! Two transports. `http://`: one `GET` per announce over a fresh connection, read with a
-//! byte-level client (`httparse`; `Content-Length`, chunked or to the end of the stream), the
+//! Two transports. `http://`: one `GET` per announce, over a kept-alive connection to the
+//! same tracker when one is idle (else a new one), read with a byte-level client (`httparse`; `Content-Length`, chunked or to the end of the stream), the
 //! whole exchange (connect, head *and* body) under one timeout. `udp://` (BEP 15): a connect
 //! exchange for a connection id, kept for its minute and reused, then the announce;
 //! each datagram is sent again after 1 s, 2 s, 4 s... (BEP 15's doubling, from 1 s instead of
@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,12 @@ const NUMWANT: u32 = 80;
 /// Announce interval while a download has no peer at all.
 const LONELY_INTERVAL: Duration = Duration::from_secs(10);
 /// Retry delays after every tracker failed: 2 s, 4 s, ... up to a minute.
+const RETRY_FIRST: Duration = Duration::from_secs(2);
+/// The longest retry delay.
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// The next regular announce comes after this share of the interval, at random, up to the
+/// whole interval: torrents started together spread out instead of announcing together forever.
+const JITTER_FROM: f64 = 0.75;
 
 /// What an [`Announcer`] announces for: a torrent, or a magnet link still fetching its metadata
 /// (`swarm::magnet`), which knows its info-hash but not its size.
@@ -90,6 +95,7 @@ impl AnnounceTarget for Arc<Torrent> {
         }
         drop(d);
         super::session::dial_due(self);
+        self.wake_up();
     }
     fn as_torrent(&self) -> Option<&Arc<Torrent>> {
         Some(self)
@@ -117,8 +123,12 @@ pub struct Announcer {
     udp_ids: Mutex<HashMap<SocketAddr, (u64, Instant)>>,
     /// Time allowed for one tracker ([`TIMEOUT`]; tests shorten it).
     timeout: Duration,
-    /// Bumped by [`Announcer::pause`]: a [`Announcer::run`] loop of an older generation ends.
-    generation: AtomicU64,
+    /// A `started` was answered: later announces carry no event (or `completed`).
+    announced: AtomicBool,
+    /// The wait before the next try after every tracker failed.
+    retry: Mutex<Duration>,
+    /// Its deadline in the [`AnnounceQueue`](super::announce_queue::AnnounceQueue).
+    pub(crate) slot: super::schedule::Slot,
 }
 
 /// Why an announce failed. Callers decide on the variant, never on the text.
@@ -277,13 +287,20 @@ impl Announcer {
             stopping: AtomicBool::new(false),
             udp_ids: Mutex::new(HashMap::new()),
             timeout: TIMEOUT,
-            generation: AtomicU64::new(0),
+            announced: AtomicBool::new(false),
+            retry: Mutex::new(RETRY_FIRST),
+            slot: Default::default(),
         })
     }
 
     /// The torrent this announces (`None` for a magnet link's metadata phase).
     pub fn torrent(&self) -> Option<&Arc<Torrent>> {
         self.torrent.as_torrent()
+    }
+
+    /// Announce nothing more but `stopped` (see [`Announcer::stopped`]).
+    pub fn stop_announcing(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
     }
 
     /// The last announce's outcome, one line.
@@ -367,70 +384,91 @@ impl Announcer {
         Err(e)
     }
 
-    /// Announce until the process ends: `started`, then every interval; `completed` as soon
-    /// as the download completes (if it was incomplete at start).
-    pub async fn run(self: Arc<Self>) {
-        let generation = self.generation.load(Ordering::SeqCst);
-        let current = || self.generation.load(Ordering::SeqCst) == generation;
-        let mut event = Event::Started;
-        let mut was_complete = self.torrent.is_complete();
-        let mut retry = Duration::from_secs(2);
-        loop {
-            if !current() {
-                return;
+    /// Whether the download completed and the tracker has not been told yet.
+    pub fn owes_completed(&self) -> bool {
+        self.owes_completed.load(Ordering::SeqCst) && self.torrent.is_complete()
+    }
+
+    /// One announce of the [`AnnounceQueue`](super::announce_queue::AnnounceQueue): `started`
+    /// until one is answered, `completed` once the download completes (if it was incomplete at
+    /// start), otherwise none. Returns the wait before the next (`None` after
+    /// [`Announcer::stopped`]): the tracker's interval with jitter, sooner while a download has
+    /// nobody to talk to, at once while a `completed` is owed, and growing retry delays while
+    /// every tracker fails.
+    pub async fn turn(&self) -> Option<Duration> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return None; // paused, or the torrent or the process stopped
+        }
+        let event = if !self.announced.load(Ordering::SeqCst) {
+            Event::Started
+        } else if self.owes_completed() {
+            Event::Completed
+        } else {
+            Event::None
+        };
+        let retry = || self.retry.lock().unwrap_or_else(|e| e.into_inner());
+        match self.announce(event).await {
+            Ok(resp) => {
+                self.announced.store(true, Ordering::SeqCst);
+                *retry() = RETRY_FIRST;
+                if self.owes_completed() {
+                    return Some(Duration::ZERO);
+                }
+                let floor = Duration::from_secs(resp.min_interval.unwrap_or(5).max(5) as u64);
+                let interval = Duration::from_secs(resp.interval.clamp(5, 3600) as u64);
+                let jittered = interval
+                    .mul_f64(rand::Rng::gen_range(
+                        &mut rand::thread_rng(),
+                        JITTER_FROM..=1.0,
+                    ))
+                    .max(floor);
+                // A download with nobody to talk to asks again sooner (respecting the
+                // tracker's minimum), so a late-starting seeder is found quickly.
+                let lonely = self.torrent.lonely();
+                Some(match lonely {
+                    true => jittered.min(LONELY_INTERVAL.max(floor)),
+                    false => jittered,
+                })
             }
-            let wait = match self.announce(event).await {
-                Ok(resp) => {
-                    event = Event::None;
-                    retry = Duration::from_secs(2);
-                    let interval = Duration::from_secs(resp.interval.clamp(5, 3600) as u64);
-                    // A download with nobody to talk to asks again sooner (respecting the
-                    // tracker's minimum), so a late-starting seeder is found quickly.
-                    let lonely = self.torrent.lonely();
-                    let floor = Duration::from_secs(resp.min_interval.unwrap_or(5).max(5) as u64);
-                    if lonely {
-                        interval.min(LONELY_INTERVAL.max(floor))
-                    } else {
-                        interval
-                    }
-                }
-                Err(_) if self.stopping.load(Ordering::SeqCst) => return,
-                Err(e) => {
-                    log::warn!("announce failed: {}", crate::ui::escape(&e.to_string()));
-                    retry = (retry * 2).min(RETRY_MAX);
-                    retry
-                }
-            };
-            let until = Instant::now() + wait;
-            while Instant::now() < until {
-                crate::rt::sleep(Duration::from_millis(250)).await;
-                if !current() || self.stopping.load(Ordering::SeqCst) {
-                    return; // paused, or `stopped` was sent (the torrent or the process stopped)
-                }
-                let complete = self.torrent.is_complete();
-                if complete && !was_complete {
-                    was_complete = true;
-                    if event == Event::None {
-                        event = Event::Completed;
-                    }
-                    break;
-                }
+            Err(_) if self.stopping.load(Ordering::SeqCst) => None,
+            Err(e) => {
+                log::warn!("announce failed: {}", crate::ui::escape(&e.to_string()));
+                let mut r = retry();
+                let wait = *r;
+                *r = (wait * 2).min(RETRY_MAX);
+                Some(wait)
             }
         }
     }
 
-    /// Stop announcing for a while (the torrent is paused): the running loop ends and the
+    /// Stop announcing for a while (the torrent is paused): the queue drops it and the
     /// tracker is told `stopped`. [`Announcer::resume`] starts again.
     pub async fn pause(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
         self.stopped().await;
     }
 
-    /// Start announcing again after [`Announcer::pause`], with `started`.
+    /// Start announcing again after [`Announcer::pause`], with `started`, in the process's
+    /// announce queue.
     pub fn resume(self: &Arc<Self>) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
         self.stopping.store(false, Ordering::SeqCst);
-        crate::rt::spawn(Arc::clone(self).run()).detach();
+        self.announced.store(false, Ordering::SeqCst);
+        if let Some(t) = self.torrent() {
+            t.shared.announces.add(self);
+        }
+    }
+
+    /// Announce on a loop of its own until [`Announcer::stopped`]: for a magnet link's
+    /// metadata phase, which is not in the process's announce queue.
+    pub async fn run(self: Arc<Self>) {
+        while let Some(wait) = self.turn().await {
+            let until = Instant::now() + wait;
+            while Instant::now() < until {
+                if self.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                crate::rt::sleep(Duration::from_millis(250).min(wait)).await;
+            }
+        }
     }
 
     /// Tell the tracker we leave (bounded wait: a dead tracker must not hold up the exit),
@@ -644,39 +682,125 @@ async fn udp_exchange(
     }
 }
 
-/// A `GET` of `path` on `host` (`name:port`) over HTTP/1.1 with `Connection: close`; the body
-/// is read by `Content-Length`, chunked, or to the end of the stream, at most [`MAX_BODY`]. The
-/// caller bounds the time of the whole exchange.
+/// Most kept-alive tracker connections held idle, all trackers together.
+const MAX_IDLE: usize = 2 * super::announce_queue::IN_FLIGHT;
+/// An idle tracker connection older than this is not reused (bt's tracker closes them after
+/// 10 s; a connection closed meanwhile costs a second try on a new one).
+const IDLE_REUSE: Duration = Duration::from_secs(5);
+
+/// Kept-alive connections to HTTP trackers, by `host:port`, with when each was last used:
+/// announces of many torrents to one tracker reuse a few connections instead of opening one
+/// each (a tracker may cap connections per address).
+static IDLE: Mutex<Vec<(String, crate::rt::TcpStream, Instant)>> = Mutex::new(Vec::new());
+
+fn idle() -> std::sync::MutexGuard<'static, Vec<(String, crate::rt::TcpStream, Instant)>> {
+    IDLE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A kept-alive connection to `host` young enough to reuse (older ones are dropped).
+fn take_idle(host: &str) -> Option<crate::rt::TcpStream> {
+    let mut idle = idle();
+    idle.retain(|(_, _, at)| at.elapsed() < IDLE_REUSE);
+    let at = idle.iter().rposition(|(h, _, _)| h == host)?;
+    Some(idle.swap_remove(at).1)
+}
+
+fn put_idle(host: &str, stream: crate::rt::TcpStream) {
+    let mut idle = idle();
+    if idle.len() >= MAX_IDLE {
+        idle.remove(0);
+    }
+    idle.push((host.to_string(), stream, Instant::now()));
+}
+
+/// A `GET` of `path` on `host` (`name:port`) over HTTP/1.1, on a kept-alive connection to it
+/// when one is idle (else a new one); the body is read by `Content-Length`, chunked, or to the
+/// end of the stream, at most [`MAX_BODY`]. The caller bounds the time of the whole exchange.
 async fn http_get(host: &str, path: &str) -> Result<Vec<u8>, AnnounceError> {
-    use crate::rt::io::WriteExt;
-    let mut stream = crate::rt::TcpStream::connect(host)
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nAccept-Encoding: identity\r\n\r\n"
+    );
+    if let Some(stream) = take_idle(host) {
+        // Closed by the tracker before it answered anything: try once on a new connection.
+        if let Some(answer) = exchange(stream, host, &head).await? {
+            return Ok(answer);
+        }
+    }
+    let stream = crate::rt::TcpStream::connect(host)
         .await
         .map_err(|source| AnnounceError::Io {
             what: format!("connect to {host}"),
             source,
         })?;
-    let head = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n"
-    );
+    exchange(stream, host, &head)
+        .await?
+        .ok_or_else(|| AnnounceError::Io {
+            what: format!("talk to {host}"),
+            source: std::io::ErrorKind::UnexpectedEof.into(),
+        })
+}
+
+/// Send `head` on `stream` and read the answer's body; `None` when the connection failed or
+/// ended before any byte of an answer. The connection is kept for reuse when the answer allows.
+async fn exchange(
+    mut stream: crate::rt::TcpStream,
+    host: &str,
+    head: &str,
+) -> Result<Option<Vec<u8>>, AnnounceError> {
+    use crate::rt::io::WriteExt;
+    if stream.write_all(head.as_bytes()).await.is_err() {
+        return Ok(None);
+    }
     let io = |source| AnnounceError::Io {
         what: format!("talk to {host}"),
         source,
     };
-    stream.write_all(head.as_bytes()).await.map_err(io)?;
     let limit = MAX_BODY as usize + 64 * 1024;
     let mut raw = Vec::new();
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
-        let n = stream.read(&mut chunk).await.map_err(io)?;
+        let n = match stream.read(&mut chunk).await {
+            Ok(n) => n,
+            Err(_) if raw.is_empty() => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        if n == 0 && raw.is_empty() {
+            return Ok(None);
+        }
         raw.extend_from_slice(&chunk[..n]);
         if n == 0 || raw.len() > limit {
-            return body_of(&raw, true);
+            return body_of(&raw, true).map(Some);
         }
         // Done as soon as the framing says so (a server may keep the connection open).
         if let Ok(body) = body_of(&raw, false) {
-            return Ok(body);
+            if reusable(&raw) {
+                put_idle(host, stream);
+            }
+            return Ok(Some(body));
         }
     }
+}
+
+/// Whether the connection of the complete answer `raw` may carry another request: HTTP/1.1
+/// without `Connection: close`, framed by `Content-Length`, with nothing after the body.
+fn reusable(raw: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let Ok(httparse::Status::Complete(at)) = resp.parse(raw) else {
+        return false;
+    };
+    let value = |name: &str| {
+        resp.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
+    };
+    let closes = value("connection").is_some_and(|v| v.contains("close"));
+    let length = value("content-length").and_then(|v| v.parse::<usize>().ok());
+    resp.version == Some(1)
+        && !closes
+        && value("transfer-encoding").is_none()
+        && length.is_some_and(|len| raw.len() == at + len)
 }
 
 /// The body of a complete HTTP answer in `raw`, or an error (with `ended` false, an error may
@@ -880,6 +1004,63 @@ mod tests {
             *seen.events.lock().unwrap(),
             ["completed", "stopped", "stopped"]
         );
+    }
+
+    /// A tracker on 127.0.0.1 that keeps connections alive (HTTP/1.1, `Content-Length`):
+    /// counts the connections it accepted and the requests it answered.
+    fn keep_alive_tracker() -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/announce", listener.local_addr().unwrap());
+        let (conns, reqs) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (c, r) = (Arc::clone(&conns), Arc::clone(&reqs));
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                c.fetch_add(1, Ordering::SeqCst);
+                let r = Arc::clone(&r);
+                std::thread::spawn(move || loop {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if conn.read(&mut byte).unwrap_or(0) != 1 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    r.fetch_add(1, Ordering::SeqCst);
+                    let body = b"d8:intervali30e5:peers0:e";
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(body);
+                });
+            }
+        });
+        (url, conns, reqs)
+    }
+
+    #[test]
+    fn announces_of_many_torrents_reuse_a_kept_alive_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, conns, reqs) = keep_alive_tracker();
+        let all: Vec<_> = (0..20)
+            .map(|_| Announcer::new(torrent(dir.path()), vec![url.clone()], 6881))
+            .collect();
+        crate::rt::block_on(async {
+            for a in &all {
+                a.announce(Event::Started).await.unwrap();
+            }
+            // One after the other: all over one connection.
+            assert_eq!(conns.load(Ordering::SeqCst), 1);
+            // `stopped` for all, 32 at a time at most, over the kept connections.
+            crate::swarm::announce_queue::stop_all(&all).await;
+        });
+        assert_eq!(reqs.load(Ordering::SeqCst), 40);
+        // Then at most one more per `stopped` under way at once.
+        let opened = conns.load(Ordering::SeqCst);
+        assert!(opened <= 20, "{opened} connections for 40 announces");
+        assert!(all.iter().all(|a| a.stopping.load(Ordering::SeqCst)));
     }
 
     /// A tracker on 127.0.0.1 that sends an answer's head, then `body` one byte every `gap`

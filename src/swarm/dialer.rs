@@ -179,6 +179,18 @@ impl Dialer {
         out
     }
 
+    /// When the next call is due (`None`: nobody to call, and no call under way whose end
+    /// would make one due). A call under way counts as due now: the scheduler looks again.
+    pub fn next_call(&self) -> Option<Instant> {
+        self.known
+            .values()
+            .filter_map(|k| match k.state {
+                State::Idle => Some(k.next_try),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Number of calls under way or connected.
     pub fn busy(&self) -> usize {
         self.known

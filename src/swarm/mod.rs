@@ -4,6 +4,8 @@
 //! A client is a peer whose folder starts empty; both run this same code.
 
 pub mod announce;
+pub mod announce_queue;
+pub mod budget;
 pub mod cache;
 pub mod connection;
 pub mod dialer;
@@ -15,6 +17,7 @@ pub mod magnet;
 pub(crate) mod outbox;
 pub(crate) mod picker;
 pub mod ratelimit;
+pub mod schedule;
 pub mod selection;
 pub mod session;
 pub mod state;
@@ -63,8 +66,8 @@ pub struct TorrentOptions {
     pub download_limit: Option<Arc<RateLimiter>>,
 }
 
-/// What every torrent of one process shares: the upload rate limit, the upload memory budget
-/// and the cap on connections.
+/// What every torrent of one process shares: the upload rate limit, the upload memory budget,
+/// the cap on connections, and the one timer and announce queue of all torrents.
 pub struct Shared {
     /// The process-wide upload limit, if any.
     pub limiter: Option<RateLimiter>,
@@ -72,6 +75,10 @@ pub struct Shared {
     pub upload: Arc<UploadBudget>,
     /// Peer connections of all torrents together.
     pub connections: ConnectionCap,
+    /// The one timer of all torrents (its task is started by the session).
+    pub ticker: Arc<schedule::Ticker>,
+    /// The announces of all torrents (its task is started by the session).
+    pub announces: Arc<announce_queue::AnnounceQueue>,
 }
 
 impl Shared {
@@ -81,6 +88,8 @@ impl Shared {
             limiter: config.upload_limit.map(RateLimiter::new),
             upload: UploadBudget::new(cache::UPLOAD_BUDGET),
             connections: ConnectionCap::from_fd_limit(files::open_file_limit()),
+            ticker: Arc::default(),
+            announces: Arc::default(),
         })
     }
 }

@@ -5,10 +5,12 @@
 //! integer key; times are passed in so tests can drive the clock.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 
+use super::budget::{DownloadBudget, Share};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::{Layout, BLOCK};
 use crate::proto::wire::BlockRef;
@@ -18,7 +20,8 @@ pub use super::state::PeerKey;
 /// Most peers that may hold a request for the same block (in endgame).
 const MAX_HOLDERS: usize = 2;
 /// Piece buffers (started plus waiting for their hash check) may hold at most this much; no
-/// new piece is started past it. This bounds a download's memory whatever the peers' speed.
+/// new piece is started past it. This bounds a download's memory whatever the peers' speed;
+/// all torrents together are bounded by the process's [`DownloadBudget`].
 const MAX_BUFFERED: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +93,8 @@ pub struct Picker {
     wanted: Option<Bitfield>,
     /// Wanted pieces not verified yet (kept so that "complete" costs nothing).
     wanted_missing: usize,
-    spare_buffers: Vec<Vec<u8>>,
+    /// This torrent's part of the process's piece-buffer budget.
+    budget: Share,
     /// Requests in flight per peer (the count of its keys in the blocks' `Requested` lists).
     inflight: HashMap<PeerKey, usize>,
 }
@@ -98,6 +102,11 @@ pub struct Picker {
 impl Picker {
     /// A picker for a torrent of `layout`, with `have` already verified.
     pub fn new(layout: Layout, have: Bitfield) -> Picker {
+        Picker::with_budget(layout, have, DownloadBudget::global())
+    }
+
+    /// A picker whose piece buffers count against `budget`.
+    pub fn with_budget(layout: Layout, have: Bitfield, budget: Arc<DownloadBudget>) -> Picker {
         let n = layout.piece_count();
         Picker {
             layout,
@@ -111,7 +120,7 @@ impl Picker {
             wanted: None,
             wanted_missing: n - have.count(),
             have,
-            spare_buffers: Vec::new(),
+            budget: Share::new(budget),
             inflight: HashMap::new(),
         }
     }
@@ -223,12 +232,19 @@ impl Picker {
         self.take_started(peer, bits, max, now, &mut out, |owner| {
             owner.is_none_or(|o| o == peer)
         });
-        // 2. New pieces, rarest first, while the buffers allow.
+        // 2. New pieces, rarest first, while the buffers (this torrent's and the process's
+        // budget) allow.
         while out.len() < max && self.buffered_pieces() < self.max_buffered_pieces() {
             let Some(i) = self.rarest_new_piece(peer, bits) else {
                 break;
             };
-            self.start(i, peer);
+            let Some(buf) = self
+                .budget
+                .take(self.layout.piece_size(i as usize) as usize)
+            else {
+                break;
+            };
+            self.start(i, peer, buf);
             self.take_free(i, peer, max, now, &mut out);
         }
         // 3. Free blocks of pieces other peers started.
@@ -313,12 +329,7 @@ impl Picker {
         }
     }
 
-    fn start(&mut self, i: u32, owner: PeerKey) {
-        let size = self.layout.piece_size(i as usize) as usize;
-        // A reused buffer keeps its old bytes: every one is overwritten by a block before the
-        // piece is hashed, so zeroing it again would only cost time.
-        let mut buf = self.spare_buffers.pop().unwrap_or_default();
-        buf.resize(size, 0);
+    fn start(&mut self, i: u32, owner: PeerKey, buf: Vec<u8>) {
         let count = self.layout.block_count(i as usize) as usize;
         let blocks = vec![Block::Free; count];
         self.started.set(i as usize);
@@ -497,7 +508,7 @@ impl Picker {
         }
         self.avoid.remove(&(i as u32));
         self.single_source.clear(i);
-        self.recycle(buf);
+        self.recycle(i, buf);
     }
 
     /// Verified piece `i` was lost from disk: it is missing again. False if we did not have it.
@@ -529,17 +540,15 @@ impl Picker {
                 list.push(*c);
             }
         }
-        self.recycle(buf);
+        self.recycle(i, buf);
     }
 
-    fn recycle(&mut self, buf: Option<Vec<u8>>) {
-        // Keep buffers (up to the bound) rather than freeing them: allocating a piece for
-        // every piece makes the allocator hold on to ever more memory.
-        if let Some(b) = buf {
-            if self.spare_buffers.len() < self.max_buffered_pieces() {
-                self.spare_buffers.push(b);
-            }
-        }
+    /// Piece `i` is out of the buffers: its bytes go back to the budget, its buffer (if given)
+    /// to the spare pool (allocating a buffer for every piece makes the allocator hold on to
+    /// ever more memory).
+    fn recycle(&mut self, i: usize, buf: Option<Vec<u8>>) {
+        self.budget
+            .give_back(self.layout.piece_size(i) as usize, buf);
     }
 
     /// Give back every request held by `peer` (it choked us or left).
@@ -834,5 +843,45 @@ mod tests {
         p.release_peer(1);
         let b = p.pick(2, &all, 2, now);
         assert_eq!(b, a, "the orphan's blocks come first");
+    }
+
+    #[test]
+    fn two_torrents_on_one_budget_both_progress() {
+        // 32 pieces of 4 blocks (64 KiB) each; a budget of four pieces for both torrents.
+        let big = || Layout::new(4 * BLOCK as u64, [32 * 4 * BLOCK as u64]).unwrap();
+        let budget = DownloadBudget::new(4 * 4 * BLOCK as u64);
+        let mut a = Picker::with_budget(big(), Bitfield::new(32), Arc::clone(&budget));
+        let mut b = Picker::with_budget(big(), Bitfield::new(32), Arc::clone(&budget));
+        let all = Bitfield::full(32);
+        a.add_peer_pieces(&all);
+        b.add_peer_pieces(&all);
+        let now = Instant::now();
+        // A asks first and for much: it gets the whole budget (it is alone), no more.
+        let first = a.pick(1, &all, 1000, now);
+        assert_eq!(first.len(), 16, "four pieces of four blocks");
+        assert!(b.pick(1, &all, 1000, now).is_empty(), "budget full");
+        // A finishes its pieces; while B waits, A may only restart within half the budget.
+        let mut verified = 0;
+        for o in fill(&mut a, 1, &first) {
+            if let BlockOutcome::Complete { data, .. } = o {
+                let i = (0..32).find(|&i| a.verifying.get(i)).unwrap();
+                a.on_verified(i, Some(data));
+                verified += 1;
+            }
+        }
+        assert_eq!(verified, 4);
+        assert_eq!(budget.used(), 0);
+        let again = a.pick(1, &all, 1000, now);
+        assert_eq!(again.len(), 8, "two pieces: half the budget");
+        let theirs = b.pick(1, &all, 1000, now);
+        assert_eq!(theirs.len(), 8, "the other half");
+        // Both complete pieces.
+        for (p, blocks) in [(&mut a, again), (&mut b, theirs)] {
+            let done = fill(p, 1, &blocks)
+                .into_iter()
+                .filter(|o| matches!(o, BlockOutcome::Complete { .. }))
+                .count();
+            assert_eq!(done, 2);
+        }
     }
 }

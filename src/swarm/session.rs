@@ -1,5 +1,6 @@
-//! A running engine: one listening socket, the torrents it serves, and for each torrent a loop
-//! that ticks its state and calls the peers it knows.
+//! A running engine: one listening socket and the torrents it serves. One
+//! [`Ticker`](super::schedule::Ticker) ticks the torrents that have peers and calls the peers
+//! they know.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -94,20 +95,23 @@ impl Session {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let listen = listener.local_addr()?;
+        let shared = Shared::new(&config);
+        crate::rt::spawn(super::schedule::run(Arc::clone(&shared.ticker))).detach();
+        crate::rt::spawn(super::announce_queue::run(Arc::clone(&shared.announces))).detach();
         let session = Arc::new(Session {
             peer_id: new_peer_id(),
             listen,
             torrents: Mutex::new(HashMap::new()),
             fetches: Mutex::new(HashMap::new()),
             pending: AtomicUsize::new(0),
-            shared: Shared::new(&config),
+            shared,
             config,
         });
         Ok((session, listener))
     }
 
-    /// Check `meta`'s data under `folder` and add it; starts its maintenance loop. Files
-    /// missing from disk are missing pieces, not errors (a selection leaves files out).
+    /// Check `meta`'s data under `folder` and add it (the ticker serves it once it has peers).
+    /// Files missing from disk are missing pieces, not errors (a selection leaves files out).
     pub async fn add(
         self: &Arc<Self>,
         meta: Metainfo,
@@ -146,7 +150,6 @@ impl Session {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(torrent.info_hash(), Arc::clone(&torrent));
-        crate::rt::spawn(maintain(Arc::clone(&torrent))).detach();
         Ok(torrent)
     }
 
@@ -253,21 +256,9 @@ impl Session {
     }
 }
 
-/// Once a second: tick the torrent and call the peers that are due (not while it is paused;
-/// the loop ends when the torrent is removed).
-async fn maintain(torrent: Arc<Torrent>) {
-    while !torrent.is_removed() {
-        if !torrent.is_paused() {
-            torrent.tick();
-            torrent.extensions.pex_round(&torrent, Instant::now());
-            dial_due(&torrent);
-        }
-        crate::rt::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// Call every known peer that is due, up to the connection limit. Also run right after a
-/// tracker answer, so that new peers are called at once rather than at the next tick.
+/// Call every known peer that is due, up to the connection limit (none while the torrent is
+/// paused). Run by the [`Ticker`](super::schedule::Ticker) and right after a tracker answer, so
+/// that new peers are called at once rather than at the next tick.
 pub fn dial_due(torrent: &Arc<Torrent>) {
     if torrent.is_paused() {
         return;
@@ -297,6 +288,8 @@ pub fn dial_due(torrent: &Arc<Torrent>) {
                 useful,
                 Instant::now(),
             );
+            // Called again later: the ticker wakes the torrent then.
+            t.wake_up();
         })
         .detach();
     }
