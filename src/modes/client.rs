@@ -50,6 +50,7 @@ pub fn run(args: ClientArgs) -> Result<()> {
     for t in &args.tracker {
         crate::swarm::announce::check_tracker_url(t)?;
     }
+    let (lsd, dht) = engine::discovery(&profile, args.lsd, args.dht, &args.bootstrap);
     let opts = Options {
         trackers: args.tracker.clone(),
         peers: args.peer.clone(),
@@ -58,6 +59,8 @@ pub fn run(args: ClientArgs) -> Result<()> {
             upload_limit: args.upload_limit.map(|k| k * 1024),
             ..EngineConfig::default()
         },
+        lsd,
+        dht,
     };
     let stop = engine::stop_signal()?;
     let stall = Duration::from_secs(args.stall_timeout);

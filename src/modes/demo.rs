@@ -154,6 +154,8 @@ fn profile(name: &str, folder: &Path, config: &Config) -> Profile {
         folder: folder.to_path_buf(),
         port: 0,
         ip: LOOPBACK,
+        // The demo runs on loopback with its own tracker: no discovery.
+        lsd: false,
         config: config.clone(),
     }
 }

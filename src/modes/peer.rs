@@ -40,6 +40,7 @@ pub fn run(args: PeerArgs) -> Result<()> {
     for t in &args.tracker {
         crate::swarm::announce::check_tracker_url(t)?;
     }
+    let (lsd, dht) = engine::discovery(&profile, args.lsd, args.dht, &args.bootstrap);
     let opts = Options {
         trackers: args.tracker,
         peers: args.peer,
@@ -48,6 +49,8 @@ pub fn run(args: PeerArgs) -> Result<()> {
             upload_limit: args.upload_limit.map(|k| k * 1024),
             ..EngineConfig::default()
         },
+        lsd,
+        dht,
     };
     let direct = engine::parse_peers(&opts.peers)?;
     let stop = engine::stop_signal()?;
@@ -74,8 +77,12 @@ pub fn run(args: PeerArgs) -> Result<()> {
                 if let Some(f) = &s.failure {
                     bail!("{name}: {}", ui::escape(f));
                 }
+                let via = match s.sources_text() {
+                    t if t.is_empty() => t,
+                    t => format!(" (via {t})"),
+                };
                 let line = format!(
-                    "{name}: {:.0}%, {}, sent {}, received {}",
+                    "{name}: {:.0}%, {}{via}, sent {}, received {}",
                     ui::percent(s.have_bytes, s.total_bytes),
                     ui::plural(s.peers.len(), "peer", "peers"),
                     HumanBytes(s.uploaded),
@@ -129,7 +136,7 @@ async fn add_new(
     };
     for meta in metas {
         let trackers = opts.trackers_for(&meta);
-        engine::warn_if_alone(&meta, &trackers, direct);
+        engine::warn_if_alone(&meta, &trackers, direct, opts.discovers());
         let name = ui::escape(&meta.info.name).into_owned();
         let hash = meta.info_hash;
         match engine::add(&running.session, &profile.folder, meta, trackers, direct).await {

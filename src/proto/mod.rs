@@ -9,6 +9,7 @@ pub mod bitfield;
 pub mod extension;
 pub mod ids;
 pub mod layout;
+pub mod lsd;
 pub mod magnet;
 pub mod metadata;
 pub mod metainfo;

@@ -326,6 +326,8 @@ impl Announcer {
                     }
                 }
                 Err(_) if self.stopping.load(Ordering::SeqCst) => return,
+                // A trackerless torrent: its peers come from the DHT, LSD or --peer.
+                Err(AnnounceError::NoTracker) => return,
                 Err(e) => {
                     log::warn!("announce failed: {}", crate::ui::escape(&e.to_string()));
                     retry = (retry * 2).min(RETRY_MAX);

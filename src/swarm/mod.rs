@@ -6,10 +6,12 @@
 pub mod announce;
 pub mod cache;
 pub mod connection;
+pub mod dht;
 pub mod dialer;
 pub mod error;
 pub mod files;
 pub mod hashing;
+pub mod lsd;
 pub(crate) mod outbox;
 pub(crate) mod picker;
 pub mod ratelimit;

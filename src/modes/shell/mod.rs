@@ -195,7 +195,7 @@ impl Shell {
         self.downloads.session()?;
         for meta in metas {
             let trackers = opts.trackers_for(&meta);
-            engine::warn_if_alone(&meta, &trackers, &direct);
+            engine::warn_if_alone(&meta, &trackers, &direct, false);
             if let Err(e) = self.downloads.start(meta, trackers, &direct) {
                 eprintln!("error: {e:#}");
             }
