@@ -327,3 +327,141 @@ fn dht_finds_two_peers_through_a_bt_dht_node() {
     let log = log_text(&w.log("peer1"));
     assert!(log.contains("(via 1 dht)"), "{log}");
 }
+
+/// `tests/clients/lt_lan.py MODE ...` on a role's machine.
+fn libtorrent(w: &World, role: &str, mode: &str, dir: &Path, port: u16, extra: &[&str]) -> Command {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/lt_lan.py");
+    let mut cmd = w.lan.exec(role, &w.machine(role), PYTHON);
+    cmd.arg(script)
+        .arg(mode)
+        .arg(w.folder(role).join("blob.torrent"))
+        .arg(dir)
+        .args([w.lan.addr(role), port.to_string()])
+        .args(extra);
+    cmd
+}
+
+// libtorrent cannot use a bt node as its DHT bootstrap: the `mainline` crate (8.0.1, and 6.x
+// and 7.x alike) parses only 4-byte KRPC transaction ids, and libtorrent 2.0.8 sends 2-byte
+// ones, so the crate drops every query libtorrent sends it (bt's own queries to libtorrent
+// nodes are answered: the reply echoes our id). The LAN's DHT therefore starts from a
+// libtorrent node here; bt and libtorrent meet on it.
+#[test]
+#[ignore = "needs root, iproute2 and python3-libtorrent"]
+fn libtorrent_and_bt_find_each_other_by_dht_and_lsd() {
+    common::require_libtorrent();
+    const ROLES: [&str; 4] = ["dht", "bt", "lt", "client"];
+    let w = World::new("ltd", &ROLES, 217, &["bt"]);
+    w.lan.route_multicast();
+    let node_log = w.machine("dht").join("lt-node.log");
+    let mut node_cmd = w.lan.exec("dht", &w.machine("dht"), PYTHON);
+    node_cmd
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/lt_lan.py"))
+        .args(["node", "-", "-", &w.lan.addr("dht"), "6881"]);
+    let _node = spawn_logged(&mut node_cmd, &node_log);
+    wait_for(
+        "the libtorrent DHT node listening",
+        Duration::from_secs(30),
+        || {
+            log_text(&node_log)
+                .contains("listen_succeeded")
+                .then_some(())
+        },
+        || log_text(&node_log),
+    );
+    let boot = format!("{}:6881", w.lan.addr("dht"));
+    let mut seed = w.spawn(
+        "bt",
+        &mut w.bt(
+            "bt",
+            &["peer", "--profile", "bt", "--bootstrap", &boot, "--lsd"],
+        ),
+    );
+    w.wait_log("bt", "dht: announced blob.bin", &ROLES);
+    let (lt_ip, bt_ip) = (w.lan.addr("lt"), w.lan.addr("bt"));
+
+    // libtorrent, its DHT bootstrapped from the LAN's node only, finds the bt seeder.
+    let by_dht = w.machine("lt").join("by-dht");
+    let got = run(
+        &mut libtorrent(&w, "lt", "get", &by_dht, PORT, &["--dht", &boot]),
+        Duration::from_secs(150),
+    );
+    let said = format!("{got:?}\n{}", w.logs(&ROLES));
+    assert!(got.status.success(), "libtorrent did not finish:\n{said}");
+    assert!(std::fs::read(by_dht.join("blob.bin")).unwrap() == w.data);
+
+    // bt's LSD finds libtorrent: bt hears libtorrent's announce and calls it; the download
+    // runs with LSD as libtorrent's only way to peers.
+    let by_lsd = w.machine("lt").join("by-lsd");
+    let got = run(
+        &mut libtorrent(&w, "lt", "get", &by_lsd, PORT, &["--lsd"]),
+        Duration::from_secs(150),
+    );
+    let said = format!("{got:?}\n{}", w.logs(&ROLES));
+    assert!(
+        got.status.success(),
+        "libtorrent did not finish by LSD:\n{said}"
+    );
+    assert!(std::fs::read(by_lsd.join("blob.bin")).unwrap() == w.data);
+    w.wait_log("bt", &format!("lsd: peer {lt_ip}:{PORT}"), &ROLES);
+
+    // libtorrent's LSD finds bt: a libtorrent seeder on another port is new to bt, which
+    // answers its announce with its own; libtorrent reports bt as an LSD peer.
+    let lt_port = PORT + 1;
+    let lt_seed = w.machine("lt").join("lt-seed.log");
+    let _lt = spawn_logged(
+        &mut libtorrent(
+            &w,
+            "lt",
+            "seed",
+            &by_dht,
+            lt_port,
+            &["--dht", &boot, "--lsd", "--timeout", "300"],
+        ),
+        &lt_seed,
+    );
+    wait_for(
+        "libtorrent hearing bt's LSD announce",
+        Duration::from_secs(60),
+        || {
+            log_text(&lt_seed)
+                .lines()
+                .any(|l| l.contains("lsd_peer") && l.contains(&bt_ip))
+                .then_some(())
+        },
+        || format!("{}\n{}", log_text(&lt_seed), w.logs(&ROLES)),
+    );
+
+    // bt finds a libtorrent seeder through the DHT (the bt seeder is gone), once libtorrent
+    // has announced it to the LAN's node.
+    seed.stop(Duration::from_secs(10));
+    let announced = format!("p: {lt_port} nodes: ");
+    wait_for(
+        "libtorrent announcing its seed to the DHT",
+        Duration::from_secs(60),
+        || {
+            log_text(&lt_seed)
+                .lines()
+                .any(|l| {
+                    l.contains("sending announce_peer")
+                        && l.contains(&announced)
+                        && !l.contains(&format!("{announced}0 "))
+                })
+                .then_some(())
+        },
+        || log_text(&lt_seed),
+    );
+    // libtorrent, which looks the torrent up too, may call the client before the client
+    // calls it: the connection is then incoming, but the client found it through the DHT.
+    let out = w.download(
+        &["client", "--bootstrap", &boot],
+        &["lt"],
+        &["dht", "incoming"],
+        &ROLES,
+    );
+    let found = format!("dht: peer {lt_ip}:{lt_port} for blob.bin");
+    assert!(
+        out.contains(&found),
+        "the client never found libtorrent:\n{out}"
+    );
+}

@@ -124,7 +124,7 @@ pub fn feed(torrent: &Torrent, found: &[SocketAddr], now: Instant) -> usize {
     found
         .iter()
         .filter(|a| d.add(**a, Source::Dht, now))
-        .inspect(|a| log::debug!("dht: peer {a} for {} (source dht)", torrent.meta.info.name))
+        .inspect(|a| log::info!("dht: peer {a} for {} (source dht)", torrent.meta.info.name))
         .count()
 }
 
@@ -277,6 +277,28 @@ mod tests {
             usable_peers(many, &[me], MAX_PER_LOOKUP).len(),
             MAX_PER_LOOKUP
         );
+    }
+
+    #[test]
+    fn thousands_of_dht_peers_fill_the_dialer_only_to_its_bound() {
+        use crate::swarm::dialer::{Dialer, MAX_KNOWN};
+        let me: SocketAddr = "10.0.0.5:6881".parse().unwrap();
+        let now = Instant::now();
+        let mut d = Dialer::default();
+        // 20 lookups of 10,000 answers each, ourselves among them every time.
+        for round in 0..20u32 {
+            let answers = (0..10_000u32)
+                .map(|i| SocketAddrV4::new(Ipv4Addr::from(0x0b00_0000 + round * 10_000 + i), 7))
+                .chain(std::iter::once(SocketAddrV4::new(
+                    Ipv4Addr::new(10, 0, 0, 5),
+                    6881,
+                )));
+            for a in usable_peers(answers, &[me], MAX_PER_LOOKUP) {
+                d.add(a, Source::Dht, now);
+            }
+        }
+        assert_eq!(d.known(), MAX_KNOWN);
+        assert_eq!(d.source(me), Source::Incoming, "never ourselves");
     }
 
     #[test]
