@@ -437,3 +437,26 @@ pub fn extension(data: &[u8]) {
         }
     }
 }
+
+/// `lsd::parse` (BEP 14 datagrams from anyone on the LAN): when it accepts, the port is not 0,
+/// there are 1 to `MAX_HASHES` distinct info-hashes and the cookie is bounded; re-encoding the
+/// first hash with the port parses back to them.
+pub fn lsd(data: &[u8]) {
+    use bt::proto::lsd::{encode, parse, MAX_COOKIE, MAX_HASHES};
+    let Ok(a) = parse(data) else {
+        return;
+    };
+    assert_ne!(a.port, 0);
+    assert!(!a.info_hashes.is_empty() && a.info_hashes.len() <= MAX_HASHES);
+    let mut distinct = a.info_hashes.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), a.info_hashes.len());
+    // Lossy UTF-8 may turn each cut byte into a 3-byte replacement character.
+    assert!(a.cookie.as_ref().map_or(0, |c| c.len()) <= 3 * MAX_COOKIE);
+    let again = parse(&encode(a.port, &a.info_hashes[0], "c")).expect("our own encoding parses");
+    assert_eq!(
+        (again.port, again.info_hashes[0]),
+        (a.port, a.info_hashes[0])
+    );
+}

@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real clients and tools the interop tests drive, all pinned to loopback by the tests (iproute2:
-# tests/lan.rs, whose traffic stays inside the network namespaces it creates).
+# tests/lan.rs and tests/discovery.rs, whose traffic, multicast and DHT included, stays inside the
+# network namespaces they create).
 PACKAGES=(mktorrent transmission-cli transmission-daemon python3-libtorrent aria2 opentracker
           chromium wrk iproute2 procps)
 missing=()

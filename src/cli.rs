@@ -51,6 +51,31 @@ pub enum Command {
     Check(CheckArgs),
     /// `bt shell`
     Shell(ShellArgs),
+    /// `bt dht`
+    Dht(DhtArgs),
+}
+
+#[derive(FromArgs, Debug)]
+/// run a bare Mainline DHT node: a LAN's (or a test's) bootstrap node for `--bootstrap`.
+#[argh(
+    subcommand,
+    name = "dht",
+    example = "bt dht --port 6881\nbt peer --profile peer1 --bootstrap 192.168.1.10:6881",
+    note = "Answers DHT queries and keeps the peers that others announce; it holds no torrents. \
+            Without --bootstrap it starts a new network of its own (it never contacts the public \
+            routers). Prints its address, then its routing-table size whenever it changes, until \
+            Ctrl-C."
+)]
+pub struct DhtArgs {
+    /// UDP port to listen on (default 6881; 0 picks a free one)
+    #[argh(option, default = "6881")]
+    pub port: u16,
+    /// IPv4 address to listen on (default: every interface)
+    #[argh(option)]
+    pub bind: Option<std::net::Ipv4Addr>,
+    /// join an existing network through this node, HOST:PORT (repeatable)
+    #[argh(option)]
+    pub bootstrap: Vec<String>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -70,6 +95,9 @@ pub struct CreateArgs {
     /// tracker announce URL; repeat for a BEP 12 announce-list (one tier each)
     #[argh(option)]
     pub tracker: Vec<String>,
+    /// name no tracker at all: peers find each other by the DHT or LSD
+    #[argh(switch)]
+    pub no_tracker: bool,
     /// where to write the torrent (default: NAME.torrent in the current folder)
     #[argh(option, short = 'o')]
     pub output: Option<PathBuf>,
@@ -231,6 +259,17 @@ pub struct PeerArgs {
     /// serve the web page and JSON API here, e.g. 127.0.0.1:8080 (default: `web` of the profile); another address than loopback needs `web_token` in the profile
     #[argh(option)]
     pub web: Option<std::net::SocketAddr>,
+    /// find peers on the LAN by local service discovery (BEP 14), as `lsd = true` in the profile
+    #[argh(switch)]
+    pub lsd: bool,
+    /// join the Mainline DHT, as `enabled = true` in [dht]; without --bootstrap (or `bootstrap`
+    /// in [dht]) through the public routers
+    #[argh(switch)]
+    pub dht: bool,
+    /// join the DHT through this node, HOST:PORT (repeatable; turns the DHT on and replaces
+    /// `bootstrap` of [dht])
+    #[argh(option)]
+    pub bootstrap: Vec<String>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -312,6 +351,17 @@ pub struct ClientArgs {
     /// serve the web page and JSON API here, e.g. 127.0.0.1:8080 (default: `web` of the profile); another address than loopback needs `web_token` in the profile
     #[argh(option)]
     pub web: Option<std::net::SocketAddr>,
+    /// find peers on the LAN by local service discovery (BEP 14), as `lsd = true` in the profile
+    #[argh(switch)]
+    pub lsd: bool,
+    /// join the Mainline DHT, as `enabled = true` in [dht]; without --bootstrap (or `bootstrap`
+    /// in [dht]) through the public routers
+    #[argh(switch)]
+    pub dht: bool,
+    /// join the DHT through this node, HOST:PORT (repeatable; turns the DHT on and replaces
+    /// `bootstrap` of [dht])
+    #[argh(option)]
+    pub bootstrap: Vec<String>,
 }
 
 /// A seed ratio: a finite number, zero or more.

@@ -17,8 +17,24 @@ pub const DEFAULT_CONFIG: &str = "peers.toml";
 pub struct Config {
     /// Where the tracker listens and how peers reach it.
     pub tracker: TrackerConfig,
+    /// The Mainline DHT (off unless enabled).
+    pub dht: DhtConfig,
     /// Named profiles: `peer1`, `peer2`, `client`, ...
     pub profiles: BTreeMap<String, ProfileConfig>,
+}
+
+/// The `[dht]` section: the Mainline DHT (BEP 5), which finds peers without a tracker.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DhtConfig {
+    /// Join the DHT (`bt peer` and `bt client`; `--dht` does the same). Off by default.
+    pub enabled: bool,
+    /// UDP port of the DHT node (default: the profile's peer port, on UDP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Nodes to join through, `HOST:PORT` (a LAN's `bt dht`). Empty: the public routers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bootstrap: Vec<String>,
 }
 
 /// The `[tracker]` section.
@@ -80,6 +96,9 @@ pub struct ProfileConfig {
     /// The token the web API asks for; required when `web` is not a loopback address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web_token: Option<String>,
+    /// Find peers on the LAN by local service discovery (BEP 14 multicast). Off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lsd: bool,
 }
 
 /// A profile's transfer settings from `peers.toml` (each one overridden by its option).
@@ -128,9 +147,11 @@ impl Default for Config {
             seed_time: None,
             web: None,
             web_token: None,
+            lsd: false,
         };
         Config {
             tracker: TrackerConfig::default(),
+            dht: DhtConfig::default(),
             profiles: BTreeMap::from([
                 ("peer1".to_string(), profile("peer1", 6881)),
                 ("peer2".to_string(), profile("peer2", 6882)),
@@ -216,6 +237,8 @@ pub struct Profile {
     pub web: Option<SocketAddr>,
     /// The web API's token.
     pub web_token: Option<String>,
+    /// Local service discovery is on (`lsd = true`).
+    pub lsd: bool,
     /// The whole config it came from (for the tracker URL).
     pub config: Config,
 }
@@ -252,15 +275,16 @@ pub fn resolve(
     let (web, web_token) = found
         .as_ref()
         .map_or((None, None), |p| (p.web, p.web_token.clone()));
-    let (folder, port, ip) = match (found, folder, port) {
+    let (folder, port, ip, lsd) = match (found, folder, port) {
         (Some(p), f, o) => (
             f.map(Path::to_path_buf)
                 .unwrap_or_else(|| base.join(&p.folder)),
             o.unwrap_or(p.port),
             p.ip,
+            p.lsd,
         ),
         // Both overrides given: the profile need not exist (scripts, benchmarks).
-        (None, Some(f), Some(o)) => (f.to_path_buf(), o, any_ip()),
+        (None, Some(f), Some(o)) => (f.to_path_buf(), o, any_ip(), false),
         (None, _, _) => {
             let known: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
             bail!(
@@ -277,6 +301,7 @@ pub fn resolve(
         settings,
         web,
         web_token,
+        lsd,
         config,
     })
 }
@@ -353,6 +378,19 @@ mod tests {
             e.contains("no profile `nope`") && e.contains("c.toml"),
             "{e}"
         );
+        assert!(
+            !p.lsd && !p.config.dht.enabled,
+            "discovery is off unless asked"
+        );
+        std::fs::write(
+            &path,
+            "[dht]\nenabled = true\nbootstrap = [\"10.0.0.1:6881\"]\n\
+             [profiles.x]\nfolder = \"xdir\"\nport = 7000\nlsd = true\n",
+        )
+        .unwrap();
+        let p = resolve(Some(&path), "x", None, None).unwrap();
+        assert!(p.lsd && p.config.dht.enabled);
+        assert_eq!(p.config.dht.bootstrap, ["10.0.0.1:6881"]);
         let e = resolve(Some(&dir.path().join("missing.toml")), "x", None, None).unwrap_err();
         assert!(format!("{e:#}").contains("missing.toml"));
     }

@@ -85,13 +85,13 @@ fn main() -> ExitCode {
     // The tracker's event lines are info; other commands log only problems unless asked.
     let level = match (&cli.command, cli.verbose) {
         (_, true) => "debug",
-        (Command::Tracker(_), false) => "warn,bt=info",
+        (Command::Tracker(_) | Command::Dht(_), false) => "warn,bt=info",
         _ => "warn",
     };
     let mut logger =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
     if cli.verbose
-        || matches!(cli.command, Command::Tracker(_))
+        || matches!(cli.command, Command::Tracker(_) | Command::Dht(_))
         || std::env::var_os("RUST_LOG").is_some()
     {
         logger.format_timestamp_millis();
@@ -125,6 +125,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => modes::demo::run(a),
         Command::Check(a) => commands::check::run(a),
         Command::Shell(a) => modes::shell::run(a),
+        Command::Dht(a) => modes::dht::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -67,6 +67,11 @@ fn bitfield() {
     assert!(replay("bitfield", checks::bitfield) >= 4);
 }
 
+#[test]
+fn lsd() {
+    assert!(replay("lsd", checks::lsd) >= 3);
+}
+
 /// The seeds are real: each torrent seed parses, so the metainfo target starts from valid files.
 #[test]
 fn torrent_seeds_parse() {

@@ -14,112 +14,11 @@ use std::time::{Duration, Instant};
 
 use bt::config::Config;
 use bt::proto::metainfo::Metainfo;
-use common::{bt, log_text, require_root, require_tool, run, spawn_logged, wait_for, BT, SHORT};
+use common::netns::Lan;
+use common::{bt, log_text, run, spawn_logged, wait_for, SHORT};
 
 /// The roles, one machine (namespace) each; the n-th gets host address n + 1 on the subnet.
 const ROLES: [&str; 4] = ["tracker", "peer1", "peer2", "client"];
-
-/// The namespace that holds the bridge: the LAN's switch.
-const SWITCH: &str = "switch";
-
-/// Run `ip ARGS`; panic with what it said when it fails.
-#[track_caller]
-fn ip(args: &[&str]) {
-    run(Command::new("ip").args(args), SHORT).success();
-}
-
-/// A LAN of network namespaces (`bt-lan-PID-ROLE`) on the subnet 10.213.X.0/24, X chosen per
-/// run. Dropping it deletes every namespace it created, which takes their bridge and veth
-/// pairs with them.
-struct Lan {
-    prefix: String,
-    subnet: String,
-    created: Vec<String>,
-}
-
-impl Lan {
-    /// Build the LAN; fails (never skips) without root or `ip`.
-    fn new() -> Lan {
-        require_tool("ip", "iproute2");
-        require_root("the LAN test (it creates network namespaces)");
-        let pid = std::process::id();
-        let mut lan = Lan {
-            prefix: format!("bt-lan-{pid}"),
-            subnet: format!("10.213.{}", pid % 250 + 1),
-            created: Vec::new(),
-        };
-        // From here on a panic drops `lan`, which deletes what was made so far.
-        let switch = lan.add_namespace(SWITCH);
-        ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", &switch, "link", "set", "br0", "up"]);
-        for role in ROLES {
-            let ns = lan.add_namespace(role);
-            // Both ends are made inside the switch namespace; one then moves to the machine.
-            let (port, nic) = (format!("p-{role}"), format!("v-{role}"));
-            ip(&[
-                "-n", &switch, "link", "add", &port, "type", "veth", "peer", "name", &nic,
-            ]);
-            ip(&[
-                "-n", &switch, "link", "set", &nic, "netns", &ns, "name", "eth0",
-            ]);
-            ip(&["-n", &switch, "link", "set", &port, "master", "br0", "up"]);
-            let cidr = format!("{}/24", lan.addr(role));
-            ip(&["-n", &ns, "addr", "add", &cidr, "dev", "eth0"]);
-            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-        }
-        lan
-    }
-
-    /// Create one namespace with its loopback up; remembered for the cleanup.
-    fn add_namespace(&mut self, role: &str) -> String {
-        let ns = self.ns(role);
-        let out = run(Command::new("ip").args(["netns", "add", &ns]), SHORT);
-        assert!(
-            out.status.success(),
-            "cannot create network namespace {ns} (needs root with CAP_SYS_ADMIN and \
-             CAP_NET_ADMIN; a leftover of an earlier run? `ip netns del {ns}`): {}",
-            out.stderr.trim()
-        );
-        self.created.push(ns.clone());
-        ip(&["-n", &ns, "link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn ns(&self, role: &str) -> String {
-        format!("{}-{role}", self.prefix)
-    }
-
-    /// The address of a role's machine.
-    fn addr(&self, role: &str) -> String {
-        let n = ROLES.iter().position(|r| *r == role).expect("a role") + 1;
-        format!("{}.{n}", self.subnet)
-    }
-
-    /// `bt` on a role's machine, started in that machine's folder.
-    fn bt(&self, role: &str, machine: &Path) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns(role), BT])
-            .current_dir(machine)
-            .env_remove("RUST_LOG");
-        cmd
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        for ns in self.created.iter().rev() {
-            let out = Command::new("ip").args(["netns", "del", ns]).output();
-            match out {
-                Ok(o) if o.status.success() => {}
-                Ok(o) => eprintln!(
-                    "cannot delete network namespace {ns}: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ),
-                Err(e) => eprintln!("cannot delete network namespace {ns}: {e}"),
-            }
-        }
-    }
-}
 
 /// The repository's `peers.toml` with one change, as the README says: `announce` names the
 /// tracker machine.
@@ -192,7 +91,7 @@ fn share_of(summary: &str, ip: &str) -> Option<f64> {
 fn the_four_terminal_demo_across_a_lan() {
     let began = Instant::now();
     // Declared first, so dropped last: the processes are killed before their namespaces go.
-    let lan = Lan::new();
+    let lan = Lan::new("lan", &ROLES, 213);
     let built = began.elapsed();
     let dir = tempfile::tempdir().expect("a temporary folder");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -392,7 +291,7 @@ fn the_four_terminal_demo_across_a_lan() {
     }
     eprintln!(
         "LAN of {} namespaces built in {built:?}; test done in {:?}",
-        lan.created.len(),
+        lan.namespaces(),
         began.elapsed()
     );
 }

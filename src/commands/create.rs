@@ -19,7 +19,13 @@ pub const CREATED_BY: &str = concat!("bt/", env!("CARGO_PKG_VERSION"));
 
 /// Run `bt create`.
 pub fn run(args: CreateArgs) -> Result<()> {
-    let trackers = if args.tracker.is_empty() {
+    if args.no_tracker && !args.tracker.is_empty() {
+        bail!("give --tracker or --no-tracker, not both");
+    }
+    let trackers = if args.no_tracker {
+        // Peers come from the DHT or LSD (or --peer) instead.
+        Vec::new()
+    } else if args.tracker.is_empty() {
         vec![Config::load(args.config.as_deref())?.0.tracker.announce]
     } else {
         args.tracker.clone()

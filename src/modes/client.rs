@@ -66,6 +66,7 @@ pub fn run(args: ClientArgs) -> Result<()> {
     if given.is_empty() && (args.files.is_some() || !args.only.is_empty()) {
         bail!("--files and --only choose files of the torrents given: name one, e.g. `bt client data/album.torrent --files 1`");
     }
+    let (lsd, dht) = engine::discovery(&profile, args.lsd, args.dht, &args.bootstrap);
     let opts = Options {
         trackers: args.tracker.clone(),
         peers: args.peer.clone(),
@@ -82,6 +83,8 @@ pub fn run(args: ClientArgs) -> Result<()> {
             .download_limit
             .or(profile.settings.download_limit)
             .map(|k| Arc::new(RateLimiter::new(k * 1024))),
+        lsd,
+        dht,
     };
     let goal = SeedGoal {
         ratio: args.seed_ratio.or(profile.settings.seed_ratio),

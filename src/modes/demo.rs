@@ -158,6 +158,8 @@ fn profile(name: &str, folder: &Path, config: &Config) -> Profile {
         settings: Default::default(),
         web: None,
         web_token: None,
+        // The demo runs on loopback with its own tracker: no discovery.
+        lsd: false,
         config: config.clone(),
     }
 }

@@ -15,11 +15,13 @@ use crate::library;
 use crate::proto::ids::InfoHash;
 use crate::proto::metainfo::Metainfo;
 use crate::swarm::announce::Announcer;
+use crate::swarm::dht::DhtSettings;
 use crate::swarm::ratelimit::RateLimiter;
 use crate::swarm::selection::Selection;
 use crate::swarm::session::Session;
 use crate::swarm::torrent::Torrent;
 use crate::swarm::{EngineConfig, TorrentOptions};
+use mainline::async_dht::AsyncDht;
 
 /// How a mode wants the engine run.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +37,40 @@ pub struct Options {
     pub files: HashMap<InfoHash, Selection>,
     /// One download limit for every torrent started with these options.
     pub download_limit: Option<Arc<RateLimiter>>,
+    /// Local service discovery (BEP 14) is on.
+    pub lsd: bool,
+    /// The DHT node to run, if the DHT is on.
+    pub dht: Option<DhtSettings>,
+}
+
+/// Where the profile and the command line turn peer discovery on: LSD (`lsd = true` or
+/// `--lsd`) and the DHT (`[dht] enabled` or `--dht` or `--bootstrap`; `--bootstrap` replaces
+/// the section's list). The public routers are used only when the DHT is on and no bootstrap
+/// is given anywhere.
+pub fn discovery(
+    profile: &Profile,
+    lsd: bool,
+    dht: bool,
+    bootstrap: &[String],
+) -> (bool, Option<DhtSettings>) {
+    let section = &profile.config.dht;
+    let on = dht || section.enabled || !bootstrap.is_empty();
+    let settings = on.then(|| DhtSettings {
+        port: section.port.unwrap_or(profile.port),
+        bind: match profile.ip {
+            std::net::IpAddr::V4(v4) => v4,
+            std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+        },
+        bootstrap: if bootstrap.is_empty() {
+            section.bootstrap.clone()
+        } else {
+            bootstrap.to_vec()
+        },
+        first: false,
+        server: false,
+        nodes_file: Some(profile.folder.join(crate::swarm::dht::NODES_FILE)),
+    });
+    (lsd || profile.lsd, settings)
 }
 
 /// A running engine.
@@ -45,6 +81,8 @@ pub struct Running {
     pub torrents: Vec<Arc<Torrent>>,
     /// The tracker side of each torrent (same order).
     pub announcers: Vec<Arc<Announcer>>,
+    /// The DHT node, if the DHT is on.
+    pub dht: Option<AsyncDht>,
 }
 
 impl Running {
@@ -133,6 +171,11 @@ pub fn parse_peers(list: &[String]) -> Result<Vec<SocketAddr>> {
 }
 
 impl Options {
+    /// Whether LSD or the DHT looks for peers besides trackers.
+    pub fn discovers(&self) -> bool {
+        self.lsd || self.dht.is_some()
+    }
+
     /// The announce URLs for `meta`: the override if any, else the torrent's own.
     pub fn trackers_for(&self, meta: &Metainfo) -> Vec<String> {
         if self.trackers.is_empty() {
@@ -198,11 +241,18 @@ pub async fn add(
     Ok((t, a))
 }
 
-/// Say so when a torrent has neither a tracker nor a direct peer to find others through.
-pub fn warn_if_alone(meta: &Metainfo, trackers: &[String], direct: &[SocketAddr]) {
-    if trackers.is_empty() && direct.is_empty() {
+/// Say so when a torrent has neither a tracker nor a direct peer to find others through, and
+/// neither LSD nor the DHT is on (`discovering`).
+pub fn warn_if_alone(
+    meta: &Metainfo,
+    trackers: &[String],
+    direct: &[SocketAddr],
+    discovering: bool,
+) {
+    if trackers.is_empty() && direct.is_empty() && !discovering {
         eprintln!(
-            "bt: warning: {} names no tracker; give --tracker URL or --peer ADDR",
+            "bt: warning: {} names no tracker; give --tracker URL or --peer ADDR, or turn on \
+             --lsd or --dht",
             meta.info.name
         );
     }
@@ -222,7 +272,7 @@ pub async fn start(profile: &Profile, metas: Vec<Metainfo>, opts: &Options) -> R
     let added: Vec<(Arc<Torrent>, Arc<Announcer>)> = stream::iter(metas)
         .map(|meta| async move {
             let trackers = opts.trackers_for(&meta);
-            warn_if_alone(&meta, &trackers, direct_ref);
+            warn_if_alone(&meta, &trackers, direct_ref, opts.discovers());
             let topts = opts.for_torrent(&profile.folder, &meta)?;
             add(
                 session_ref,
@@ -238,11 +288,44 @@ pub async fn start(profile: &Profile, metas: Vec<Metainfo>, opts: &Options) -> R
         .try_collect()
         .await?;
     let (torrents, announcers) = added.into_iter().unzip();
+    let dht = start_discovery(&session, profile, opts)?;
     Ok(Running {
         session,
         torrents,
         announcers,
+        dht,
     })
+}
+
+/// Start LSD and the DHT as `opts` asks; says on stdout what runs.
+pub fn start_discovery(
+    session: &Arc<Session>,
+    profile: &Profile,
+    opts: &Options,
+) -> Result<Option<AsyncDht>> {
+    if opts.lsd {
+        crate::swarm::lsd::start(Arc::clone(session), profile.ip)?;
+        println!(
+            "lsd: announcing to {} every {} s",
+            crate::proto::lsd::GROUP_V4,
+            crate::swarm::lsd::ANNOUNCE_EVERY.as_secs()
+        );
+    }
+    let Some(settings) = &opts.dht else {
+        return Ok(None);
+    };
+    let dht = crate::swarm::dht::start(Arc::clone(session), settings.clone())
+        .with_context(|| format!("cannot start the DHT node on UDP port {}", settings.port))?;
+    let via = if settings.bootstrap.is_empty() {
+        "the public routers".to_string()
+    } else {
+        settings.bootstrap.join(", ")
+    };
+    println!(
+        "dht: node on UDP port {}, joining through {via}",
+        settings.port
+    );
+    Ok(Some(dht))
 }
 
 /// A channel that receives once on Ctrl-C or SIGTERM.

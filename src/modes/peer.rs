@@ -41,6 +41,7 @@ pub fn run(args: PeerArgs) -> Result<()> {
     for t in &args.tracker {
         crate::swarm::announce::check_tracker_url(t)?;
     }
+    let (lsd, dht) = engine::discovery(&profile, args.lsd, args.dht, &args.bootstrap);
     let opts = Options {
         trackers: args.tracker,
         peers: args.peer,
@@ -56,6 +57,8 @@ pub fn run(args: PeerArgs) -> Result<()> {
             .download_limit
             .or(profile.settings.download_limit)
             .map(|k| Arc::new(RateLimiter::new(k * 1024))),
+        lsd,
+        dht,
         ..Options::default()
     };
     let direct = engine::parse_peers(&opts.peers)?;
@@ -101,8 +104,12 @@ pub fn run(args: PeerArgs) -> Result<()> {
                 if let Some(f) = &s.failure {
                     bail!("{name}: {}", ui::escape(f));
                 }
+                let via = match s.sources_text() {
+                    t if t.is_empty() => t,
+                    t => format!(" (via {t})"),
+                };
                 let line = format!(
-                    "{name}: {:.0}%, {}, sent {}, received {}",
+                    "{name}: {:.0}%, {}{via}, sent {}, received {}",
                     ui::percent(s.have_bytes, s.total_bytes),
                     ui::plural(s.peers.len(), "peer", "peers"),
                     HumanBytes(s.uploaded),
@@ -162,7 +169,7 @@ async fn add_new(
             continue; // added through the web API, which put its file in the folder
         }
         let trackers = opts.trackers_for(&meta);
-        engine::warn_if_alone(&meta, &trackers, direct);
+        engine::warn_if_alone(&meta, &trackers, direct, opts.discovers());
         let name = ui::escape(&meta.info.name).into_owned();
         let hash = meta.info_hash;
         let added = match opts.for_torrent(&profile.folder, &meta) {

@@ -227,7 +227,7 @@ impl Display {
                     .iter()
                     .filter(|(_, t)| t.downloaded > 0)
                     .map(|(addr, t)| {
-                        json!({"addr": addr.to_string(), "client": t.client, "bytes": t.downloaded})
+                        json!({"addr": addr.to_string(), "client": t.client, "bytes": t.downloaded, "source": s.source(*addr).name()})
                     })
                     .collect();
                 let v = json!({
@@ -361,8 +361,9 @@ pub fn summary(name: &str, s: &Snapshot, timing: &Timing) -> String {
     for (addr, t) in s.history.iter().filter(|(_, t)| t.downloaded > 0) {
         let _ = writeln!(
             out,
-            "  from {addr} ({}): {} ({:.0}%){}",
+            "  from {addr} ({}, via {}): {} ({:.0}%){}",
             ui::escape(&t.client),
+            s.source(*addr),
             HumanBytes(t.downloaded),
             ui::percent(t.downloaded, got.max(1)),
             if t.strikes > 0 {

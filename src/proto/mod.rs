@@ -10,6 +10,7 @@ pub mod extension;
 pub mod fast;
 pub mod ids;
 pub mod layout;
+pub mod lsd;
 pub mod magnet;
 pub mod metadata;
 pub mod metainfo;

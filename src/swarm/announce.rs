@@ -431,6 +431,8 @@ impl Announcer {
                 })
             }
             Err(_) if self.stopping.load(Ordering::SeqCst) => None,
+            // A trackerless torrent: its peers come from the DHT, LSD or --peer.
+            Err(AnnounceError::NoTracker) => None,
             Err(e) => {
                 log::warn!("announce failed: {}", crate::ui::escape(&e.to_string()));
                 let mut r = retry();

@@ -110,7 +110,12 @@ async fn run(
         drop(tx);
     }
     let started = Instant::now();
-    log::info!("{addr}: connected ({peer_id})");
+    let source = torrent
+        .dialer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .source(addr);
+    log::info!("{addr}: connected ({peer_id}, from {source})");
     let writer = crate::rt::spawn(write_loop(Arc::clone(&torrent), stream.clone(), rx, key));
     let result = read_loop(&torrent, stream.clone(), key, addr).await;
     torrent.extensions.gone(key);

@@ -10,7 +10,7 @@ const BACKOFF: Duration = Duration::from_secs(5);
 /// Longest retry delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Most addresses remembered per torrent (a tracker cannot flood us).
-const MAX_KNOWN: usize = 2000;
+pub const MAX_KNOWN: usize = 2000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -87,17 +87,26 @@ pub struct Dialer {
 
 impl Dialer {
     /// Remember an address learned from `source` (no-op if known or over the limit; the first
-    /// source to name an address is the one remembered).
-    pub fn add(&mut self, addr: SocketAddr, source: Source, now: Instant) {
-        if self.known.len() >= MAX_KNOWN || addr.port() == 0 {
-            return;
+    /// source to name an address is the one remembered). Returns whether it is new.
+    pub fn add(&mut self, addr: SocketAddr, source: Source, now: Instant) -> bool {
+        if self.known.len() >= MAX_KNOWN || addr.port() == 0 || self.known.contains_key(&addr) {
+            return false;
         }
-        self.known.entry(addr).or_insert(Known {
-            state: State::Idle,
-            fails: 0,
-            next_try: now,
-            source,
-        });
+        self.known.insert(
+            addr,
+            Known {
+                state: State::Idle,
+                fails: 0,
+                next_try: now,
+                source,
+            },
+        );
+        true
+    }
+
+    /// Addresses remembered (at most [`MAX_KNOWN`]).
+    pub fn known(&self) -> usize {
+        self.known.len()
     }
 
     /// Where this address was learned; [`Source::Incoming`] for one we never called.

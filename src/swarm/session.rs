@@ -275,7 +275,12 @@ pub fn dial_due(torrent: &Arc<Torrent>) {
             let seed_pair = t.is_complete() && t.peer_is_seed(addr);
             let useful = matches!(result, Ok(d) if d > Duration::from_secs(10)) && !seed_pair;
             if let Err(e) = &result {
-                log::debug!("{addr}: {e}");
+                let source = t
+                    .dialer
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .source(addr);
+                log::debug!("{addr} (from {source}): {e}");
                 if matches!(e, PeerError::Ourselves) {
                     t.dialer
                         .lock()

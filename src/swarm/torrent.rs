@@ -89,6 +89,8 @@ pub struct Snapshot {
     pub peers: Vec<PeerView>,
     /// Totals of every peer ever connected, by address, most downloaded from first.
     pub history: Vec<(SocketAddr, PeerTotals)>,
+    /// Where each peer of `history` was learned.
+    pub sources: HashMap<SocketAddr, Source>,
     /// Pieces that failed their check.
     pub bad_pieces: u32,
     /// When the first block of this run arrived.
@@ -124,6 +126,24 @@ impl Snapshot {
     /// Every wanted piece is verified.
     pub fn complete(&self) -> bool {
         self.have_pieces == self.pieces
+    }
+
+    /// Where the peer at `addr` was learned ([`Source::Incoming`] if it called us).
+    pub fn source(&self, addr: SocketAddr) -> Source {
+        self.sources.get(&addr).copied().unwrap_or(Source::Incoming)
+    }
+
+    /// "1 lsd, 2 dht": how many live connections came from each source, in [`Source`] order.
+    pub fn sources_text(&self) -> String {
+        let mut counts = std::collections::BTreeMap::new();
+        for p in &self.peers {
+            *counts.entry(p.source).or_insert(0usize) += 1;
+        }
+        counts
+            .iter()
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -617,6 +637,10 @@ impl Torrent {
                 source: dialer.source(p.addr),
             })
             .collect();
+        let sources = history
+            .iter()
+            .map(|(a, _)| (*a, dialer.source(*a)))
+            .collect();
         drop(dialer);
         peers.sort_by_key(|p| p.addr);
         let totals = st.totals();
@@ -633,6 +657,7 @@ impl Torrent {
             verified: totals.verified,
             peers,
             history,
+            sources,
             bad_pieces: totals.bad_pieces,
             first_block_at: st.first_block_at(),
             completed_at: st.completed_at(),

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod live;
+pub mod netns;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -448,6 +448,7 @@ impl Downloads {
                 session,
                 torrents,
                 announcers,
+                dht: None,
             }
         };
         if !running.torrents.is_empty() {
@@ -499,8 +500,9 @@ impl Item {
             let live = s.peers.iter().any(|p| p.addr == *addr);
             let _ = writeln!(
                 out,
-                "  peer {addr} ({}): received {}, sent {}{}",
+                "  peer {addr} ({}, via {}): received {}, sent {}{}",
                 t.client,
+                s.source(*addr),
                 HumanBytes(t.downloaded),
                 HumanBytes(t.uploaded),
                 if live { "" } else { " (gone)" }

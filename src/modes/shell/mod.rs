@@ -224,7 +224,7 @@ impl Shell {
         self.downloads.session()?;
         for meta in metas {
             let trackers = opts.trackers_for(&meta);
-            engine::warn_if_alone(&meta, &trackers, &direct);
+            engine::warn_if_alone(&meta, &trackers, &direct, false);
             let started = opts
                 .for_torrent(&self.profile.folder, &meta)
                 .and_then(|topts| self.downloads.start(meta, trackers, &direct, topts, goal));
