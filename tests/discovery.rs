@@ -328,6 +328,65 @@ fn dht_finds_two_peers_through_a_bt_dht_node() {
     assert!(log.contains("(via 1 dht)"), "{log}");
 }
 
+#[test]
+#[ignore = "needs root and iproute2 (ip netns)"]
+fn a_magnet_link_without_a_tracker_is_fetched_through_the_dht_or_lsd() {
+    const ROLES: [&str; 4] = ["dht", "peer1", "viadht", "vialsd"];
+    let w = World::new("mag", &ROLES, 218, &["peer1"]);
+    w.lan.route_multicast();
+    let _node = w.spawn(
+        "dht",
+        w.lan
+            .bt("dht", &w.machine("dht"))
+            .args(["dht", "--port", "6881"]),
+    );
+    w.wait_log("dht", "dht node listening on 0.0.0.0:6881", &ROLES);
+    let boot = format!("{}:6881", w.lan.addr("dht"));
+    let _peer = w.spawn(
+        "peer1",
+        &mut w.bt(
+            "peer1",
+            &["peer", "--profile", "peer1", "--bootstrap", &boot, "--lsd"],
+        ),
+    );
+    w.wait_log("peer1", "dht: announced blob.bin", &ROLES);
+    // The link names neither a tracker nor a peer: only the DHT or LSD can find peer1.
+    let link = format!("magnet:?xt=urn:btih:{}&dn=blob.bin", info_hash(&w.torrent));
+    for (role, how) in [
+        ("viadht", ["--bootstrap", boot.as_str()]),
+        ("vialsd", ["--lsd", ""]),
+    ] {
+        std::fs::remove_file(w.folder(role).join("blob.torrent")).unwrap();
+        let mut args = vec!["client", "--exit-when-done", "--stall-timeout", "60"];
+        args.extend(how.iter().filter(|a| !a.is_empty()));
+        args.push(&link);
+        let out = run(&mut w.bt(role, &args), Duration::from_secs(120));
+        let said = format!("{out:?}\n{}", w.logs(&ROLES));
+        assert!(out.status.success(), "{role} failed:\n{said}");
+        assert!(
+            std::fs::read(w.folder(role).join("blob.bin")).ok() == Some(w.data.clone()),
+            "{role}: the downloaded file differs\n{said}"
+        );
+        assert!(
+            w.folder(role).join("blob.bin.torrent").exists()
+                || std::fs::read_dir(w.folder(role))
+                    .unwrap()
+                    .flatten()
+                    .any(|e| e.path().extension().is_some_and(|x| x == "torrent")),
+            "{role}: the metadata was not saved in the library\n{said}"
+        );
+        let source = if role == "viadht" { "dht" } else { "lsd" };
+        let log = format!("{}{}", out.stdout, out.stderr);
+        assert!(
+            log.contains(&format!(
+                "{source}: peer {}:{PORT} for the magnet link",
+                w.lan.addr("peer1")
+            )) || log.contains(&format!("via {source})")),
+            "{role} did not find peer1 by {source}:\n{said}"
+        );
+    }
+}
+
 /// `tests/clients/lt_lan.py MODE ...` on a role's machine.
 fn libtorrent(w: &World, role: &str, mode: &str, dir: &Path, port: u16, extra: &[&str]) -> Command {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/lt_lan.py");

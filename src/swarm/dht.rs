@@ -17,6 +17,7 @@ use mainline::async_dht::AsyncDht;
 use mainline::{Dht, Id};
 
 use super::dialer::Source;
+use super::magnet::MetadataFetch;
 use super::session::{dial_due, Session};
 use super::torrent::Torrent;
 use crate::proto::ids::InfoHash;
@@ -145,9 +146,11 @@ pub async fn describe(dht: &AsyncDht) -> (SocketAddrV4, usize) {
     (info.local_addr(), dht.to_bootstrap().await.len())
 }
 
-/// Start a loop for each torrent of the session, including those added later.
+/// Start a loop for each torrent of the session, including those added later, and for each
+/// magnet link fetching its metadata.
 async fn watch(session: Arc<Session>, dht: AsyncDht) {
     let mut started = HashSet::new();
+    let mut fetching = HashSet::new();
     loop {
         for t in session.torrents() {
             if started.insert(t.info_hash()) {
@@ -155,7 +158,53 @@ async fn watch(session: Arc<Session>, dht: AsyncDht) {
                 crate::rt::spawn(per_torrent(t, dht.clone(), ours)).detach();
             }
         }
+        let fetches = session.fetching();
+        // A fetch given up and started again gets a loop again.
+        fetching.retain(|h| fetches.iter().any(|f| f.info_hash() == *h));
+        for f in fetches {
+            if fetching.insert(f.info_hash()) {
+                let ours = our_addresses(&session, &dht).await;
+                let s = Arc::clone(&session);
+                crate::rt::spawn(per_fetch(s, f, dht.clone(), ours)).detach();
+            }
+        }
         crate::rt::sleep(LOOK_EVERY).await;
+    }
+}
+
+/// Look up peers for a magnet link's metadata phase until it ends (the torrent it becomes
+/// then gets a [`per_torrent`] loop of its own). A magnet link with no tracker and no `x.pe`
+/// finds its first peers here.
+async fn per_fetch(
+    session: Arc<Session>,
+    f: Arc<MetadataFetch>,
+    dht: AsyncDht,
+    ours: Vec<SocketAddr>,
+) {
+    let hash = f.info_hash();
+    let id = id_of(&hash);
+    let under_way = || session.fetch_of(&hash).is_some_and(|g| Arc::ptr_eq(&g, &f));
+    while under_way() {
+        let mut found = Vec::new();
+        let mut stream = dht.get_peers(id);
+        while let Some(batch) = stream.next().await {
+            let usable = usable_peers(batch, &ours, MAX_PER_LOOKUP - found.len());
+            f.add_peers(&usable, Source::Dht);
+            found.extend(usable);
+            if found.len() >= MAX_PER_LOOKUP || !under_way() {
+                break;
+            }
+        }
+        log::info!(
+            "dht: {} peers found for the magnet link {hash}",
+            found.len()
+        );
+        let pause = if found.is_empty() {
+            RETRY_EMPTY
+        } else {
+            LOOKUP_EVERY
+        };
+        crate::rt::sleep(pause).await;
     }
 }
 
@@ -188,6 +237,8 @@ async fn per_torrent(t: Arc<Torrent>, dht: AsyncDht, ours: Vec<SocketAddr>) {
                 found.extend(usable);
                 if new > 0 {
                     dial_due(&t);
+                    // Those not called yet are called when the ticker wakes the torrent.
+                    t.wake_up();
                 }
                 if found.len() >= MAX_PER_LOOKUP {
                     break;

@@ -212,8 +212,14 @@ async fn announce_loop(
     let mut last: HashMap<InfoHash, Instant> = HashMap::new();
     loop {
         let now = Instant::now();
-        for t in session.torrents() {
-            let h = t.info_hash();
+        // Torrents and magnet links still fetching their metadata (a peer that has it answers).
+        let hashes = session
+            .torrents()
+            .iter()
+            .map(|t| t.info_hash())
+            .chain(session.fetching().iter().map(|f| f.info_hash()))
+            .collect::<Vec<_>>();
+        for h in hashes {
             let reply = {
                 let mut r = replies.lock().unwrap_or_else(|e| e.into_inner());
                 match r.get_mut(&h) {
@@ -231,7 +237,7 @@ async fn announce_loop(
             last.insert(h, now);
             let msg = lsd::encode(port, &h, &cookie);
             match sock.send_to(&msg, GROUP_V4).await {
-                Ok(_) => log::debug!("lsd: announced {} on port {port}", t.meta.info.name),
+                Ok(_) => log::debug!("lsd: announced {h} on port {port}"),
                 Err(e) => log::warn!("lsd: cannot announce to {GROUP_V4}: {e}"),
             }
         }
@@ -268,7 +274,8 @@ async fn listen_loop(
             }
         };
         let now = Instant::now();
-        let found = rules.accept(&buf[..n], from, now, |h| session.find(h).is_some());
+        let ours = |h: &InfoHash| session.find(h).is_some() || session.fetch_of(h).is_some();
+        let found = rules.accept(&buf[..n], from, now, ours);
         if rules.dropped >= reported + 1000 {
             reported = rules.dropped;
             log::warn!("lsd: {reported} announces dropped so far (over the rate limit)");
@@ -277,10 +284,18 @@ async fn listen_loop(
             continue;
         };
         for h in hashes {
-            let Some(t) = session.find(&h) else { continue };
             if addr.port() == session.listen.port() && is_local(addr.ip()) {
                 continue;
             }
+            let Some(t) = session.find(&h) else {
+                // A magnet link fetching its metadata: the peer may have it.
+                if let Some(f) = session.fetch_of(&h) {
+                    log::info!("lsd: peer {addr} for the magnet link {h} (source lsd)");
+                    f.add_peers(&[addr], Source::Lsd);
+                    want_reply(&replies, h, now);
+                }
+                continue;
+            };
             let new =
                 t.dialer
                     .lock()
@@ -289,6 +304,7 @@ async fn listen_loop(
             if new {
                 log::info!("lsd: peer {addr} for {} (source lsd)", t.meta.info.name);
                 dial_due(&t);
+                t.wake_up();
                 want_reply(&replies, h, now);
             }
         }

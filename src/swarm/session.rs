@@ -171,6 +171,12 @@ impl Session {
         f.values().cloned().collect()
     }
 
+    /// The metadata phase of `info_hash`, if one is under way.
+    pub fn fetch_of(&self, info_hash: &InfoHash) -> Option<Arc<MetadataFetch>> {
+        let f = self.fetches.lock().unwrap_or_else(|e| e.into_inner());
+        f.get(info_hash).cloned()
+    }
+
     /// The metadata phase of `info_hash` is over (the torrent is added, or it was given up).
     pub fn end_fetch(&self, info_hash: &InfoHash) {
         let mut f = self.fetches.lock().unwrap_or_else(|e| e.into_inner());
