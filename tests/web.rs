@@ -264,6 +264,46 @@ fn the_api_adds_pauses_resumes_and_removes_a_torrent() {
 }
 
 #[test]
+fn the_api_adds_a_magnet_link_and_the_torrent_follows_its_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (_tracker, _seeder, seed_port, torrent, data) = swarm(dir);
+    let mine = dir.join("mine");
+    let (mut peer, _) = common::live::start_peer(dir, &mine, &["--web", "127.0.0.1:0"]);
+    let web = web_addr(&mut peer);
+    let hash = common::bt_info(&torrent)["info_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // No tracker in the link: only its x.pe peer has the metadata.
+    let link = format!("magnet:?xt=urn:btih:{hash}&dn=song.bin&x.pe=127.0.0.1:{seed_port}\n");
+    let (status, accepted) = send_json(web, "POST", "/api/torrents", link.as_bytes());
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["info_hash"], hash.as_str());
+    assert_eq!(accepted["state"], "fetching metadata");
+    assert_error(
+        send_json(web, "POST", "/api/torrents", link.as_bytes()),
+        409,
+        "here already",
+    );
+    let path = format!("/api/torrents/{hash}");
+    poll(LONG, || {
+        let (_, d) = get_json(web, &path);
+        (d["state"] == "seeding").then_some(())
+    })
+    .unwrap_or_else(|| panic!("the magnet link never completed\n{}", peer.log()));
+    assert_eq!(std::fs::read(mine.join("song.bin")).unwrap(), data);
+    assert!(
+        mine.join("song.bin.torrent").is_file(),
+        "its metadata is saved in the library"
+    );
+    // Now a torrent like any other: pause works on it.
+    let (status, paused) = send_json(web, "POST", &format!("{path}/pause"), b"");
+    assert_eq!((status, paused["state"].as_str()), (200, Some("paused")));
+    assert!(peer.running());
+}
+
+#[test]
 fn the_api_refuses_bad_requests_with_json_errors() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
@@ -280,14 +320,9 @@ fn the_api_refuses_bad_requests_with_json_errors() {
         ".torrent",
     );
     assert_error(
-        send_json(
-            web,
-            "POST",
-            "/api/torrents",
-            b"magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567",
-        ),
-        415,
-        "magnet",
+        send_json(web, "POST", "/api/torrents", b"magnet:?xt=urn:btih:nothex"),
+        400,
+        "not a valid magnet link",
     );
     assert_error(
         get_json(

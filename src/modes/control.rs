@@ -8,11 +8,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::engine::{self, Options, Running};
+use super::magnet;
 use crate::library::{self, Library};
+use crate::proto::magnet::Magnet;
 use crate::proto::metainfo::{InfoHash, Metainfo};
 use crate::swarm::announce::Announcer;
 use crate::swarm::session::Session;
 use crate::swarm::torrent::Torrent;
+
+/// How long a magnet link added here may go without progress on its metadata.
+pub const MAGNET_STALL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Why a control request was refused: the caller maps each kind to an HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +118,49 @@ impl Control {
         self.adopt(&t, &a);
         self.added.lock().unwrap_or_else(|e| e.into_inner()).push(a);
         Ok(t)
+    }
+
+    /// Start a magnet link: its metadata is fetched in the background (from the link's
+    /// trackers and `x.pe` peers, the profile's `--peer`s, and the DHT or LSD when on), saved
+    /// in the library, and the torrent is added then. Returns its info-hash and name at once;
+    /// a fetch that finds nothing within [`MAGNET_STALL`] is given up with a warning.
+    pub fn add_magnet(self: &Arc<Self>, link: &str) -> Result<(InfoHash, String), ControlError> {
+        let m = Magnet::parse(link)
+            .map_err(|e| ControlError::Refused(format!("not a valid magnet link: {e}")))?;
+        let hash = m.info_hash;
+        if self.session.find(&hash).is_some() || self.session.fetch_of(&hash).is_some() {
+            return Err(ControlError::Exists(hash.hex()));
+        }
+        // Registered now, so that a second request for it is refused at once.
+        self.session.begin_fetch(hash);
+        let name = magnet::label(&m);
+        let me = Arc::clone(self);
+        crate::rt::spawn(async move {
+            if let Err(e) = me.fetch_and_add(&m).await {
+                log::warn!("{}: {e:#}", magnet::label(&m));
+            }
+        })
+        .detach();
+        Ok((hash, name))
+    }
+
+    async fn fetch_and_add(&self, m: &Magnet) -> anyhow::Result<()> {
+        let trackers = magnet::trackers_for(m, &self.opts.trackers);
+        let (meta, f) = magnet::fetch(
+            &self.session,
+            m,
+            &trackers,
+            &self.direct,
+            MAGNET_STALL,
+            |_| {},
+        )
+        .await?;
+        let meta = magnet::save(&mut Library::open(&self.folder)?, meta)?;
+        let options = self.opts.for_torrent(&self.folder, &meta)?;
+        let (t, a) = magnet::add(&self.session, &self.folder, meta, trackers, &f, options).await?;
+        self.adopt(&t, &a);
+        self.added.lock().unwrap_or_else(|e| e.into_inner()).push(a);
+        Ok(())
     }
 
     /// Copy `meta` into the library through a scratch file (the library imports files).

@@ -888,9 +888,6 @@ fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, AnnounceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::bitfield::Bitfield;
-    use crate::proto::metainfo::Metainfo;
-    use crate::swarm::storage::{Access, Storage};
     use crate::swarm::EngineConfig;
     use std::io::{Read, Write};
     use std::sync::atomic::AtomicUsize;
@@ -946,19 +943,9 @@ mod tests {
 
     /// A one-piece torrent, complete (as far as it knows: nothing is read).
     fn torrent(dir: &std::path::Path) -> Arc<Torrent> {
-        let mut raw = b"d4:infod6:lengthi4e4:name1:a12:piece lengthi16384e6:pieces20:".to_vec();
-        raw.extend_from_slice(&[7u8; 20]);
-        raw.extend_from_slice(b"ee");
-        let meta = Metainfo::from_bytes(&raw).unwrap();
-        let storage = Arc::new(Storage::new(dir, &meta, Access::ReadWrite));
-        Torrent::new(
-            Arc::new(meta),
-            storage,
-            Bitfield::full(1),
-            crate::proto::ids::PeerId(*b"-BT0001-testtesttest"),
-            EngineConfig::default(),
+        crate::swarm::torrent::one_piece_for_tests(
+            dir,
             crate::swarm::Shared::new(&EngineConfig::default()),
-            Default::default(),
         )
     }
 

@@ -393,24 +393,8 @@ mod tests {
     }
 
     fn torrent(dir: &std::path::Path) -> Arc<Torrent> {
-        use crate::proto::bitfield::Bitfield;
-        use crate::proto::metainfo::Metainfo;
-        use crate::swarm::storage::{Access, Storage};
-        use crate::swarm::EngineConfig;
-        let mut raw = b"d4:infod6:lengthi4e4:name1:a12:piece lengthi16384e6:pieces20:".to_vec();
-        raw.extend_from_slice(&[7u8; 20]);
-        raw.extend_from_slice(b"ee");
-        let meta = Metainfo::from_bytes(&raw).unwrap();
-        let storage = Arc::new(Storage::new(dir, &meta, Access::ReadWrite));
-        Torrent::new(
-            Arc::new(meta),
-            storage,
-            Bitfield::full(1),
-            crate::proto::ids::PeerId(*b"-BT0001-testtesttest"),
-            EngineConfig::default(),
-            crate::swarm::Shared::new(&EngineConfig::default()),
-            crate::swarm::TorrentOptions::default(),
-        )
+        let config = crate::swarm::EngineConfig::default();
+        crate::swarm::torrent::one_piece_for_tests(dir, crate::swarm::Shared::new(&config))
     }
 
     /// The PEX messages queued on `rx` since the last look.

@@ -204,26 +204,10 @@ pub async fn run(ticker: Arc<Ticker>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::bitfield::Bitfield;
-    use crate::proto::metainfo::Metainfo;
-    use crate::swarm::storage::{Access, Storage};
     use crate::swarm::{EngineConfig, Shared};
 
     fn torrent(dir: &std::path::Path, shared: &Arc<Shared>) -> Arc<Torrent> {
-        let mut raw = b"d4:infod6:lengthi4e4:name1:a12:piece lengthi16384e6:pieces20:".to_vec();
-        raw.extend_from_slice(&[7u8; 20]);
-        raw.extend_from_slice(b"ee");
-        let meta = Metainfo::from_bytes(&raw).unwrap();
-        let storage = Arc::new(Storage::new(dir, &meta, Access::ReadWrite));
-        Torrent::new(
-            Arc::new(meta),
-            storage,
-            Bitfield::full(1),
-            crate::proto::ids::PeerId(*b"-BT0001-testtesttest"),
-            EngineConfig::default(),
-            Arc::clone(shared),
-            crate::swarm::TorrentOptions::default(),
-        )
+        crate::swarm::torrent::one_piece_for_tests(dir, Arc::clone(shared))
     }
 
     #[test]

@@ -736,3 +736,25 @@ fn encode(msg: &Outgoing) -> Vec<u8> {
     }
     buf
 }
+
+/// A one-piece torrent under `dir` that takes itself for complete (nothing is read), sharing
+/// `shared`: for unit tests of the parts around a torrent.
+#[cfg(test)]
+pub(crate) fn one_piece_for_tests(dir: &std::path::Path, shared: Arc<Shared>) -> Arc<Torrent> {
+    use super::storage::{Access, Storage};
+    use crate::proto::bitfield::Bitfield;
+    let mut raw = b"d4:infod6:lengthi4e4:name1:a12:piece lengthi16384e6:pieces20:".to_vec();
+    raw.extend_from_slice(&[7u8; 20]);
+    raw.extend_from_slice(b"ee");
+    let meta = Metainfo::from_bytes(&raw).expect("a valid torrent");
+    let storage = Arc::new(Storage::new(dir, &meta, Access::ReadWrite));
+    Torrent::new(
+        Arc::new(meta),
+        storage,
+        Bitfield::full(1),
+        crate::proto::ids::PeerId(*b"-BT0001-testtesttest"),
+        EngineConfig::default(),
+        shared,
+        super::TorrentOptions::default(),
+    )
+}

@@ -361,14 +361,29 @@ async fn add(mut req: Request<State>) -> tide::Result {
     if body.is_empty() {
         return Ok(error(
             StatusCode::BadRequest,
-            "the body must be a .torrent file (POST it as application/x-bittorrent)",
+            "the body must be a .torrent file (POST it as application/x-bittorrent) or a magnet link",
         ));
     }
-    if body.trim_ascii_start().starts_with(b"magnet:") {
-        return Ok(error(
-            StatusCode::UnsupportedMediaType,
-            "magnet links are not supported by this bt yet: POST the .torrent file",
-        ));
+    let text = body.trim_ascii();
+    if text.len() >= 7 && text[..7].eq_ignore_ascii_case(b"magnet:") {
+        let Ok(link) = std::str::from_utf8(text) else {
+            return Ok(error(
+                StatusCode::BadRequest,
+                "a magnet link is text (UTF-8)",
+            ));
+        };
+        return match req.state().control.add_magnet(link) {
+            // Accepted: the torrent is listed once its metadata is in.
+            Ok((hash, name)) => Ok(json(
+                StatusCode::Accepted,
+                &serde_json::json!({
+                    "info_hash": hash.hex(),
+                    "name": name,
+                    "state": "fetching metadata",
+                }),
+            )),
+            Err(e) => Ok(control_error(&e)),
+        };
     }
     match req.state().control.add_torrent(&body).await {
         Ok(t) => {
