@@ -223,7 +223,11 @@ async fn announce_loop(
             let reply = {
                 let mut r = replies.lock().unwrap_or_else(|e| e.into_inner());
                 match r.get_mut(&h) {
-                    Some((due @ true, at)) => {
+                    // A reply waits out REPLY_EVERY since the last one, then goes: a newcomer
+                    // heard during the wait learns of us then, not at our next round.
+                    Some((due @ true, at))
+                        if at.is_none_or(|a| now.saturating_duration_since(a) >= REPLY_EVERY) =>
+                    {
                         *due = false;
                         *at = Some(now);
                         true
@@ -245,13 +249,11 @@ async fn announce_loop(
     }
 }
 
-/// Ask for an out-of-turn announce of `h` unless one went out within [`REPLY_EVERY`].
-fn want_reply(replies: &Replies, h: InfoHash, now: Instant) {
+/// Ask for an out-of-turn announce of `h`: sent at once, or when [`REPLY_EVERY`] has passed
+/// since the last one.
+fn want_reply(replies: &Replies, h: InfoHash) {
     let mut r = replies.lock().unwrap_or_else(|e| e.into_inner());
-    let (due, at) = r.entry(h).or_insert((false, None));
-    if at.is_none_or(|at| now.saturating_duration_since(at) >= REPLY_EVERY) {
-        *due = true;
-    }
+    r.entry(h).or_insert((false, None)).0 = true;
 }
 
 /// Take the announces of others and feed the dialers of the torrents they name.
@@ -292,20 +294,28 @@ async fn listen_loop(
                 if let Some(f) = session.fetch_of(&h) {
                     log::info!("lsd: peer {addr} for the magnet link {h} (source lsd)");
                     f.add_peers(&[addr], Source::Lsd);
-                    want_reply(&replies, h, now);
+                    want_reply(&replies, h);
                 }
                 continue;
             };
-            let new =
-                t.dialer
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .add(addr, Source::Lsd, now);
+            let (new, known_from) = {
+                let mut d = t.dialer.lock().unwrap_or_else(|e| e.into_inner());
+                let new = d.add(addr, Source::Lsd, now);
+                (new, d.source(addr))
+            };
+            if !new && known_from != Source::Lsd {
+                let from = known_from;
+                // Heard by LSD too, though another source named it first (often PEX).
+                log::info!(
+                    "lsd: peer {addr} for {} (known already, from {from})",
+                    t.meta.info.name
+                );
+            }
             if new {
                 log::info!("lsd: peer {addr} for {} (source lsd)", t.meta.info.name);
                 dial_due(&t);
                 t.wake_up();
-                want_reply(&replies, h, now);
+                want_reply(&replies, h);
             }
         }
     }
