@@ -668,13 +668,15 @@ fn folder_for(dir: &Path, name: &str, torrent: &Path, data: bool) -> PathBuf {
 /// dead) must learn the seeders by PEX and get data from all three.
 fn client_learns_two_seeders_by_pex(first: impl FnOnce(&Path, &Path, [String; 2]) -> (Proc, u16)) {
     let dir = tempfile::tempdir().unwrap();
-    let torrent = seed_fixture(dir.path(), "http://127.0.0.1:9/announce", 4_000_037);
+    // Larger than a seeder's super-seeding window (8 MiB on offer at a time): a seeder cannot
+    // offer the first peer every piece, so it has pieces for the client nobody else has.
+    let torrent = seed_fixture(dir.path(), "http://127.0.0.1:9/announce", 20_000_037);
     let mut seeds = Vec::new();
     let mut addrs = Vec::new();
     for name in ["p2", "p3"] {
         let f = folder_for(dir.path(), name, &torrent, true);
         // Slow seeders keep the first peer downloading (and so connected to them) for a while.
-        let (p, port) = live::start_peer(dir.path(), &f, &["--upload-limit", "150"]);
+        let (p, port) = live::start_peer(dir.path(), &f, &["--upload-limit", "600"]);
         seeds.push(p);
         addrs.push(format!("127.0.0.1:{port}"));
     }

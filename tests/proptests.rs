@@ -615,9 +615,10 @@ proptest! {
         p in prop::option::of(1..=u16::MAX),
         reqq in prop::option::of(1..=MAX_REQQ),
         yourip in prop::option::of(any::<IpAddr>()),
+        upload_only in any::<bool>(),
     ) {
         let v = v.map(|c| c.into_iter().collect::<String>()).filter(|v| v.len() <= MAX_CLIENT_LEN);
-        let h = ExtHandshake { m: m.into_iter().collect::<BTreeMap<_, _>>(), metadata_size, v, p, reqq, yourip };
+        let h = ExtHandshake { m: m.into_iter().collect::<BTreeMap<_, _>>(), metadata_size, v, p, reqq, yourip, upload_only };
         prop_assert_eq!(ExtHandshake::decode(&h.encode()), Ok(h));
     }
 

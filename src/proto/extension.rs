@@ -98,6 +98,9 @@ pub struct ExtHandshake {
     pub reqq: Option<u32>,
     /// Our address as the sender sees it.
     pub yourip: Option<IpAddr>,
+    /// The sender only uploads: it is a seed, or wants nothing more (BEP 21 `upload_only`;
+    /// any integer but 0 is yes). Two such peers have nothing to trade.
+    pub upload_only: bool,
 }
 
 impl ExtHandshake {
@@ -137,6 +140,12 @@ impl ExtHandshake {
         h.v = d.opt_bytes("v")?.map(client_name);
         h.p = ranged(d, "p", 1, u16::MAX.into())?.map(|v| v as u16);
         h.reqq = ranged(d, "reqq", 1, i64::MAX)?.map(|v| v.min(MAX_REQQ.into()) as u32);
+        // Lenient: a value that is not an integer is no claim to be a seed.
+        h.upload_only = d
+            .opt_int("upload_only")
+            .ok()
+            .flatten()
+            .is_some_and(|v| v != 0);
         h.yourip = match d.opt_bytes("yourip")? {
             None => None,
             Some(b) => Some(match b.len() {
@@ -167,6 +176,9 @@ impl ExtHandshake {
         }
         if let Some(reqq) = self.reqq {
             d.insert(bencode::key("reqq"), Value::Integer(reqq.into()));
+        }
+        if self.upload_only {
+            d.insert(bencode::key("upload_only"), Value::Integer(1));
         }
         if let Some(ip) = self.yourip {
             let b = match ip {
@@ -253,6 +265,17 @@ mod tests {
         assert_eq!(h.m.len(), 6);
         assert_eq!(h.metadata_size, Some(17));
         assert_eq!(h.reqq, Some(500));
+        assert!(!h.upload_only, "upload_only 0 is no");
+        let seed = ExtHandshake {
+            upload_only: true,
+            ..ExtHandshake::default()
+        };
+        assert!(ExtHandshake::decode(&seed.encode()).unwrap().upload_only);
+        assert!(
+            !ExtHandshake::decode(b"d11:upload_only3:yese")
+                .unwrap()
+                .upload_only
+        );
         assert_eq!(h.v.as_deref(), Some("libtorrent/2.0.10"));
         assert_eq!(h.p, None);
     }

@@ -52,10 +52,18 @@ pub fn frame(id: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// The frame of our extension handshake: the extensions we take, the size of the metadata we
-/// can serve (none during a magnet's metadata phase), our port, and the peer's IP as we see it.
-pub fn our_handshake(metadata_size: Option<u64>, port: Option<u16>, yourip: IpAddr) -> Vec<u8> {
+/// can serve (none during a magnet's metadata phase), our port, the peer's IP as we see it, and
+/// whether we only upload (complete: a seed that super-seeds shows no bitfield, so this is how
+/// another seed knows to hang up).
+pub fn our_handshake(
+    metadata_size: Option<u64>,
+    port: Option<u16>,
+    yourip: IpAddr,
+    upload_only: bool,
+) -> Vec<u8> {
     let mut h = ExtHandshake {
         metadata_size,
+        upload_only,
         v: Some(CLIENT.into()),
         p: port.filter(|&p| p != 0),
         reqq: Some(REQQ),
@@ -156,6 +164,7 @@ impl Extensions {
             Some(size),
             self.port(),
             remote.ip(),
+            torrent.is_complete(),
         )));
         self.lock().insert(
             key,
@@ -197,13 +206,18 @@ impl Extensions {
                     if let Some(ip) = h.yourip {
                         self.note_own_ip(ip);
                     }
-                    let mut peers = self.lock();
-                    if let Some(p) = peers.get_mut(&key) {
-                        p.metadata_id = h.id(UT_METADATA);
-                        p.pex_id = h.id(UT_PEX);
-                        if !p.outgoing {
-                            p.callable = h.p.map(|port| SocketAddr::new(remote.ip(), port));
+                    {
+                        let mut peers = self.lock();
+                        if let Some(p) = peers.get_mut(&key) {
+                            p.metadata_id = h.id(UT_METADATA);
+                            p.pex_id = h.id(UT_PEX);
+                            if !p.outgoing {
+                                p.callable = h.p.map(|port| SocketAddr::new(remote.ip(), port));
+                            }
                         }
+                    }
+                    if h.upload_only {
+                        torrent.peer_upload_only(key);
                     }
                 }
                 Err(e) => log::debug!("{remote}: {e}"),
@@ -374,7 +388,7 @@ mod tests {
 
     #[test]
     fn our_handshake_decodes_to_what_we_announce() {
-        let f = our_handshake(Some(1234), Some(6881), "10.0.0.2".parse().unwrap());
+        let f = our_handshake(Some(1234), Some(6881), "10.0.0.2".parse().unwrap(), true);
         let (msg, used) = wire::decode(&f, wire::FrameLimits::for_pieces(1))
             .unwrap()
             .unwrap();
@@ -390,6 +404,7 @@ mod tests {
         assert_eq!(h.reqq, Some(REQQ));
         assert_eq!(h.v.as_deref(), Some(CLIENT));
         assert_eq!(h.yourip, Some("10.0.0.2".parse().unwrap()));
+        assert!(h.upload_only);
     }
 
     fn torrent(dir: &std::path::Path) -> Arc<Torrent> {

@@ -426,7 +426,7 @@ async fn converse(
     }
     f.lock().connected.insert(addr);
     let _ = stream.set_nodelay(true);
-    send(stream, &our_handshake(None, Some(f.port), addr.ip())).await?;
+    send(stream, &our_handshake(None, Some(f.port), addr.ip(), false)).await?;
     let limits = limits();
     let mut buf = vec![0u8; limits.max_frame as usize + 4 + 64 * 1024];
     let (mut start, mut end) = (0usize, 0usize);

@@ -579,6 +579,13 @@ impl Torrent {
         &self.tick_slot
     }
 
+    /// The peer on connection `key` only uploads (its extension handshake said so).
+    pub fn peer_upload_only(self: &Arc<Self>, key: PeerKey) {
+        let mut inner = self.lock();
+        inner.state.peer_upload_only(key);
+        self.carry_out(&mut inner, None);
+    }
+
     /// Close every connection.
     pub fn close_all(self: &Arc<Self>, why: CloseReason) {
         let mut inner = self.lock();

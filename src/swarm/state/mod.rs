@@ -401,6 +401,19 @@ impl TorrentState {
         true
     }
 
+    /// `k` says it only uploads (BEP 21 `upload_only`). Two seeds have nothing to trade and
+    /// hang up (a seed that super-seeds shows no bitfield, so this is how seeds know each
+    /// other); a leecher keeps the connection and is simply not counted among the leechers.
+    pub fn peer_upload_only(&mut self, k: PeerKey) {
+        let Some(p) = self.peers.get_mut(&k) else {
+            return;
+        };
+        p.upload_only = true;
+        if self.picker.is_complete() {
+            self.close(k, CloseReason::BothSeeds);
+        }
+    }
+
     /// A connection ended: its requests go to the others, its pieces leave the availability.
     pub fn peer_gone(&mut self, k: PeerKey, now: Instant) {
         let Some(p) = self.peers.remove(&k) else {

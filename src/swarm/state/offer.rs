@@ -23,6 +23,9 @@ pub const MIN_WINDOW: usize = 4;
 /// A piece offered and still had by no connected peer this long after is offered again (its
 /// taker is stuck); sooner, the seeder would send it twice while the taker is still fetching it.
 pub const REOFFER_AFTER: Duration = Duration::from_secs(5);
+/// A piece offered before and had by some peer is offered again this long after all the
+/// same: whoever has it may not be passing it on, and a swarm must never wait on that.
+pub const RESEND_AFTER: Duration = Duration::from_secs(30);
 /// Pieces looked at per offer once every piece has been offered (bounds the cost of an offer
 /// on a torrent of many pieces).
 const MAX_SCAN: usize = 4096;
@@ -47,13 +50,13 @@ impl TorrentState {
         let leechers = self
             .peers
             .values()
-            .filter(|p| !p.closing && !p.bits.is_full())
+            .filter(|p| !p.closing && !p.upload_only && !p.bits.is_full())
             .count()
             .max(1);
         let cap = ((AHEAD / self.layout.piece_length().max(1)) as usize / leechers).max(MIN_WINDOW);
         loop {
             let Some(p) = self.peers.get(&k) else { return };
-            if !p.super_seeded || p.closing || p.offered.len() >= cap {
+            if !p.super_seeded || p.closing || p.upload_only || p.offered.len() >= cap {
                 return;
             }
             // The least offered piece it lacks, among equals the one fewest peers have.
@@ -64,11 +67,13 @@ impl TorrentState {
                     continue;
                 }
                 let (count, have) = (self.offers.count[i], self.picker.availability(i));
-                if count > 0 && have > 0 {
-                    continue; // sent before, and a peer can pass it on
+                let since = self.offers.at[i].map(|t| now.saturating_duration_since(t));
+                if count > 0 && have > 0 && since.is_some_and(|d| d < RESEND_AFTER) {
+                    // Sent before, and a peer can pass it on. Not forever: a peer that has it
+                    // may never pass it on (another super-seeding seed, a peer choking all).
+                    continue;
                 }
-                let recent = self.offers.at[i]
-                    .is_some_and(|t| now.saturating_duration_since(t) < REOFFER_AFTER);
+                let recent = since.is_some_and(|d| d < REOFFER_AFTER);
                 if count > 0 && recent {
                     continue; // on its way to the peer it was offered to
                 }

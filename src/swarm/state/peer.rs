@@ -82,6 +82,8 @@ pub struct PeerState {
     pub super_seeded: bool,
     /// Pieces offered to them that they do not have yet.
     pub offered: Vec<u32>,
+    /// They said they only upload (BEP 21): a seed, not a leecher to offer pieces to.
+    pub upload_only: bool,
 }
 
 impl PeerState {
@@ -122,6 +124,7 @@ impl PeerState {
             bad_requests: 0,
             super_seeded: false,
             offered: Vec::new(),
+            upload_only: false,
         }
     }
 }

@@ -1024,3 +1024,45 @@ fn a_lone_leechers_offers_are_topped_up_and_given_back_when_it_leaves() {
     st.peer_gone(a, t);
     assert!(pending.iter().all(|&i| st.offers.count[i as usize] == 0));
 }
+
+#[test]
+fn a_seed_that_says_upload_only_is_no_leecher_and_two_seeds_hang_up() {
+    let t = Instant::now();
+    // Another super-seeding seed shows no bitfield: only its `upload_only` tells.
+    let mut st = super_seeder(64, t);
+    let (other, acts) = connect_fast(&mut st, 1, t);
+    assert!(!offered(&acts, other).is_empty(), "taken for a leecher at first");
+    st.peer_upload_only(other);
+    assert_eq!(closed(&take(&mut st), other), Some(CloseReason::BothSeeds));
+    st.peer_gone(other, t);
+    // Its offers were given back: a real leecher gets a lone leecher's window, from the start.
+    let (a, acts) = connect_fast(&mut st, 2, t);
+    assert_eq!(offered(&acts, a).len(), 8);
+    // A leecher keeps an upload-only peer (a seed to download from).
+    let mut st = leecher(4, t);
+    let k = connect(&mut st, 3, t);
+    st.peer_upload_only(k);
+    assert!(closed(&take(&mut st), k).is_none());
+}
+
+#[test]
+fn a_piece_held_by_a_peer_that_never_passes_it_on_is_offered_again_in_time() {
+    let t = Instant::now();
+    let mut st = super_seeder(8, t);
+    let (a, acts) = connect_fast(&mut st, 1, t);
+    let to_a = offered(&acts, a);
+    assert_eq!(to_a.len(), 8, "every piece offered to the first leecher");
+    // `a` gets them all but keeps choking everyone; `b` comes later.
+    for &i in &to_a {
+        st.on_message(a, Message::Have(i), t);
+    }
+    take(&mut st);
+    st.on_message(a, Message::Bitfield(Bitfield::full(8).as_bytes()), t);
+    let (b, acts) = connect_fast(&mut st, 2, t);
+    assert!(offered(&acts, b).is_empty(), "a can pass them on");
+    st.tick(t + offer::REOFFER_AFTER + Duration::from_secs(1));
+    assert!(offered(&take(&mut st), b).is_empty(), "still a's to pass on");
+    st.tick(t + offer::RESEND_AFTER + Duration::from_secs(1));
+    let again = offered(&take(&mut st), b);
+    assert!(!again.is_empty(), "offered again once a had them long enough");
+}
