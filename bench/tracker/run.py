@@ -2,7 +2,7 @@
 """Load `bt tracker` and opentracker with the same announces, in the same run, on 127.0.0.1.
 
     bench/tracker/run.py [--reps 3] [--seconds 10] [--connections 64] [--peers 100000]
-                         [--udp-peers 1000000] [--no-http] [--no-udp]
+                         [--fill-seconds 120] [--udp-peers 1000000] [--no-http] [--no-udp]
 
 For each repetition, each tracker and each connection mode (keep-alive, and a new connection
 per announce as most BitTorrent clients do), a fresh tracker gets a 2 s warm-up and then a
@@ -10,7 +10,7 @@ measured wrk run of random announces (announce.lua: 1000 torrents, random ports,
 left). Reported: announces/s, p50 and p99 latency (wrk), the tracker's CPU time per announce
 (user+sys from /proc over the measured run), and answers that were not HTTP 200 or carried a
 failure reason (must be 0). Then each tracker is filled with --peers distinct peers (fill.lua:
-100 torrents) and its resident memory growth per peer is read from /proc.
+100 torrents, at most --fill-seconds) and its resident memory growth per peer is read from /proc.
 
 UDP (BEP 15), same trackers, same port number: udp_load.rs (built here with a bare `rustc -O`)
 keeps --udp-window announces in flight on each of --udp-threads sockets (each from its own
@@ -161,19 +161,19 @@ def peers_in(t, hashes):
     return total
 
 
-def memory(kind, work, bt, peers):
+def memory(kind, work, bt, peers, seconds):
     hashes = [l.strip() for l in open(os.path.join(work, "hashes.txt"))][:100]
     fill_hashes = os.path.join(work, "fill-hashes.txt")
     open(fill_hashes, "w").write("\n".join(hashes) + "\n")
     env = {**os.environ, "BENCH_HASHES": fill_hashes, "BENCH_PEERS": str(peers)}
     with Tracker(kind, work, bt) as t:
         time.sleep(0.3)
-        before = rss_kib(t.proc.pid)
-        fill = subprocess.Popen(["wrk", "-t1", "-c16", "-d120s", "-s",
+        before, started = rss_kib(t.proc.pid), time.monotonic()
+        fill = subprocess.Popen(["wrk", "-t1", "-c16", f"-d{seconds}s", "-s",
                                  os.path.join(HERE, "fill.lua"), t.url()],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            end, have = time.monotonic() + 120, 0
+            end, have = time.monotonic() + seconds, 0
             while time.monotonic() < end and fill.poll() is None:
                 time.sleep(1)
                 have = peers_in(t, hashes)
@@ -181,12 +181,15 @@ def memory(kind, work, bt, peers):
                     break
         finally:
             stop(fill)
+        took = time.monotonic() - started
         have = peers_in(t, hashes)
         after = rss_kib(t.proc.pid)
     if have < peers:
         print(f"warning: {kind} holds {have} of {peers} peers", file=sys.stderr)
-    return {"peers": have, "before_kib": before, "after_kib": after,
-            "bytes_per_peer": (after - before) * 1024 / max(have, 1)}
+    m = {"peers": have, "before_kib": before, "after_kib": after,
+         "bytes_per_peer": (after - before) * 1024 / max(have, 1), "seconds": round(took)}
+    print(f"  {kind:<11} fill: {m}", file=sys.stderr)
+    return m
 
 
 def build_udp_load(work):
@@ -229,8 +232,10 @@ def memory_udp(kind, work, bt, exe, peers, threads, window):
         after = rss_kib(t.proc.pid)
     if have < peers:
         print(f"warning: {kind} holds {have} of {peers} peers ({r})", file=sys.stderr)
-    return {"peers": have, "before_kib": before, "after_kib": after,
-            "bytes_per_peer": (after - before) * 1024 / max(have, 1)}
+    m = {"peers": have, "before_kib": before, "after_kib": after,
+         "bytes_per_peer": (after - before) * 1024 / max(have, 1)}
+    print(f"  {kind:<11} fill: {m}", file=sys.stderr)
+    return m
 
 
 def main():
@@ -239,6 +244,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--peers", type=int, default=100_000)
+    ap.add_argument("--fill-seconds", type=int, default=120,
+                    help="longest the HTTP fill may take (1M peers: 400)")
     ap.add_argument("--udp-peers", type=int, default=1_000_000)
     ap.add_argument("--udp-threads", type=int, default=2)
     ap.add_argument("--udp-window", type=int, default=64)
@@ -277,7 +284,8 @@ def main():
                 r = measure(kind, work, bt, args, close)
                 runs[kind].append(r)
                 print(f"  {kind:<11} {'close' if close else 'keep-alive':<10} rep {rep + 1}: "
-                      f"{r['rps']}/s p99 {r['p99_us'] / 1000:.1f} ms, {r['cpu_us']:.0f} us CPU, "
+                      f"{r['rps']}/s p50 {r['p50_us'] / 1000:.1f} ms "
+                      f"p99 {r['p99_us'] / 1000:.1f} ms, {r['cpu_us']:.1f} us CPU, "
                       f"{r['failures']} failures", file=sys.stderr)
         for kind, rs in runs.items():
             med = lambda k: statistics.median(r[k] for r in rs)
@@ -285,7 +293,8 @@ def main():
                          med("rps"), med("p50_us") / 1000, med("p99_us") / 1000, med("cpu_us"),
                          sum(r["failures"] for r in rs)))
     mem = {} if args.no_http else {
-        kind: memory(kind, work, bt, args.peers) for kind in ("bt", "opentracker")}
+        kind: memory(kind, work, bt, args.peers, args.fill_seconds)
+        for kind in ("bt", "opentracker")}
     udp_rows, udp_mem = [], {}
     if not args.no_udp:
         exe = build_udp_load(work)
@@ -294,9 +303,10 @@ def main():
             for kind in runs:
                 r = measure_udp(kind, work, bt, exe, args)
                 runs[kind].append(r)
-                print(f"  {kind:<11} udp rep {rep + 1}: {r['rps']:.0f}/s p99 "
-                      f"{r['p99_us'] / 1000:.2f} ms, {r['cpu_us']:.1f} us CPU, {r['errors']} "
-                      f"errors, {r['lost']} lost", file=sys.stderr)
+                print(f"  {kind:<11} udp rep {rep + 1}: {r['rps']:.0f}/s p50 "
+                      f"{r['p50_us'] / 1000:.2f} ms p99 {r['p99_us'] / 1000:.2f} ms, "
+                      f"{r['cpu_us']:.1f} us CPU, {r['errors']} errors, {r['lost']} lost",
+                      file=sys.stderr)
         for kind, rs in runs.items():
             med = lambda k: statistics.median(r[k] for r in rs)
             if rs:
@@ -325,7 +335,7 @@ def main():
     print("| tracker | connections | announces/s | p50 ms | p99 ms | CPU µs/announce | failures |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for kind, mode, rps, p50, p99, cpu, fails in rows:
-        print(f"| {kind} | {mode} | {rps:.0f} | {p50:.1f} | {p99:.1f} | {cpu:.0f} | {fails} |")
+        print(f"| {kind} | {mode} | {rps:.0f} | {p50:.1f} | {p99:.1f} | {cpu:.1f} | {fails} |")
     print()
     print("| tracker | peers held | RSS before | RSS after | bytes per peer |")
     print("|---|---:|---:|---:|---:|")
