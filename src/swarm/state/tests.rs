@@ -1031,7 +1031,10 @@ fn a_seed_that_says_upload_only_is_no_leecher_and_two_seeds_hang_up() {
     // Another super-seeding seed shows no bitfield: only its `upload_only` tells.
     let mut st = super_seeder(64, t);
     let (other, acts) = connect_fast(&mut st, 1, t);
-    assert!(!offered(&acts, other).is_empty(), "taken for a leecher at first");
+    assert!(
+        !offered(&acts, other).is_empty(),
+        "taken for a leecher at first"
+    );
     st.peer_upload_only(other);
     assert_eq!(closed(&take(&mut st), other), Some(CloseReason::BothSeeds));
     st.peer_gone(other, t);
@@ -1061,8 +1064,14 @@ fn a_piece_held_by_a_peer_that_never_passes_it_on_is_offered_again_in_time() {
     let (b, acts) = connect_fast(&mut st, 2, t);
     assert!(offered(&acts, b).is_empty(), "a can pass them on");
     st.tick(t + offer::REOFFER_AFTER + Duration::from_secs(1));
-    assert!(offered(&take(&mut st), b).is_empty(), "still a's to pass on");
+    assert!(
+        offered(&take(&mut st), b).is_empty(),
+        "still a's to pass on"
+    );
     st.tick(t + offer::RESEND_AFTER + Duration::from_secs(1));
     let again = offered(&take(&mut st), b);
-    assert!(!again.is_empty(), "offered again once a had them long enough");
+    assert!(
+        !again.is_empty(),
+        "offered again once a had them long enough"
+    );
 }
