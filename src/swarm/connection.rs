@@ -100,7 +100,7 @@ async fn run(
     let peer_id = PeerId(theirs.peer_id);
     let (tx, rx) = unbounded();
     let fast = extension::supports_fast(&theirs.reserved);
-    let key = torrent.register(addr, peer_id, fast, tx.clone())?;
+    let key = torrent.register(addr, peer_id, fast, outgoing, tx.clone())?;
     if extension::supports_extensions(&theirs.reserved) {
         let local = stream.local_addr().ok();
         torrent
