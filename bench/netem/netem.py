@@ -43,7 +43,7 @@ BRIDGE = f"{PREFIX}-br"
 SUBNET = "10.77.0"
 PORT = 6881
 TRACKER_PORT = 6969
-TRACE = False  # --trace: the seeder's send rate every half second
+TRACE = False  # --trace: the seeder's send rate and the leechers' receive rates every 0.5 s
 IPT = "iptables-legacy" if shutil.which("iptables-legacy") else "iptables"
 
 SCENARIOS = {  # name: (leechers, one-way delay ms, loss % per direction)
@@ -138,6 +138,11 @@ class Net:
     def sent_by(self, i):
         """Bytes host `i` has sent into the bridge (its link's counter)."""
         with open(f"/sys/class/net/{PREFIX}-v{i}/statistics/rx_bytes") as f:
+            return int(f.read())
+
+    def received_by(self, i):
+        """Bytes the bridge has sent to host `i`."""
+        with open(f"/sys/class/net/{PREFIX}-v{i}/statistics/tx_bytes") as f:
             return int(f.read())
 
 
@@ -252,6 +257,7 @@ def run_once(net, client, bt, work, torrent, data, leechers, timeout, label):
         wait_for(lambda: tracker_lists_a_seed(work), 60, "the tracker to list the seeder")
         getters = []
         start = net.sent_by(1)
+        got0 = [net.received_by(2 + k) for k in range(leechers)]
         t0 = time.monotonic()
         for k in range(leechers):
             folder = os.path.join(run, f"get{k}")
@@ -266,7 +272,8 @@ def run_once(net, client, bt, work, torrent, data, leechers, timeout, label):
         while left:
             if TRACE and time.monotonic() - last_trace >= 0.1:
                 last_trace = time.monotonic()
-                trace.append((last_trace - t0, net.sent_by(1) - start))
+                trace.append((last_trace - t0, net.sent_by(1) - start,
+                              [net.received_by(2 + k) - got0[k] for k in range(leechers)]))
             if time.monotonic() - t0 > timeout:
                 raise RuntimeError(f"{client}: {len(left)} leechers not done after {timeout} s; "
                                    f"see {run}")
@@ -277,12 +284,14 @@ def run_once(net, client, bt, work, torrent, data, leechers, timeout, label):
         seconds = time.monotonic() - t0
         sent = net.sent_by(1) - start
         if TRACE:
-            prev = (0.0, 0)
-            for t, b in trace:
+            prev = (0.0, 0, [0] * leechers)
+            for t, b, got in trace:
                 if t - prev[0] >= 0.5:
-                    print(f"  {t:5.2f} s: seeder {(b - prev[1]) / (t - prev[0]) / 1e6:6.2f} MB/s",
-                          flush=True)
-                    prev = (t, b)
+                    dt = t - prev[0]
+                    down = " ".join(f"{(g - p) / dt / 1e6:5.2f}" for g, p in zip(got, prev[2]))
+                    print(f"  {t:5.2f} s: seeder {(b - prev[1]) / dt / 1e6:6.2f} MB/s; "
+                          f"leechers receive {down}", flush=True)
+                    prev = (t, b, got)
         for h, _, folder in getters:
             got = os.path.join(folder, os.path.basename(data))
             if subprocess.run(["cmp", "-s", data, got]).returncode:
@@ -314,7 +323,7 @@ def main():
         "BT_NFDELAY_SRC", os.path.join(ROOT, "../shared/netem/nfdelay.c")),
         help="the NFQUEUE delay daemon's C source (compiled into a temporary folder)")
     ap.add_argument("--work", default="/tmp/bt-netem")
-    ap.add_argument("--trace", action="store_true", help="print the seeder's send rate every 0.5 s")
+    ap.add_argument("--trace", action="store_true", help="print the seeder's send rate and each leecher's receive rate every 0.5 s")
     args = ap.parse_args()
     global TRACE
     TRACE = args.trace

@@ -1,6 +1,7 @@
 //! One peer connection: the handshake, then a reader loop (decode frames, hand them to the
 //! torrent) and a writer task (control messages, and blocks read from the piece cache).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use super::torrent::{Out, Torrent};
 use crate::proto::extension;
 use crate::proto::ids::PeerId;
 use crate::proto::layout::BLOCK;
-use crate::proto::wire::{self, FrameLimits, Handshake, Message, HANDSHAKE_LEN};
+use crate::proto::wire::{self, BlockRef, FrameLimits, Handshake, Message, HANDSHAKE_LEN};
 
 /// Time allowed to connect and to complete the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -100,7 +101,7 @@ async fn run(
     let peer_id = PeerId(theirs.peer_id);
     let (tx, rx) = unbounded();
     let fast = extension::supports_fast(&theirs.reserved);
-    let key = torrent.register(addr, peer_id, fast, tx.clone())?;
+    let key = torrent.register(addr, peer_id, fast, outgoing, tx.clone())?;
     if extension::supports_extensions(&theirs.reserved) {
         let local = stream.local_addr().ok();
         torrent
@@ -203,53 +204,69 @@ async fn write_loop(
 ) -> Result<(), PeerError> {
     let mut out = Outbox::default();
     let mut sock = stream.clone();
+    // Blocks the peer asked for, not read yet. Control messages (our requests, `have`s,
+    // offers, chokes) go out ahead of them: in a crowd every connection carries blocks both
+    // ways, and a `have` or a request queued behind a peer's whole request queue (hundreds of
+    // KiB) reached it a good part of a second late, so pieces were passed on late.
+    let mut serves: VecDeque<BlockRef> = VecDeque::new();
     let result = async {
         loop {
+            // Everything waiting now; when nothing is, and no block is due, wait for more.
             let item = match rx.try_recv() {
-                Ok(item) => item,
+                Ok(item) => Some(item),
                 Err(TryRecvError::Closed) => return Ok(()),
-                Err(TryRecvError::Empty) => {
+                Err(TryRecvError::Empty) if serves.is_empty() => {
                     out.flush(&mut sock).await.map_err(write_error)?;
                     // Keep-alives come from the torrent's tick (`PeerSlot::check_idle`).
                     match rx.recv().await {
-                        Ok(item) => item,
+                        Ok(item) => Some(item),
                         Err(_) => return Ok(()),
                     }
                 }
+                Err(TryRecvError::Empty) => None,
             };
             match item {
-                Out::Raw(bytes) => out.push_small(&bytes),
-                Out::Serve(b) => {
-                    if !torrent.take_request(key, b) {
-                        continue; // cancelled, or we choked them meanwhile
-                    }
-                    // Our disk failing is no fault of the peer's: the piece is marked missing
-                    // and the connection goes on.
-                    let (piece, range) = match torrent.block_for_upload(b).await {
-                        Ok(x) => x,
-                        Err(e) => {
-                            torrent.piece_lost(b.index, &e);
-                            continue;
-                        }
-                    };
-                    if let Some(l) = &torrent.shared.limiter {
-                        let wait = l.take(range.len() as u64);
-                        // Sleep only once the debt is worth a quantum: a sleep per block sent
-                        // the blocks one by one, and the receiver paid a wake-up for each.
-                        if wait >= QUANTUM {
-                            out.flush(&mut sock).await.map_err(write_error)?;
-                            crate::rt::sleep(wait).await;
-                        }
-                    }
-                    out.push_small(&wire::piece_header(b.index, b.begin, range.len()));
-                    torrent.count_upload(key, range.len() as u64);
-                    out.push_block(piece, range);
+                Some(Out::Raw(bytes)) => {
+                    out.push_small(&bytes);
+                    continue;
                 }
-                Out::Close(why) => {
+                Some(Out::Serve(b)) => {
+                    serves.push_back(b);
+                    continue;
+                }
+                Some(Out::Close(why)) => {
                     let _ = out.flush(&mut sock).await;
                     return Err(PeerError::Closed(why));
                 }
+                None => {}
             }
+            let Some(b) = serves.pop_front() else {
+                continue;
+            };
+            if !torrent.take_request(key, b) {
+                continue; // cancelled, or we choked them meanwhile
+            }
+            // Our disk failing is no fault of the peer's: the piece is marked missing and the
+            // connection goes on.
+            let (piece, range) = match torrent.block_for_upload(b).await {
+                Ok(x) => x,
+                Err(e) => {
+                    torrent.piece_lost(b.index, &e);
+                    continue;
+                }
+            };
+            if let Some(l) = &torrent.shared.limiter {
+                let wait = l.take(range.len() as u64);
+                // Sleep only once the debt is worth a quantum: a sleep per block sent the
+                // blocks one by one, and the receiver paid a wake-up for each.
+                if wait >= QUANTUM {
+                    out.flush(&mut sock).await.map_err(write_error)?;
+                    crate::rt::sleep(wait).await;
+                }
+            }
+            out.push_small(&wire::piece_header(b.index, b.begin, range.len()));
+            torrent.count_upload(key, range.len() as u64);
+            out.push_block(piece, range);
             if out.len() >= WRITE_BUF {
                 out.flush(&mut sock).await.map_err(write_error)?;
             }

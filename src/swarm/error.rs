@@ -85,6 +85,9 @@ pub enum CloseReason {
     /// Closed to make room for a more useful connection.
     #[error("replaced by a more useful connection")]
     Evicted,
+    /// A second connection to the same peer (same IP, same peer id) is the one that stays.
+    #[error("replaced by another connection to the same peer")]
+    Duplicate,
     /// The torrent or the process is stopping.
     #[error("shutting down")]
     Shutdown,

@@ -232,7 +232,7 @@ impl Torrent {
             download_limit: opts.download_limit,
             files: opts.files,
             inner: Mutex::new(Inner {
-                state: state.with_info_hash(meta.info_hash.0),
+                state: state.with_info_hash(meta.info_hash.0).with_peer_id(peer_id),
                 links: HashMap::new(),
                 watchers: Vec::new(),
                 scratch: Vec::new(),
@@ -314,12 +314,14 @@ impl Torrent {
     }
 
     /// Add a connection that completed its handshake; `tx` reaches its writer; `fast` if both
-    /// sides announced the fast extension. Our bitfield is queued for it.
+    /// sides announced the fast extension; `outgoing` if we called. Our bitfield is queued
+    /// for it.
     pub fn register(
         self: &Arc<Self>,
         addr: SocketAddr,
         peer_id: PeerId,
         fast: bool,
+        outgoing: bool,
         tx: Sender<Out>,
     ) -> Result<PeerKey, PeerError> {
         if peer_id == self.peer_id {
@@ -348,7 +350,10 @@ impl Torrent {
                 return Err(PeerError::PeerLimit(self.shared.connections.limit()));
             }
         }
-        let key = match inner.state.peer_connected(addr, peer_id, fast, now) {
+        let key = match inner
+            .state
+            .peer_connected(addr, peer_id, fast, outgoing, now)
+        {
             Ok(k) => k,
             Err(e) => {
                 self.shared.connections.give_back();
@@ -424,8 +429,9 @@ impl Torrent {
                         if Some(k) == me {
                             closed = Some(why.clone());
                         }
-                        // An evicted peer is forgotten now (its slot goes to the newcomer).
-                        let link = if why == CloseReason::Evicted {
+                        // An evicted or replaced peer is forgotten now (its slot goes to the
+                        // newcomer).
+                        let link = if matches!(why, CloseReason::Evicted | CloseReason::Duplicate) {
                             let link = inner.links.remove(&k);
                             if link.is_some() {
                                 self.shared.connections.give_back();

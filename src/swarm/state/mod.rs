@@ -52,6 +52,10 @@ pub type PeerKey = u64;
 
 /// Requests in flight a serving peer may always have, however many peers share the buffers.
 const MIN_SHARE: usize = 16;
+/// Two connections to the same peer (same IP and peer id) made this close together are the two
+/// sides calling each other at once: one of them is dropped (see
+/// [`TorrentState::peer_connected`]).
+pub const TWIN_WINDOW: Duration = Duration::from_secs(5);
 /// Unrequested blocks tolerated (late answers to cancelled requests) before it is a flood.
 const MAX_UNREQUESTED: u32 = 64;
 
@@ -190,6 +194,9 @@ pub struct TorrentState {
     offers: offer::Offers,
     /// The info-hash, for the fast extension's allowed-fast sets.
     info_hash: [u8; 20],
+    /// Our own peer id: of two connections between the same two peers, the one the smaller id
+    /// called stays (see [`TorrentState::peer_connected`]).
+    our_id: PeerId,
     actions: Vec<Action>,
 }
 
@@ -212,6 +219,7 @@ impl TorrentState {
             choke: choke::Choker::new(now),
             offers: offer::Offers::default(),
             info_hash: [0; 20],
+            our_id: PeerId([0; 20]),
             actions: Vec::new(),
         }
     }
@@ -220,6 +228,13 @@ impl TorrentState {
     /// depend on it; without it they are those of an all-zero hash).
     pub fn with_info_hash(mut self, info_hash: [u8; 20]) -> TorrentState {
         self.info_hash = info_hash;
+        self
+    }
+
+    /// The same, knowing our own peer id (which of two connections to one peer stays depends
+    /// on it; without it, it is all zeros).
+    pub fn with_peer_id(mut self, our_id: PeerId) -> TorrentState {
+        self.our_id = our_id;
         self
     }
 
@@ -333,21 +348,52 @@ impl TorrentState {
     // ----- events -----
 
     /// A connection completed its handshake with `peer_id` at `addr`; `fast` if both
-    /// handshakes announced the fast extension (BEP 6). Refuses ourselves (the caller compares
-    /// ids), a second connection to the same address, and connections past the limit. On
-    /// success our bitfield is queued for it (or, with `fast`, have all / have none when that
-    /// says the same in 5 bytes).
+    /// handshakes announced the fast extension (BEP 6); `outgoing` if we called. Refuses
+    /// ourselves (the caller compares ids), a second connection to the same address, and
+    /// connections past the limit. On success our bitfield is queued for it (or, with `fast`,
+    /// have all / have none when that says the same in 5 bytes).
+    ///
+    /// Two peers that learn of each other at once (from the tracker, or by peer exchange) call
+    /// each other: two connections between the same pair, each sharing the links and, on a
+    /// super-seed, each getting its own offers. Of a connection from the same IP with the same
+    /// peer id as a live one, one stays: the one the peer with the smaller id called, so both
+    /// sides keep the same one whichever handshake each finished first. The other is refused,
+    /// or, if it is the older one, closed and forgotten at once. A peer id is only a claim, so
+    /// the older one counts as a twin only while young (see [`TWIN_WINDOW`]) and once it has
+    /// said something after its handshake: an impostor that copied an id and sits silent does
+    /// not keep the real peer out, and a long-lived connection is never closed for a newcomer.
     pub fn peer_connected(
         &mut self,
         addr: SocketAddr,
         peer_id: PeerId,
         fast: bool,
+        outgoing: bool,
         now: Instant,
     ) -> Result<PeerKey, PeerError> {
         // Peers are told apart by address: a peer id is the peer's own claim, and anyone who
-        // saw a seeder's handshake can present its id.
+        // saw a seeder's handshake can present its id (so an id only counts from the same IP).
         if self.peers.values().any(|p| p.addr == addr) {
             return Err(PeerError::Duplicate(addr));
+        }
+        let twin = self
+            .peers
+            .iter()
+            .find(|(_, p)| {
+                !p.closing
+                    && p.peer_id == peer_id
+                    && p.addr.ip() == addr.ip()
+                    && p.last_heard > p.since
+                    && now.saturating_duration_since(p.since) < TWIN_WINDOW
+            })
+            .map(|(k, p)| (*k, p.outgoing));
+        if let Some((old, old_outgoing)) = twin {
+            // The connection that stays is the one we called if our id is the smaller.
+            let keep_outgoing = self.our_id.0 < peer_id.0;
+            if old_outgoing == outgoing || outgoing != keep_outgoing {
+                return Err(PeerError::Duplicate(addr));
+            }
+            self.close(old, CloseReason::Duplicate);
+            self.peer_gone(old, now);
         }
         if self.peers.len() >= self.limits.max_peers && !self.evict(now) {
             return Err(PeerError::PeerLimit(self.limits.max_peers));
@@ -357,6 +403,7 @@ impl TorrentState {
         let pieces = self.layout.piece_count();
         let mut p = PeerState::new(addr, peer_id, pieces, now);
         p.fast = fast;
+        p.outgoing = outgoing;
         p.super_seeded = self.limits.super_seed && self.picker.is_complete();
         let super_seeded = p.super_seeded;
         self.peers.insert(key, p);

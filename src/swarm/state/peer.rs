@@ -72,6 +72,8 @@ pub struct PeerState {
     pub closing: bool,
     /// Both sides announced the fast extension (BEP 6) in their handshakes.
     pub fast: bool,
+    /// We called them (else they called us).
+    pub outgoing: bool,
     /// Pieces they allow us to request while they choke us (their allowed-fast messages).
     pub allowed_in: Bitfield,
     /// Pieces we allow them to request while we choke them (sent once, see [`ALLOWED_FAST`]).
@@ -119,6 +121,7 @@ impl PeerState {
             last_sent: now,
             closing: false,
             fast: false,
+            outgoing: false,
             allowed_in: Bitfield::new(pieces),
             allowed_out: Vec::new(),
             bad_requests: 0,

@@ -44,7 +44,7 @@ fn id(n: u16) -> PeerId {
 }
 
 fn connect(st: &mut TorrentState, n: u16, t: Instant) -> PeerKey {
-    let k = st.peer_connected(addr(n), id(n), false, t).unwrap();
+    let k = st.peer_connected(addr(n), id(n), false, false, t).unwrap();
     st.drain().for_each(drop);
     k
 }
@@ -565,13 +565,82 @@ fn silent_peers_are_closed_and_quiet_ones_get_keep_alives() {
 fn peers_are_told_apart_by_address_not_id() {
     let t = Instant::now();
     let mut st = seeding(0, t);
-    st.peer_connected(addr(1), id(1), false, t).unwrap();
+    st.peer_connected(addr(1), id(1), false, false, t).unwrap();
     assert!(matches!(
-        st.peer_connected(addr(1), id(2), false, t),
+        st.peer_connected(addr(1), id(2), false, false, t),
         Err(PeerError::Duplicate(_))
     ));
     // Someone presenting the same peer id from another address is another connection.
-    assert!(st.peer_connected(addr(2), id(1), false, t).is_ok());
+    assert!(st.peer_connected(addr(2), id(1), false, false, t).is_ok());
+}
+
+/// A peer that called us from `port` of 127.0.0.1 and said `interested` 1 ms later.
+fn incoming_twin(st: &mut TorrentState, port: u16, who: PeerId, t: Instant) -> PeerKey {
+    let from = SocketAddr::from(([127, 0, 0, 1], port));
+    let k = st.peer_connected(from, who, false, false, t).unwrap();
+    st.on_message(k, Message::Interested, t + Duration::from_millis(1));
+    st.drain().for_each(drop);
+    k
+}
+
+#[test]
+fn two_peers_calling_each_other_keep_the_connection_the_smaller_id_called() {
+    let t = Instant::now();
+    let later = t + Duration::from_millis(30);
+    // Our id is the smaller: the connection we called stays, the one it called goes.
+    let mut st = seeding(0, t).with_peer_id(id(1));
+    let theirs = incoming_twin(&mut st, 40001, id(9), t);
+    let ours = st
+        .peer_connected(addr(9), id(9), false, true, later)
+        .unwrap();
+    assert_eq!(closed(&take(&mut st), theirs), Some(CloseReason::Duplicate));
+    assert!(st.peer(theirs).is_none(), "forgotten at once");
+    assert!(st.peer(ours).is_some());
+    // Our id is the larger: the connection it called stays, ours is refused.
+    let mut st = seeding(0, t).with_peer_id(id(20));
+    let theirs = incoming_twin(&mut st, 40001, id(9), t);
+    assert!(matches!(
+        st.peer_connected(addr(9), id(9), false, true, later),
+        Err(PeerError::Duplicate(_))
+    ));
+    assert!(st.peer(theirs).is_some());
+    // Two calls the same way (a peer that called twice): the first stays.
+    let mut st = seeding(0, t).with_peer_id(id(20));
+    let first = incoming_twin(&mut st, 40001, id(9), t);
+    let second = SocketAddr::from(([127, 0, 0, 1], 40002));
+    assert!(st
+        .peer_connected(second, id(9), false, false, later)
+        .is_err());
+    assert!(st.peer(first).is_some());
+}
+
+#[test]
+fn a_peer_id_alone_closes_nothing() {
+    let t = Instant::now();
+    let later = t + Duration::from_millis(30);
+    // An impostor that copied the id and says nothing does not keep the real peer out.
+    let mut st = seeding(0, t).with_peer_id(id(20));
+    let from = SocketAddr::from(([127, 0, 0, 1], 40001));
+    let silent = st.peer_connected(from, id(9), false, false, t).unwrap();
+    assert!(st
+        .peer_connected(addr(9), id(9), false, true, later)
+        .is_ok());
+    assert!(st.peer(silent).is_some());
+    // The same id from another IP is another peer.
+    let mut st = seeding(0, t).with_peer_id(id(20));
+    incoming_twin(&mut st, 40001, id(9), t);
+    let elsewhere = SocketAddr::from(([127, 0, 0, 2], 6889));
+    assert!(st
+        .peer_connected(elsewhere, id(9), false, true, later)
+        .is_ok());
+    // A connection older than the window is not closed for a newcomer, nor refused for it.
+    let mut st = seeding(0, t).with_peer_id(id(1));
+    let old = incoming_twin(&mut st, 40001, id(9), t);
+    let much_later = t + TWIN_WINDOW + Duration::from_secs(1);
+    assert!(st
+        .peer_connected(addr(9), id(9), false, true, much_later)
+        .is_ok());
+    assert_eq!(closed(&take(&mut st), old), None);
 }
 
 #[test]
@@ -593,13 +662,13 @@ fn a_full_torrent_evicts_an_idle_connection_for_a_newcomer() {
     let idle: Vec<PeerKey> = (2..=3).map(|n| connect(&mut st, n, t)).collect();
     // Full, and nobody is old enough to judge yet: the newcomer is refused.
     assert!(matches!(
-        st.peer_connected(addr(4), id(4), false, t + Duration::from_secs(1)),
+        st.peer_connected(addr(4), id(4), false, false, t + Duration::from_secs(1)),
         Err(PeerError::PeerLimit(3))
     ));
     // Later the oldest idle connection makes room; the useful one stays.
     let later = t + EVICT_AFTER;
     let k = st
-        .peer_connected(addr(4), id(4), false, later)
+        .peer_connected(addr(4), id(4), false, false, later)
         .expect("room made");
     let acts = take(&mut st);
     assert_eq!(closed(&acts, idle[0]), Some(CloseReason::Evicted));
@@ -659,7 +728,7 @@ fn only_wanted_pieces_are_asked_for_and_they_make_it_complete() {
 // ----- the fast extension (BEP 6) -----
 
 fn connect_fast(st: &mut TorrentState, n: u16, t: Instant) -> (PeerKey, Vec<Action>) {
-    let k = st.peer_connected(addr(n), id(n), true, t).unwrap();
+    let k = st.peer_connected(addr(n), id(n), true, false, t).unwrap();
     (k, take(st))
 }
 
@@ -692,14 +761,14 @@ fn a_fast_peer_hears_have_all_or_have_none_instead_of_a_bitfield() {
     let mut st = seeding(4, t);
     let (k, acts) = connect_fast(&mut st, 1, t);
     assert!(matches!(acts[..], [Action::Send(p, Outgoing::HaveAll)] if p == k));
-    let slow = st.peer_connected(addr(2), id(2), false, t).unwrap();
+    let slow = st.peer_connected(addr(2), id(2), false, false, t).unwrap();
     let acts = take(&mut st);
     assert!(matches!(&acts[..], [Action::Send(p, Outgoing::Bitfield(_))] if *p == slow));
 
     let mut st = leecher(4, t);
     let (k, acts) = connect_fast(&mut st, 1, t);
     assert!(matches!(acts[..], [Action::Send(p, Outgoing::HaveNone)] if p == k));
-    st.peer_connected(addr(2), id(2), false, t).unwrap();
+    st.peer_connected(addr(2), id(2), false, false, t).unwrap();
     assert!(
         take(&mut st).is_empty(),
         "nothing to say without the extension"
@@ -918,7 +987,7 @@ fn we_ask_for_allowed_fast_pieces_while_choked() {
 fn with_unlimited_slots_a_new_peer_is_unchoked_at_once() {
     let t = Instant::now();
     let mut st = seeding(0, t);
-    let k = st.peer_connected(addr(1), id(1), false, t).unwrap();
+    let k = st.peer_connected(addr(1), id(1), false, false, t).unwrap();
     let acts = take(&mut st);
     assert!(
         sent(&acts, k, &Outgoing::Unchoke),
@@ -926,10 +995,10 @@ fn with_unlimited_slots_a_new_peer_is_unchoked_at_once() {
     );
     // With slots, it waits for `interested`; with nothing to offer, nobody is unchoked.
     let mut st = seeding(4, t);
-    let k = st.peer_connected(addr(1), id(1), false, t).unwrap();
+    let k = st.peer_connected(addr(1), id(1), false, false, t).unwrap();
     assert!(!sent(&take(&mut st), k, &Outgoing::Unchoke));
     let mut st = leecher(4, t);
-    let k = st.peer_connected(addr(1), id(1), false, t).unwrap();
+    let k = st.peer_connected(addr(1), id(1), false, false, t).unwrap();
     assert!(!sent(&take(&mut st), k, &Outgoing::Unchoke));
 }
 
@@ -960,7 +1029,7 @@ fn a_super_seeder_offers_each_piece_once_before_any_twice() {
     assert!(sent(&acts, a, &Outgoing::HaveNone), "not have all");
     let mut to_a = offered(&acts, a);
     assert_eq!(to_a.len(), 8, "a lone leecher gets 8 MiB on offer");
-    let b = st.peer_connected(addr(2), id(2), false, t).unwrap();
+    let b = st.peer_connected(addr(2), id(2), false, false, t).unwrap();
     let acts = take(&mut st);
     assert!(!acts
         .iter()
