@@ -98,6 +98,19 @@ impl World {
         cmd
     }
 
+    /// A bare `bt dht` node on the role `dht`, once it listens; and its address, the bootstrap
+    /// of everyone else.
+    fn dht_node(&self, roles: &[&str]) -> (ChildGuard, String) {
+        let node = self.spawn(
+            "dht",
+            self.lan
+                .bt("dht", &self.machine("dht"))
+                .args(["dht", "--port", "6881"]),
+        );
+        self.wait_log("dht", "dht node listening on 0.0.0.0:6881", roles);
+        (node, format!("{}:6881", self.lan.addr("dht")))
+    }
+
     /// Start a long-running role, logged.
     fn spawn(&self, role: &str, cmd: &mut Command) -> ChildGuard {
         spawn_logged(cmd, &self.log(role))
@@ -262,14 +275,7 @@ fn lsd_finds_two_peers_on_a_lan_without_a_tracker() {
 fn dht_finds_two_peers_through_a_bt_dht_node() {
     const ROLES: [&str; 4] = ["dht", "peer1", "peer2", "client"];
     let w = World::new("dht", &ROLES, 216, &["peer1", "peer2"]);
-    let _node = w.spawn(
-        "dht",
-        w.lan
-            .bt("dht", &w.machine("dht"))
-            .args(["dht", "--port", "6881"]),
-    );
-    w.wait_log("dht", "dht node listening on 0.0.0.0:6881", &ROLES);
-    let boot = format!("{}:6881", w.lan.addr("dht"));
+    let (_node, boot) = w.dht_node(&ROLES);
     let mut peers = Vec::new();
     for role in ["peer1", "peer2"] {
         peers.push(w.spawn(
@@ -334,14 +340,7 @@ fn a_magnet_link_without_a_tracker_is_fetched_through_the_dht_or_lsd() {
     const ROLES: [&str; 4] = ["dht", "peer1", "viadht", "vialsd"];
     let w = World::new("mag", &ROLES, 218, &["peer1"]);
     w.lan.route_multicast();
-    let _node = w.spawn(
-        "dht",
-        w.lan
-            .bt("dht", &w.machine("dht"))
-            .args(["dht", "--port", "6881"]),
-    );
-    w.wait_log("dht", "dht node listening on 0.0.0.0:6881", &ROLES);
-    let boot = format!("{}:6881", w.lan.addr("dht"));
+    let (_node, boot) = w.dht_node(&ROLES);
     let _peer = w.spawn(
         "peer1",
         &mut w.bt(
