@@ -367,9 +367,12 @@ fn metadata_that_does_not_hash_to_the_info_hash_is_thrown_away() {
 /// Connect to a bt peer serving `info_hash` as a fake peer; returns the stream after both
 /// handshakes and bt's extension handshake (decoded), with the bytes read past it.
 fn connect_fake(addr: SocketAddr, info_hash: [u8; 20]) -> (TcpStream, ExtHandshake, Vec<u8>) {
+    // A peer id of its own each time, as separate peers would have.
+    static NEXT_ID: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(b'a');
+    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(&handshake_bytes(info_hash, b'z')).unwrap();
+    s.write_all(&handshake_bytes(info_hash, id)).unwrap();
     let mut hs = [0u8; HANDSHAKE_LEN];
     s.read_exact(&mut hs).unwrap();
     assert!(extension::supports_extensions(

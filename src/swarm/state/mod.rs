@@ -362,6 +362,8 @@ impl TorrentState {
     /// the older one counts as a twin only while young (see [`TWIN_WINDOW`]) and once it has
     /// said something after its handshake: an impostor that copied an id and sits silent does
     /// not keep the real peer out, and a long-lived connection is never closed for a newcomer.
+    /// Two calls the same way are no simultaneous open (a peer calling again while its old
+    /// connection is dying): both are let in, and the dead one ends on its own.
     pub fn peer_connected(
         &mut self,
         addr: SocketAddr,
@@ -380,16 +382,17 @@ impl TorrentState {
             .iter()
             .find(|(_, p)| {
                 !p.closing
+                    && p.outgoing != outgoing
                     && p.peer_id == peer_id
                     && p.addr.ip() == addr.ip()
                     && p.last_heard > p.since
                     && now.saturating_duration_since(p.since) < TWIN_WINDOW
             })
-            .map(|(k, p)| (*k, p.outgoing));
-        if let Some((old, old_outgoing)) = twin {
+            .map(|(k, _)| *k);
+        if let Some(old) = twin {
             // The connection that stays is the one we called if our id is the smaller.
             let keep_outgoing = self.our_id.0 < peer_id.0;
-            if old_outgoing == outgoing || outgoing != keep_outgoing {
+            if outgoing != keep_outgoing {
                 return Err(PeerError::Duplicate(addr));
             }
             self.close(old, CloseReason::Duplicate);
