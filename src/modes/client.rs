@@ -6,15 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use std::sync::Arc;
-
 use super::engine::{self, Options, Running, SeedGoal};
 use super::magnet;
 use super::status::{self, Display, Mode, Timing};
 use crate::cli::{ClientArgs, Interrupted};
 use crate::library;
 use crate::proto::magnet::Magnet;
-use crate::swarm::ratelimit::RateLimiter;
 use crate::swarm::EngineConfig;
 use crate::ui;
 
@@ -79,10 +76,7 @@ pub fn run(args: ClientArgs) -> Result<()> {
             ..EngineConfig::default()
         },
         files: engine::choose_files(&given, args.files.as_deref(), &args.only)?,
-        download_limit: args
-            .download_limit
-            .or(profile.settings.download_limit)
-            .map(|k| Arc::new(RateLimiter::new(k * 1024))),
+        download_limit: engine::download_limit(args.download_limit, &profile),
         lsd,
         dht,
     };

@@ -153,6 +153,13 @@ pub fn choose_files(
     Ok(out)
 }
 
+/// The download limit a mode runs with: its option, else the profile's `download_limit`
+/// (KiB/s); one limiter for every torrent started with it.
+pub fn download_limit(kib: Option<u64>, profile: &Profile) -> Option<Arc<RateLimiter>> {
+    kib.or(profile.settings.download_limit)
+        .map(|k| Arc::new(RateLimiter::new(k * 1024)))
+}
+
 /// Resolve `ADDR:PORT` strings (host names allowed).
 pub fn parse_peers(list: &[String]) -> Result<Vec<SocketAddr>> {
     let mut out = Vec::new();

@@ -15,7 +15,6 @@ use crate::cli::PeerArgs;
 use crate::config::Profile;
 use crate::library;
 use crate::proto::metainfo::{InfoHash, Metainfo};
-use crate::swarm::ratelimit::RateLimiter;
 use crate::swarm::torrent::Torrent;
 use crate::swarm::EngineConfig;
 use crate::ui;
@@ -53,10 +52,7 @@ pub fn run(args: PeerArgs) -> Result<()> {
                 .map(|k| k * 1024),
             ..EngineConfig::default()
         },
-        download_limit: args
-            .download_limit
-            .or(profile.settings.download_limit)
-            .map(|k| Arc::new(RateLimiter::new(k * 1024))),
+        download_limit: engine::download_limit(args.download_limit, &profile),
         lsd,
         dht,
         ..Options::default()

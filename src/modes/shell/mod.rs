@@ -15,7 +15,6 @@ mod syntax;
 pub use self::input::LogWriter;
 
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -30,7 +29,6 @@ use crate::commands;
 use crate::config::{self, Profile};
 use crate::library;
 use crate::proto::magnet::Magnet;
-use crate::swarm::ratelimit::RateLimiter;
 
 /// Run `bt shell`.
 pub fn run(args: ShellArgs) -> Result<()> {
@@ -174,10 +172,7 @@ impl Shell {
         let mut opts = Options {
             trackers: a.tracker,
             peers: a.peer,
-            download_limit: a
-                .download_limit
-                .or(self.profile.settings.download_limit)
-                .map(|k| Arc::new(RateLimiter::new(k * 1024))),
+            download_limit: engine::download_limit(a.download_limit, &self.profile),
             ..Options::default()
         };
         let goal = SeedGoal {
