@@ -17,11 +17,15 @@ so the seeder need send one copy), and the copies the seeder sent in that time, 
 counter of its link (so TCP/IP headers count, about 3.5%). Medians of --reps runs, as a
 Markdown table.
 
+The `tcp` row is the floor: the file over one plain TCP connection (bench/netem/tcp_floor.py),
+no tracker and no BitTorrent, so what the kernel's TCP costs on the link by itself (1 -> 1
+scenarios only).
+
 Scenarios: 1x1 (one seeder, one leecher, 20 ms round trip), 1x6 (six leechers, 20 ms), 1x1-lossy
-(100 ms, 0.5% loss each way). Needs root, iproute2, iptables, gcc and libnetfilter-queue-dev
-(for the delay daemon, compiled from --nfdelay-src into a temporary folder), aria2 and
-python3-libtorrent. Uses only namespaces named btn-*, a bridge btn-br and 10.77.0.0/24; every
-namespace, link and process it made is removed at exit, also on Ctrl-C.
+(100 ms, 0.5% loss each way). Needs root, iproute2, iptables, ethtool, cargo (the delay daemon
+is bench/netem/delayq, built on first use), aria2 and python3-libtorrent. Uses only namespaces
+named btn-*, a bridge btn-br and 10.77.0.0/24; every namespace, link and process it made is
+removed at exit, also on Ctrl-C.
 """
 import argparse
 import atexit
@@ -31,7 +35,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
@@ -43,7 +46,7 @@ BRIDGE = f"{PREFIX}-br"
 SUBNET = "10.77.0"
 PORT = 6881
 TRACKER_PORT = 6969
-TRACE = False  # --trace: the seeder's send rate and the leechers' receive rates every 0.5 s
+TRACE = False  # --trace: the seeder's send rate, the leechers' receive and send rates every 0.5 s
 IPT = "iptables-legacy" if shutil.which("iptables-legacy") else "iptables"
 
 SCENARIOS = {  # name: (leechers, one-way delay ms, loss % per direction)
@@ -68,8 +71,8 @@ def addr(i):
 class Net:
     """The emulated hosts; `down()` removes everything `up()` made."""
 
-    def __init__(self, nfdelay):
-        self.nfdelay = nfdelay
+    def __init__(self, delayq):
+        self.delayq = delayq
         self.daemons = []
         self.hosts = 0
 
@@ -106,7 +109,7 @@ class Net:
                 sh("ip", "netns", "exec", n, IPT, "-t", "raw", "-A", "PREROUTING", "-i", "eth0",
                    "-j", "NFQUEUE", "--queue-num", str(i))
                 self.daemons.append(subprocess.Popen(
-                    ["ip", "netns", "exec", n, self.nfdelay, str(i), str(delay_ms * 1000)],
+                    ["ip", "netns", "exec", n, self.delayq, str(i), str(delay_ms * 1000)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
         time.sleep(0.3)
 
@@ -187,7 +190,9 @@ def aria2(folder, port):
             "--file-allocation=none", "--seed-ratio=0.0", "--seed-time=1000"]
 
 
-def seeder_cmd(client, bt, torrent, folder):
+def seeder_cmd(client, bt, torrent, folder, data):
+    if client == "tcp":
+        return [PY, os.path.join(HERE, "tcp_floor.py"), "seed", data, str(PORT)]
     if client == "bt":
         return [bt, "peer", "--profile", "seed", "--folder", folder, "--port", str(PORT)]
     if client == "lt":
@@ -195,7 +200,10 @@ def seeder_cmd(client, bt, torrent, folder):
     return aria2(folder, PORT) + ["--check-integrity=false", "--bt-seed-unverified=true", torrent]
 
 
-def leecher_cmd(client, bt, torrent, folder, done_file):
+def leecher_cmd(client, bt, torrent, folder, done_file, data):
+    if client == "tcp":
+        return [PY, os.path.join(HERE, "tcp_floor.py"), "get", addr(1), str(PORT),
+                os.path.join(folder, os.path.basename(data))]
     if client == "bt":
         return [bt, "client", "--profile", "get", "--folder", folder, "--port", str(PORT),
                 "--json", torrent]
@@ -211,7 +219,7 @@ def leecher_cmd(client, bt, torrent, folder, done_file):
 def finished(client, host, done_file):
     if client == "bt":
         return '"event":"complete"' in host.log()
-    if client == "lt":
+    if client in ("lt", "tcp"):
         return "\ndone\n" in "\n" + host.log()
     return os.path.exists(done_file)
 
@@ -252,18 +260,23 @@ def run_once(net, client, bt, work, torrent, data, leechers, timeout, label):
         os.makedirs(seed)
         os.link(data, os.path.join(seed, os.path.basename(data)))
         shutil.copy(torrent, seed)
-        procs.append(Host(1, seeder_cmd(client, bt, torrent, seed), seed,
-                          os.path.join(run, "seed.log")))
-        wait_for(lambda: tracker_lists_a_seed(work), 60, "the tracker to list the seeder")
+        seeder = Host(1, seeder_cmd(client, bt, torrent, seed, data), seed,
+                      os.path.join(run, "seed.log"))
+        procs.append(seeder)
+        if client == "tcp":
+            wait_for(lambda: "listening" in seeder.log(), 60, "the TCP seeder to listen")
+        else:
+            wait_for(lambda: tracker_lists_a_seed(work), 60, "the tracker to list the seeder")
         getters = []
         start = net.sent_by(1)
         got0 = [net.received_by(2 + k) for k in range(leechers)]
+        sent0 = [net.sent_by(2 + k) for k in range(leechers)]
         t0 = time.monotonic()
         for k in range(leechers):
             folder = os.path.join(run, f"get{k}")
             os.makedirs(folder)
             done = os.path.join(run, f"get{k}.done")
-            h = Host(2 + k, leecher_cmd(client, bt, torrent, folder, done), folder,
+            h = Host(2 + k, leecher_cmd(client, bt, torrent, folder, done, data), folder,
                      os.path.join(run, f"get{k}.log"))
             procs.append(h)
             getters.append((h, done, folder))
@@ -273,7 +286,8 @@ def run_once(net, client, bt, work, torrent, data, leechers, timeout, label):
             if TRACE and time.monotonic() - last_trace >= 0.1:
                 last_trace = time.monotonic()
                 trace.append((last_trace - t0, net.sent_by(1) - start,
-                              [net.received_by(2 + k) - got0[k] for k in range(leechers)]))
+                              [net.received_by(2 + k) - got0[k] for k in range(leechers)],
+                              [net.sent_by(2 + k) - sent0[k] for k in range(leechers)]))
             if time.monotonic() - t0 > timeout:
                 raise RuntimeError(f"{client}: {len(left)} leechers not done after {timeout} s; "
                                    f"see {run}")
@@ -284,14 +298,15 @@ def run_once(net, client, bt, work, torrent, data, leechers, timeout, label):
         seconds = time.monotonic() - t0
         sent = net.sent_by(1) - start
         if TRACE:
-            prev = (0.0, 0, [0] * leechers)
-            for t, b, got in trace:
+            prev = (0.0, 0, [0] * leechers, [0] * leechers)
+            for t, b, got, sends in trace:
                 if t - prev[0] >= 0.5:
                     dt = t - prev[0]
                     down = " ".join(f"{(g - p) / dt / 1e6:5.2f}" for g, p in zip(got, prev[2]))
+                    up = " ".join(f"{(g - p) / dt / 1e6:5.2f}" for g, p in zip(sends, prev[3]))
                     print(f"  {t:5.2f} s: seeder {(b - prev[1]) / dt / 1e6:6.2f} MB/s; "
-                          f"leechers receive {down}", flush=True)
-                    prev = (t, b, got)
+                          f"leechers receive {down}; send {up}", flush=True)
+                    prev = (t, b, got, sends)
         for h, _, folder in getters:
             got = os.path.join(folder, os.path.basename(data))
             if subprocess.run(["cmp", "-s", data, got]).returncode:
@@ -302,40 +317,38 @@ def run_once(net, client, bt, work, torrent, data, leechers, timeout, label):
             p.stop()
 
 
-def build_nfdelay(src, into):
-    exe = os.path.join(into, "nfdelay")
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", exe, src, "-lnetfilter_queue", "-lnfnetlink"],
+def build_delayq():
+    """The delay daemon (bench/netem/delayq), built with cargo in its own target folder."""
+    manifest = os.path.join(HERE, "delayq", "Cargo.toml")
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path", manifest],
                    check=True)
-    return exe
+    return os.path.join(HERE, "delayq", "target", "release", "delayq")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bt", default=os.path.join(ROOT, "target/release/bt"))
-    ap.add_argument("--clients", default="bt,lt,aria2")
+    ap.add_argument("--clients", default="tcp,bt,lt,aria2",
+                    help="tcp is no client: one TCP connection carrying the file (1 -> 1 only), "
+                    "the floor under every client on the link")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--size-mib", type=int, default=64)
     ap.add_argument("--piece-length", default="256k")
     ap.add_argument("--rate-mbit", type=int, default=100)
     ap.add_argument("--timeout", type=float, default=120, help="seconds per run")
-    ap.add_argument("--nfdelay-src", default=os.environ.get(
-        "BT_NFDELAY_SRC", os.path.join(ROOT, "../shared/netem/nfdelay.c")),
-        help="the NFQUEUE delay daemon's C source (compiled into a temporary folder)")
     ap.add_argument("--work", default="/tmp/bt-netem")
-    ap.add_argument("--trace", action="store_true", help="print the seeder's send rate and each leecher's receive rate every 0.5 s")
+    ap.add_argument("--trace", action="store_true", help="print the seeder's send rate and each leecher's receive and send rates every 0.5 s")
     args = ap.parse_args()
     global TRACE
     TRACE = args.trace
     if os.geteuid() != 0:
         sys.exit("netem.py needs root (network namespaces)")
     bt = os.path.abspath(args.bt)
-    tmp = tempfile.mkdtemp(prefix="bt-netem-")
-    net = Net(build_nfdelay(args.nfdelay_src, tmp))
+    net = Net(build_delayq())
 
     def cleanup(*_):
         net.down()
-        shutil.rmtree(tmp, ignore_errors=True)
 
     atexit.register(cleanup)
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -362,6 +375,8 @@ def main():
         net.up(2 + leechers, delay, loss, args.rate_mbit)
         try:
             for client in args.clients.split(","):
+                if client == "tcp" and leechers > 1:
+                    continue  # the floor is for one connection; a crowd's is the bound itself
                 ratios, copies = [], []
                 for rep in range(args.reps):
                     secs, sent = run_once(net, client, bt, args.work, torrent, data, leechers,
