@@ -35,8 +35,13 @@ const INBOUND_BURST: f64 = 500.0;
 /// Addresses with a budget of their own; past this, the oldest budgets are forgotten.
 const MAX_SENDERS: usize = 1024;
 /// A torrent is announced again, out of turn, when a peer new to us announces it (so that a
-/// newcomer learns of us at once rather than at our next round), at most this often.
+/// newcomer learns of us at once rather than at our next round): once per sender address in
+/// this time, so that one noisy or hostile machine cannot use up the replies meant for others.
 const REPLY_EVERY: Duration = Duration::from_secs(60);
+/// Out-of-turn announces of one torrent are at least this far apart (whoever asks).
+const REPLY_GAP: Duration = Duration::from_secs(2);
+/// Sender addresses remembered per torrent for [`REPLY_EVERY`] (bounded: senders are cheap).
+const MAX_REPLIED: usize = 256;
 
 /// A token bucket for inbound datagrams: pure (the caller passes the time), so a flood can be
 /// tested without a network.
@@ -197,11 +202,58 @@ pub fn start(session: Arc<Session>, iface: IpAddr) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Torrents to announce out of turn (a newcomer announced them), with when each last was.
-type Replies = Arc<std::sync::Mutex<HashMap<InfoHash, (bool, Option<Instant>)>>>;
+/// When to announce one torrent out of turn: a newcomer announced it. Pure (the caller passes
+/// the time).
+#[derive(Debug, Default)]
+struct ReplyPacer {
+    /// A reply is owed.
+    due: bool,
+    /// When the last reply went.
+    last: Option<Instant>,
+    /// Senders a reply was owed to, and when: each is owed one per [`REPLY_EVERY`].
+    owed_to: HashMap<IpAddr, Instant>,
+}
+
+impl ReplyPacer {
+    /// A sender new to this torrent announced it at `now`.
+    fn newcomer(&mut self, ip: IpAddr, now: Instant) {
+        if self
+            .owed_to
+            .get(&ip)
+            .is_some_and(|at| now.saturating_duration_since(*at) < REPLY_EVERY)
+        {
+            return;
+        }
+        if self.owed_to.len() >= MAX_REPLIED {
+            self.owed_to
+                .retain(|_, at| now.saturating_duration_since(*at) < REPLY_EVERY);
+            if self.owed_to.len() >= MAX_REPLIED {
+                return; // that many distinct senders in a minute: they get the next round
+            }
+        }
+        self.owed_to.insert(ip, now);
+        self.due = true;
+    }
+
+    /// Whether to send a reply at `now` (then it counts as sent).
+    fn take(&mut self, now: Instant) -> bool {
+        let spaced = self
+            .last
+            .is_none_or(|a| now.saturating_duration_since(a) >= REPLY_GAP);
+        if self.due && spaced {
+            self.due = false;
+            self.last = Some(now);
+            return true;
+        }
+        false
+    }
+}
+
+/// Torrents to announce out of turn (newcomers announced them).
+type Replies = Arc<std::sync::Mutex<HashMap<InfoHash, ReplyPacer>>>;
 
 /// Announce every torrent when first seen and every [`ANNOUNCE_EVERY`] after, and those a
-/// newcomer announced at once (at most every [`REPLY_EVERY`]).
+/// newcomer announced out of turn (see [`ReplyPacer`]).
 async fn announce_loop(
     session: Arc<Session>,
     sock: Arc<UdpSocket>,
@@ -222,18 +274,7 @@ async fn announce_loop(
         for h in hashes {
             let reply = {
                 let mut r = replies.lock().unwrap_or_else(|e| e.into_inner());
-                match r.get_mut(&h) {
-                    // A reply waits out REPLY_EVERY since the last one, then goes: a newcomer
-                    // heard during the wait learns of us then, not at our next round.
-                    Some((due @ true, at))
-                        if at.is_none_or(|a| now.saturating_duration_since(a) >= REPLY_EVERY) =>
-                    {
-                        *due = false;
-                        *at = Some(now);
-                        true
-                    }
-                    _ => false,
-                }
+                r.get_mut(&h).is_some_and(|p| p.take(now))
             };
             if !reply && last.get(&h).is_some_and(|at| now - *at < ANNOUNCE_EVERY) {
                 continue;
@@ -249,11 +290,11 @@ async fn announce_loop(
     }
 }
 
-/// Ask for an out-of-turn announce of `h`: sent at once, or when [`REPLY_EVERY`] has passed
-/// since the last one.
-fn want_reply(replies: &Replies, h: InfoHash) {
+/// `ip` announced `h` and is new to us: an out-of-turn announce of `h` is owed to it (see
+/// [`ReplyPacer`]).
+fn want_reply(replies: &Replies, h: InfoHash, ip: IpAddr, now: Instant) {
     let mut r = replies.lock().unwrap_or_else(|e| e.into_inner());
-    r.entry(h).or_insert((false, None)).0 = true;
+    r.entry(h).or_default().newcomer(ip, now);
 }
 
 /// Take the announces of others and feed the dialers of the torrents they name.
@@ -294,7 +335,7 @@ async fn listen_loop(
                 if let Some(f) = session.fetch_of(&h) {
                     log::info!("lsd: peer {addr} for the magnet link {h} (source lsd)");
                     f.add_peers(&[addr], Source::Lsd);
-                    want_reply(&replies, h);
+                    want_reply(&replies, h, addr.ip(), now);
                 }
                 continue;
             };
@@ -315,7 +356,7 @@ async fn listen_loop(
                 log::info!("lsd: peer {addr} for {} (source lsd)", t.meta.info.name);
                 dial_due(&t);
                 t.wake_up();
-                want_reply(&replies, h);
+                want_reply(&replies, h, addr.ip(), now);
             }
         }
     }
@@ -333,6 +374,51 @@ mod tests {
 
     fn hash(n: u8) -> InfoHash {
         InfoHash([n; 20])
+    }
+
+    #[test]
+    fn a_flooding_sender_does_not_use_up_the_replies_owed_to_others() {
+        let t0 = Instant::now();
+        let flood: IpAddr = "10.0.0.4".parse().unwrap();
+        let newcomer: IpAddr = "10.0.0.3".parse().unwrap();
+        let mut p = ReplyPacer::default();
+        assert!(!p.take(t0), "nothing owed yet");
+        // the flood, from many ports of one machine: one reply for it
+        for _ in 0..1000 {
+            p.newcomer(flood, t0);
+        }
+        assert!(p.take(t0));
+        assert!(!p.take(t0 + Duration::from_secs(1)));
+        for _ in 0..1000 {
+            p.newcomer(flood, t0 + Duration::from_secs(1));
+        }
+        assert!(
+            !p.take(t0 + Duration::from_secs(3)),
+            "the flood is owed no more"
+        );
+        // a machine new to us a second after the flood's reply gets its own, once the gap is out
+        p.newcomer(newcomer, t0 + Duration::from_secs(1));
+        assert!(!p.take(t0 + Duration::from_millis(1500)));
+        assert!(p.take(t0 + REPLY_GAP));
+        // and the flood again only after REPLY_EVERY
+        p.newcomer(flood, t0 + REPLY_EVERY);
+        assert!(p.take(t0 + REPLY_EVERY));
+    }
+
+    #[test]
+    fn replies_are_owed_to_a_bounded_number_of_senders() {
+        let t0 = Instant::now();
+        let mut p = ReplyPacer::default();
+        for i in 0..10_000u32 {
+            p.newcomer(IpAddr::from(i.to_be_bytes()), t0);
+        }
+        assert_eq!(p.owed_to.len(), MAX_REPLIED);
+        assert!(p.take(t0));
+        // a minute later the old ones are forgotten and a new sender is owed a reply again
+        let later = t0 + REPLY_EVERY;
+        p.newcomer("10.9.9.9".parse().unwrap(), later);
+        assert!(p.owed_to.len() <= MAX_REPLIED);
+        assert!(p.take(later));
     }
 
     #[test]
