@@ -35,13 +35,12 @@ const INBOUND_BURST: f64 = 500.0;
 /// Addresses with a budget of their own; past this, the oldest budgets are forgotten.
 const MAX_SENDERS: usize = 1024;
 /// A torrent is announced again, out of turn, when a peer new to us announces it (so that a
-/// newcomer learns of us at once rather than at our next round): once per sender address in
-/// this time, so that one noisy or hostile machine cannot use up the replies meant for others.
-const REPLY_EVERY: Duration = Duration::from_secs(60);
-/// Out-of-turn announces of one torrent are at least this far apart (whoever asks).
+/// newcomer learns of us at once rather than at our next round), at most this often. A reply
+/// is multicast, so one answers every newcomer heard before it; the gap only bounds how often
+/// a stream of new addresses (a flood, bounded first by the inbound budgets) makes us send.
+/// (It was a minute: a flooder's announce for our torrent then used up the reply, and a
+/// newcomer heard a moment later learned nothing of us for up to a minute.)
 const REPLY_GAP: Duration = Duration::from_secs(2);
-/// Sender addresses remembered per torrent for [`REPLY_EVERY`] (bounded: senders are cheap).
-const MAX_REPLIED: usize = 256;
 
 /// A token bucket for inbound datagrams: pure (the caller passes the time), so a flood can be
 /// tested without a network.
@@ -210,28 +209,11 @@ struct ReplyPacer {
     due: bool,
     /// When the last reply went.
     last: Option<Instant>,
-    /// Senders a reply was owed to, and when: each is owed one per [`REPLY_EVERY`].
-    owed_to: HashMap<IpAddr, Instant>,
 }
 
 impl ReplyPacer {
-    /// A sender new to this torrent announced it at `now`.
-    fn newcomer(&mut self, ip: IpAddr, now: Instant) {
-        if self
-            .owed_to
-            .get(&ip)
-            .is_some_and(|at| now.saturating_duration_since(*at) < REPLY_EVERY)
-        {
-            return;
-        }
-        if self.owed_to.len() >= MAX_REPLIED {
-            self.owed_to
-                .retain(|_, at| now.saturating_duration_since(*at) < REPLY_EVERY);
-            if self.owed_to.len() >= MAX_REPLIED {
-                return; // that many distinct senders in a minute: they get the next round
-            }
-        }
-        self.owed_to.insert(ip, now);
+    /// A peer new to this torrent announced it.
+    fn newcomer(&mut self) {
         self.due = true;
     }
 
@@ -290,11 +272,11 @@ async fn announce_loop(
     }
 }
 
-/// `ip` announced `h` and is new to us: an out-of-turn announce of `h` is owed to it (see
+/// A peer new to us announced `h`: an out-of-turn announce of `h` is owed (see
 /// [`ReplyPacer`]).
-fn want_reply(replies: &Replies, h: InfoHash, ip: IpAddr, now: Instant) {
+fn want_reply(replies: &Replies, h: InfoHash) {
     let mut r = replies.lock().unwrap_or_else(|e| e.into_inner());
-    r.entry(h).or_default().newcomer(ip, now);
+    r.entry(h).or_default().newcomer();
 }
 
 /// Take the announces of others and feed the dialers of the torrents they name.
@@ -335,7 +317,7 @@ async fn listen_loop(
                 if let Some(f) = session.fetch_of(&h) {
                     log::info!("lsd: peer {addr} for the magnet link {h} (source lsd)");
                     f.add_peers(&[addr], Source::Lsd);
-                    want_reply(&replies, h, addr.ip(), now);
+                    want_reply(&replies, h);
                 }
                 continue;
             };
@@ -356,7 +338,7 @@ async fn listen_loop(
                 log::info!("lsd: peer {addr} for {} (source lsd)", t.meta.info.name);
                 dial_due(&t);
                 t.wake_up();
-                want_reply(&replies, h, addr.ip(), now);
+                want_reply(&replies, h);
             }
         }
     }
@@ -377,48 +359,22 @@ mod tests {
     }
 
     #[test]
-    fn a_flooding_sender_does_not_use_up_the_replies_owed_to_others() {
+    fn a_flood_of_newcomers_does_not_silence_us_to_the_next_one() {
         let t0 = Instant::now();
-        let flood: IpAddr = "10.0.0.4".parse().unwrap();
-        let newcomer: IpAddr = "10.0.0.3".parse().unwrap();
         let mut p = ReplyPacer::default();
         assert!(!p.take(t0), "nothing owed yet");
-        // the flood, from many ports of one machine: one reply for it
+        // a flood of new addresses: one reply
         for _ in 0..1000 {
-            p.newcomer(flood, t0);
+            p.newcomer();
         }
         assert!(p.take(t0));
-        assert!(!p.take(t0 + Duration::from_secs(1)));
-        for _ in 0..1000 {
-            p.newcomer(flood, t0 + Duration::from_secs(1));
-        }
-        assert!(
-            !p.take(t0 + Duration::from_secs(3)),
-            "the flood is owed no more"
-        );
-        // a machine new to us a second after the flood's reply gets its own, once the gap is out
-        p.newcomer(newcomer, t0 + Duration::from_secs(1));
+        assert!(!p.take(t0 + Duration::from_secs(1)), "spaced");
+        // an honest newcomer a second later is answered once the gap is out, not a minute on
+        p.newcomer();
         assert!(!p.take(t0 + Duration::from_millis(1500)));
         assert!(p.take(t0 + REPLY_GAP));
-        // and the flood again only after REPLY_EVERY
-        p.newcomer(flood, t0 + REPLY_EVERY);
-        assert!(p.take(t0 + REPLY_EVERY));
-    }
-
-    #[test]
-    fn replies_are_owed_to_a_bounded_number_of_senders() {
-        let t0 = Instant::now();
-        let mut p = ReplyPacer::default();
-        for i in 0..10_000u32 {
-            p.newcomer(IpAddr::from(i.to_be_bytes()), t0);
-        }
-        assert_eq!(p.owed_to.len(), MAX_REPLIED);
-        assert!(p.take(t0));
-        // a minute later the old ones are forgotten and a new sender is owed a reply again
-        let later = t0 + REPLY_EVERY;
-        p.newcomer("10.9.9.9".parse().unwrap(), later);
-        assert!(p.owed_to.len() <= MAX_REPLIED);
-        assert!(p.take(later));
+        // and nothing more is sent while nobody new shows up
+        assert!(!p.take(t0 + 10 * REPLY_GAP));
     }
 
     #[test]
