@@ -243,6 +243,11 @@ def wait_for(cond, timeout, what):
     raise RuntimeError(f"timed out waiting for {what}")
 
 
+def rates(now, before, dt):
+    """Per-host MB/s between two lists of byte counters `dt` seconds apart, for --trace."""
+    return " ".join(f"{(a - b) / dt / 1e6:5.2f}" for a, b in zip(now, before))
+
+
 def run_once(net, client, bt, work, torrent, data, leechers, timeout, label):
     """One flash crowd. Returns (last leecher seconds, bytes the seeder sent meanwhile). Its
     logs stay in WORK/run-LABEL until the next run of the same label."""
@@ -302,8 +307,7 @@ def run_once(net, client, bt, work, torrent, data, leechers, timeout, label):
             for t, b, got, sends in trace:
                 if t - prev[0] >= 0.5:
                     dt = t - prev[0]
-                    down = " ".join(f"{(g - p) / dt / 1e6:5.2f}" for g, p in zip(got, prev[2]))
-                    up = " ".join(f"{(g - p) / dt / 1e6:5.2f}" for g, p in zip(sends, prev[3]))
+                    down, up = rates(got, prev[2], dt), rates(sends, prev[3], dt)
                     print(f"  {t:5.2f} s: seeder {(b - prev[1]) / dt / 1e6:6.2f} MB/s; "
                           f"leechers receive {down}; send {up}", flush=True)
                     prev = (t, b, got, sends)
