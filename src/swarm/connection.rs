@@ -119,7 +119,7 @@ async fn run(
     log::info!("{addr}: connected ({peer_id}, from {source})");
     let writer = crate::rt::spawn(write_loop(Arc::clone(&torrent), stream.clone(), rx, key));
     let result = read_loop(&torrent, stream.clone(), key, addr).await;
-    torrent.extensions.gone(key);
+    torrent.extensions.gone(&torrent, key);
     torrent.unregister(key);
     let _ = stream.shutdown(Shutdown::Both);
     let write_result = writer.await;

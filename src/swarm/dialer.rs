@@ -104,6 +104,25 @@ impl Dialer {
         true
     }
 
+    /// A peer that called us listens at `addr` (its extension handshake said so): it is not
+    /// called there while that connection lasts, which would only open a second connection
+    /// to the same peer. True if `addr` is now held busy for it; the caller then ends the
+    /// hold with [`Dialer::finished`].
+    pub fn called_us(&mut self, addr: SocketAddr, now: Instant) -> bool {
+        if let Some(k) = self.known.get_mut(&addr) {
+            if k.state != State::Idle {
+                return false; // being called now (the twin rule settles it), or banned
+            }
+            k.state = State::Busy;
+            return true;
+        }
+        if !self.add(addr, Source::Incoming, now) {
+            return false;
+        }
+        self.known.get_mut(&addr).expect("added").state = State::Busy;
+        true
+    }
+
     /// Addresses remembered (at most [`MAX_KNOWN`]).
     pub fn known(&self) -> usize {
         self.known.len()
@@ -228,6 +247,31 @@ impl Dialer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_that_called_us_is_not_called_back_while_connected() {
+        let t0 = Instant::now();
+        let known: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        let learned_later: SocketAddr = "127.0.0.1:1001".parse().unwrap();
+        let mut d = Dialer::default();
+        d.add(known, Source::Tracker, t0);
+        // Both called us; their extension handshakes named these listening addresses.
+        assert!(d.called_us(known, t0));
+        assert!(d.called_us(learned_later, t0));
+        assert_eq!(d.source(learned_later), Source::Incoming);
+        // Peer exchange names the second one now: nothing new, nothing to call.
+        assert!(!d.add(learned_later, Source::Pex, t0));
+        assert!(d.due(t0 + Duration::from_secs(60), 5).is_empty());
+        // The connection ends: the address may be called again, after the usual wait.
+        d.finished(known, true, t0);
+        assert!(d.due(t0, 5).is_empty());
+        assert_eq!(d.due(t0 + Duration::from_secs(11), 5), vec![known]);
+        // An address being called, or banned, is not taken over.
+        assert!(!d.called_us(known, t0), "a call is under way");
+        d.ban_addr(learned_later);
+        assert!(!d.called_us(learned_later, t0));
+        assert!(d.is_banned(learned_later));
+    }
 
     #[test]
     fn backoff_grows_and_bans_stick() {

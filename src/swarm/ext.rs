@@ -100,6 +100,9 @@ struct PeerExt {
     /// Its ids, from its extension handshake.
     metadata_id: Option<u8>,
     pex_id: Option<u8>,
+    /// It called us and `callable` is held busy in the dialer meanwhile (see
+    /// [`super::dialer::Dialer::called_us`]).
+    holds_dial: bool,
     /// Metadata requests answered so far.
     metadata_answers: u32,
     /// The addresses our peer exchange messages have told it of (and not dropped since).
@@ -174,6 +177,7 @@ impl Extensions {
                 outgoing,
                 metadata_id: None,
                 pex_id: None,
+                holds_dial: false,
                 metadata_answers: 0,
                 told: HashSet::new(),
                 next_pex: Instant::now(),
@@ -181,9 +185,15 @@ impl Extensions {
         );
     }
 
-    /// Connection `key` ended.
-    pub fn gone(&self, key: PeerKey) {
-        self.lock().remove(&key);
+    /// Connection `key` ended: the address it held in `torrent`'s dialer may be called again.
+    pub fn gone(&self, torrent: &Torrent, key: PeerKey) {
+        let Some(p) = self.lock().remove(&key) else {
+            return;
+        };
+        if let (true, Some(a)) = (p.holds_dial, p.callable) {
+            let mut d = torrent.dialer.lock().unwrap_or_else(|e| e.into_inner());
+            d.finished(a, true, Instant::now());
+        }
     }
 
     /// An extended message from `key` (sub-id `id`). Messages under ids we did not announce are
@@ -211,8 +221,15 @@ impl Extensions {
                         if let Some(p) = peers.get_mut(&key) {
                             p.metadata_id = h.id(UT_METADATA);
                             p.pex_id = h.id(UT_PEX);
-                            if !p.outgoing {
+                            if !p.outgoing && p.callable.is_none() {
                                 p.callable = h.p.map(|port| SocketAddr::new(remote.ip(), port));
+                                if let Some(a) = p.callable {
+                                    // Lock order: the extension map, then the dialer (`gone`
+                                    // takes them one after the other, never nested the other way).
+                                    let mut d =
+                                        torrent.dialer.lock().unwrap_or_else(|e| e.into_inner());
+                                    p.holds_dial = d.called_us(a, Instant::now());
+                                }
                             }
                         }
                     }
@@ -461,7 +478,7 @@ mod tests {
         ext.pex_round(&t, t0 + Duration::from_secs(30));
         assert!(pex_sent(&rxs[0]).is_empty());
         // Peer 1 (told of) leaves; after the minute the other 9 are added and it is dropped.
-        ext.gone(1);
+        ext.gone(&t, 1);
         ext.pex_round(&t, t0 + PEX_INTERVAL);
         let second = pex_sent(&rxs[0]);
         assert_eq!(second.len(), 1);
@@ -475,6 +492,31 @@ mod tests {
             .map(|p| p.addr)
             .collect();
         assert_eq!(told.len(), 59, "every other peer, once");
+    }
+
+    #[test]
+    fn a_peer_that_called_us_is_not_called_back_while_it_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = torrent(dir.path());
+        let ext = &t.extensions;
+        let listens: SocketAddr = "10.0.0.5:6881".parse().unwrap();
+        let remote: SocketAddr = "10.0.0.5:40000".parse().unwrap();
+        let (tx, _rx) = crate::rt::channel::unbounded();
+        ext.connected(&t, 1, remote, None, false, tx);
+        let theirs = ExtHandshake {
+            p: Some(listens.port()),
+            ..ExtHandshake::default()
+        };
+        ext.handle(&t, 1, remote, HANDSHAKE_ID, &theirs.encode());
+        let later = Instant::now() + Duration::from_secs(3600);
+        {
+            let mut d = t.dialer.lock().unwrap();
+            // Peer exchange (or the tracker) names it now: nothing to call.
+            assert!(!d.add(listens, Source::Pex, Instant::now()));
+            assert!(d.due(later, 10).is_empty());
+        }
+        ext.gone(&t, 1);
+        assert_eq!(t.dialer.lock().unwrap().due(later, 10), vec![listens]);
     }
 
     #[test]

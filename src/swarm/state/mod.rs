@@ -377,22 +377,8 @@ impl TorrentState {
         if self.peers.values().any(|p| p.addr == addr) {
             return Err(PeerError::Duplicate(addr));
         }
-        let twin = self
-            .peers
-            .iter()
-            .find(|(_, p)| {
-                !p.closing
-                    && p.outgoing != outgoing
-                    && p.peer_id == peer_id
-                    && p.addr.ip() == addr.ip()
-                    && p.last_heard > p.since
-                    && now.saturating_duration_since(p.since) < TWIN_WINDOW
-            })
-            .map(|(k, _)| *k);
-        if let Some(old) = twin {
-            // The connection that stays is the one we called if our id is the smaller.
-            let keep_outgoing = self.our_id.0 < peer_id.0;
-            if outgoing != keep_outgoing {
+        if let Some(old) = self.twin_of(addr, peer_id, outgoing, now) {
+            if outgoing != self.keep_outgoing(peer_id) {
                 return Err(PeerError::Duplicate(addr));
             }
             self.close(old, CloseReason::Duplicate);
@@ -432,6 +418,58 @@ impl TorrentState {
             self.set_choke(key, false, now);
         }
         Ok(key)
+    }
+
+    /// A young connection that has spoken since its handshake, from `addr`'s IP with
+    /// `peer_id`, the other way round from a connection `outgoing` (see
+    /// [`TorrentState::peer_connected`]).
+    fn twin_of(
+        &self,
+        addr: SocketAddr,
+        peer_id: PeerId,
+        outgoing: bool,
+        now: Instant,
+    ) -> Option<PeerKey> {
+        self.peers
+            .iter()
+            .find(|(_, p)| {
+                !p.closing
+                    && p.outgoing != outgoing
+                    && p.peer_id == peer_id
+                    && p.addr.ip() == addr.ip()
+                    && p.last_heard > p.since
+                    && now.saturating_duration_since(p.since) < TWIN_WINDOW
+            })
+            .map(|(k, _)| *k)
+    }
+
+    /// Of two connections with `peer_id`, the one that stays is the one we called if our id
+    /// is the smaller: both sides pick the same one.
+    fn keep_outgoing(&self, peer_id: PeerId) -> bool {
+        self.our_id.0 < peer_id.0
+    }
+
+    /// `k` spoke for the first time since its handshake. Two peers that call each other at
+    /// the same moment both finish their handshakes before either connection says anything,
+    /// so neither was a twin when it was let in: the pair is settled now, by the same rule.
+    /// True if `k` is the one closed.
+    fn settle_twins(&mut self, k: PeerKey, now: Instant) -> bool {
+        let p = &self.peers[&k];
+        let (addr, peer_id, outgoing) = (p.addr, p.peer_id, p.outgoing);
+        if now.saturating_duration_since(p.since) >= TWIN_WINDOW {
+            return false;
+        }
+        let Some(other) = self.twin_of(addr, peer_id, outgoing, now) else {
+            return false;
+        };
+        let loser = if outgoing == self.keep_outgoing(peer_id) {
+            other
+        } else {
+            k
+        };
+        self.close(loser, CloseReason::Duplicate);
+        self.peer_gone(loser, now);
+        loser == k
     }
 
     /// Make room for a new connection: close the least useful one (the oldest that exchanged
@@ -485,7 +523,14 @@ impl TorrentState {
         let Some(p) = self.peers.get_mut(&k) else {
             return;
         };
+        let first = p.last_heard == p.since;
         p.last_heard = now;
+        if first && self.settle_twins(k, now) {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(&k) else {
+            return;
+        };
         if !p.fast {
             if let Some(name) = fast_only(&msg) {
                 return self.close(k, Violation::FastNotNegotiated(name).into());

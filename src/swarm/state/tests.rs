@@ -616,6 +616,49 @@ fn two_peers_calling_each_other_keep_the_connection_the_smaller_id_called() {
 }
 
 #[test]
+fn two_peers_whose_calls_cross_keep_one_connection_once_both_speak() {
+    let t = Instant::now();
+    let ms = |n| t + Duration::from_millis(n);
+    for (ours, theirs_id, stays_outgoing) in [(1, 9, true), (20, 9, false)] {
+        let mut st = seeding(0, t).with_peer_id(id(ours));
+        // Both handshakes finish before either connection says anything: both are let in.
+        let from = SocketAddr::from(([127, 0, 0, 1], 40001));
+        let incoming = st
+            .peer_connected(from, id(theirs_id), false, false, t)
+            .unwrap();
+        let outgoing = st
+            .peer_connected(addr(9), id(theirs_id), false, true, ms(1))
+            .unwrap();
+        st.drain().for_each(drop);
+        st.on_message(incoming, Message::Interested, ms(20));
+        assert!(take(&mut st)
+            .iter()
+            .all(|a| !matches!(a, Action::Close(..))));
+        // The second one speaks: the pair is settled by the same rule as at the handshake.
+        st.on_message(outgoing, Message::Interested, ms(21));
+        let (stays, goes) = if stays_outgoing {
+            (outgoing, incoming)
+        } else {
+            (incoming, outgoing)
+        };
+        assert_eq!(closed(&take(&mut st), goes), Some(CloseReason::Duplicate));
+        assert!(st.peer(goes).is_none(), "forgotten at once");
+        assert!(st.peer(stays).is_some());
+    }
+    // Past the window two connections with one id are left alone.
+    let mut st = seeding(0, t).with_peer_id(id(1));
+    let from = SocketAddr::from(([127, 0, 0, 1], 40001));
+    let incoming = st.peer_connected(from, id(9), false, false, t).unwrap();
+    let outgoing = st.peer_connected(addr(9), id(9), false, true, t).unwrap();
+    let late = t + TWIN_WINDOW + Duration::from_secs(1);
+    st.on_message(incoming, Message::Interested, late);
+    st.on_message(outgoing, Message::Interested, late);
+    assert!(take(&mut st)
+        .iter()
+        .all(|a| !matches!(a, Action::Close(..))));
+}
+
+#[test]
 fn a_peer_id_alone_closes_nothing() {
     let t = Instant::now();
     let later = t + Duration::from_millis(30);
