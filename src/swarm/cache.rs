@@ -230,6 +230,11 @@ impl PieceCache {
     pub fn is_empty(&self) -> bool {
         self.lock().entries.is_empty()
     }
+
+    /// Whether pieces are cached or spare buffers kept: what [`PieceCache::clear`] frees.
+    pub fn holds_memory(&self) -> bool {
+        !self.is_empty() || !self.budget.spare().is_empty()
+    }
 }
 
 #[cfg(test)]

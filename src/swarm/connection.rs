@@ -123,6 +123,7 @@ async fn run(
     torrent.unregister(key);
     let _ = stream.shutdown(Shutdown::Both);
     let write_result = writer.await;
+    torrent.writer_done();
     match result.err().or(write_result.err()) {
         Some(why) => log::info!("{addr}: disconnected: {why}"),
         None => log::info!("{addr}: disconnected"),

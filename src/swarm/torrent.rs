@@ -370,7 +370,7 @@ impl Torrent {
         Ok(key)
     }
 
-    /// A connection ended. When it was the last, the upload cache is let go.
+    /// A connection ended (its writer may still be finishing: see [`Torrent::writer_done`]).
     pub fn unregister(self: &Arc<Self>, key: PeerKey) {
         let mut inner = self.lock();
         if inner.links.remove(&key).is_some() {
@@ -378,7 +378,15 @@ impl Torrent {
         }
         inner.state.peer_gone(key, Instant::now());
         self.carry_out(&mut inner, None);
-        if inner.links.is_empty() && !self.cache.is_empty() {
+    }
+
+    /// An unregistered connection's writer has finished. It held blocks of cached pieces until
+    /// now (those its socket had not taken), and a piece buffer it let go went to the spare
+    /// buffers: so only now, when no connection is left, are the upload cache and the spare
+    /// buffers let go.
+    pub fn writer_done(&self) {
+        let inner = self.lock();
+        if inner.links.is_empty() && self.cache.holds_memory() {
             self.cache.clear();
             crate::sys::release_free_memory();
         }
