@@ -148,17 +148,7 @@ fn blocking_twin(listener: &TcpListener) -> io::Result<std::net::TcpListener> {
     twin.set_nonblocking(false)?;
     // Hand over connections once their first bytes are in (or after about a second without),
     // so that `at_once` finds the request there already.
-    let secs: libc::c_int = 1;
-    // SAFETY: a plain setsockopt on a descriptor we own, with a pointer to a live c_int.
-    let _ = unsafe {
-        libc::setsockopt(
-            twin.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&secs as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
+    crate::sys::set_tcp_option(&twin, libc::TCP_DEFER_ACCEPT, 1);
     Ok(twin)
 }
 
